@@ -1,0 +1,20 @@
+# psnic_add_gtest(NAME LABEL <unit|privileged|e2e> SOURCES ... [FIXTURES ...])
+# One GoogleTest executable; each test case becomes a CTest test carrying LABEL, so
+# `ctest -L privileged` selects a tier. FIXTURES are CTest fixtures the tests require.
+function(psnic_add_gtest name)
+  cmake_parse_arguments(ARG "" "LABEL" "SOURCES;FIXTURES" ${ARGN})
+  if(NOT ARG_LABEL OR NOT ARG_SOURCES)
+    message(FATAL_ERROR "psnic_add_gtest(${name}): LABEL and SOURCES are required")
+  endif()
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE psnic_test_support GTest::gtest GTest::gtest_main)
+  set(properties LABELS ${ARG_LABEL})
+  if(NOT ARG_LABEL STREQUAL "unit")
+    # Kernel-touching tiers start on a host cleared of earlier crashed runs' leftovers.
+    list(APPEND properties FIXTURES_REQUIRED "${ARG_FIXTURES}")
+  endif()
+  gtest_discover_tests(${name}
+    TEST_PREFIX "${ARG_LABEL}."
+    PROPERTIES ${properties}
+    DISCOVERY_TIMEOUT 30)
+endfunction()

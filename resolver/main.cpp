@@ -1,0 +1,126 @@
+// psnic: names the host-side interface (veth/netkit peer) of each interface in a process's
+// network namespace.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "resolver/error.h"
+#include "resolver/report.h"
+#include "resolver/resolver.h"
+
+namespace {
+
+// grep-like exit statuses.
+constexpr int kFound = 0;
+constexpr int kNotFound = 1;
+constexpr int kTrouble = 2;
+
+struct Options {
+  std::vector<std::string> pids;
+  bool all = false;
+  bool json = false;
+};
+
+void complain(const std::string& message) { std::fprintf(stderr, "psnic: %s\n", message.c_str()); }
+
+void print(const std::string& text) { std::fwrite(text.data(), 1, text.size(), stdout); }
+
+bool parse_pid(const std::string& text, pid_t& pid) {
+  if (text.empty() || text.size() > 10 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return false;
+  long long value = std::stoll(text);
+  if (value <= 0 || value > 0x3fffffff) return false;
+  pid = static_cast<pid_t>(value);
+  return true;
+}
+
+int run_pids(psnic::Resolver& resolver, const Options& options) {
+  int status = kFound;
+  std::vector<psnic::NetnsReport> reports;
+  psnic::ResolveOptions resolve;
+  resolve.identity = options.json;
+  const bool several = options.pids.size() > 1;
+  for (const std::string& arg : options.pids) {
+    pid_t pid = 0;
+    if (!parse_pid(arg, pid)) {
+      complain(arg + ": not a process id");
+      status = kTrouble;
+      continue;
+    }
+    try {
+      psnic::NetnsReport report = resolver.resolve_pid(pid, resolve);
+      if (!report.has_host_peer()) {
+        complain(arg + ": " + psnic::no_peer_reason(report));
+        status = std::max(status, kNotFound);
+      }
+      if (options.json) reports.push_back(std::move(report));
+      else print(psnic::format_host_names(report, several));
+    } catch (const psnic::Error& e) {
+      complain(e.what());
+      status = kTrouble;
+    }
+  }
+  if (options.json) print(psnic::format_json(reports));
+  return status;
+}
+
+int run_all(psnic::Resolver& resolver, const Options& options) {
+  psnic::ResolveOptions resolve;
+  resolve.identity = true;
+  psnic::BatchReport batch = resolver.resolve_all(resolve);
+  if (batch.skipped_denied > 0)
+    complain("skipped " + std::to_string(batch.skipped_denied) +
+             (batch.skipped_denied == 1 ? " process" : " processes") +
+             ": permission denied to its network namespace");
+  print(options.json ? psnic::format_json(batch.namespaces)
+                     : psnic::format_table(batch.namespaces));
+  return batch.namespaces.empty() ? kNotFound : kFound;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  CLI::App app{
+      "Names the host-side interface (veth/netkit peer) of each interface in a process's "
+      "network namespace.\nExit status: 0 every PID has a host peer, 1 some PID has none, "
+      "2 bad argument or system error.",
+      "psnic"};
+  app.set_version_flag("--version", PSNIC_VERSION);
+  app.add_option("PID", options.pids, "processes whose network namespace to resolve");
+  app.add_flag("--all", options.all,
+               "every network namespace but the caller's, once, with its lowest PID");
+  app.add_flag("--json", options.json, "print one JSON array of objects, one per interface");
+
+  try {
+    app.parse(argc, argv);
+    if (options.all == !options.pids.empty())
+      throw CLI::ValidationError("give one or more PIDs, or --all");
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    if (!what.empty()) what[0] = static_cast<char>(std::tolower(what[0]));
+    complain(what + " (see --help)");
+    return kTrouble;
+  }
+
+  try {
+    psnic::Resolver resolver;
+    int status = options.all ? run_all(resolver, options) : run_pids(resolver, options);
+    return std::fflush(stdout) == 0 ? status : kTrouble;
+  } catch (const psnic::Error& e) {
+    complain(e.what());
+    return kTrouble;
+  } catch (const std::exception& e) {
+    complain(e.what());
+    return kTrouble;
+  }
+}

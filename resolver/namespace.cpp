@@ -1,0 +1,107 @@
+#include "resolver/namespace.h"
+
+#include <fcntl.h>
+#include <sched.h>
+// glibc 2.36 declares these without C linkage guards.
+extern "C" {
+#include <sys/pidfd.h>
+}
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+
+#include "resolver/error.h"
+
+namespace psnic {
+
+Fd& Fd::operator=(Fd&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = other.release();
+  }
+  return *this;
+}
+
+Fd::~Fd() {
+  if (fd_ >= 0) close(fd_);
+}
+
+int Fd::release() {
+  int fd = fd_;
+  fd_ = -1;
+  return fd;
+}
+
+namespace {
+
+Error pid_error(pid_t pid, int errnum) {
+  if (errnum == ESRCH || errnum == ENOENT) return Error(std::to_string(pid), ESRCH, "no such process");
+  if (errnum == EINVAL)
+    return Error(std::to_string(pid), EINVAL, "not a process id (a thread id or out of range)");
+  return system_error(std::to_string(pid), errnum);
+}
+
+bool alive(int pidfd) { return pidfd_send_signal(pidfd, 0, nullptr, 0) == 0 || errno == EPERM; }
+
+}  // namespace
+
+ProcessNetns open_process_netns(pid_t pid) {
+  ProcessNetns held;
+  held.pid = pid;
+  held.pidfd = Fd(pidfd_open(pid, 0));
+  if (!held.pidfd.valid()) throw pid_error(pid, errno);
+
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/ns/net", static_cast<int>(pid));
+  held.netns = Fd(open(path, O_RDONLY | O_CLOEXEC));
+  if (!held.netns.valid()) {
+    int err = errno;
+    // A vanished /proc entry after a successful pidfd_open means the process just exited.
+    if (err == ENOENT && !alive(held.pidfd.get()))
+      throw Error(std::to_string(pid), ESRCH, "exited during lookup");
+    throw pid_error(pid, err);
+  }
+  // The pidfd pins the process we first saw; if it is still alive after the open, the /proc
+  // entry we opened was its own and not that of a process that reused the PID.
+  ensure_alive(held);
+  held.inode = netns_inode(held.netns.get());
+  return held;
+}
+
+void ensure_alive(const ProcessNetns& held) {
+  if (!alive(held.pidfd.get())) throw Error(std::to_string(held.pid), ESRCH, "exited during lookup");
+}
+
+uint64_t netns_inode(int netns_fd) {
+  struct stat st {};
+  if (fstat(netns_fd, &st) < 0) throw system_error("network namespace", errno);
+  return st.st_ino;
+}
+
+uint64_t current_netns_inode() {
+  struct stat st {};
+  if (stat("/proc/thread-self/ns/net", &st) < 0)
+    throw system_error("/proc/thread-self/ns/net", errno);
+  return st.st_ino;
+}
+
+EnteredNetns::EnteredNetns(int netns_fd)
+    : home_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
+  if (!home_.valid()) throw system_error("/proc/thread-self/ns/net", errno);
+  if (setns(netns_fd, CLONE_NEWNET) < 0) throw system_error("setns into network namespace", errno);
+}
+
+EnteredNetns::~EnteredNetns() {
+  if (setns(home_.get(), CLONE_NEWNET) < 0) {
+    // A thread left in a foreign namespace would answer every later query wrongly; stopping is
+    // the only safe course.
+    std::fprintf(stderr, "psnic: cannot return to own network namespace: errno %d\n", errno);
+    std::abort();
+  }
+}
+
+}  // namespace psnic

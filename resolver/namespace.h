@@ -1,0 +1,65 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace psnic {
+
+// Owns one file descriptor.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd();
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int release();
+
+ private:
+  int fd_ = -1;
+};
+
+// A process's network namespace, held from the first look: the namespace fd keeps the
+// namespace, the pidfd tells whether the process that had it is still the one behind the PID.
+struct ProcessNetns {
+  pid_t pid = 0;
+  Fd pidfd;
+  Fd netns;
+  uint64_t inode = 0;  // the namespace's identity (st_ino of its nsfs file)
+};
+
+// Opens PID's network namespace. Throws Error naming the PID: "no such process", "permission
+// denied", or "exited during lookup" when the PID changed owner between the two opens.
+ProcessNetns open_process_netns(pid_t pid);
+
+// Throws Error("<pid>: exited during lookup") unless the process behind `held` is still alive,
+// so an answer is never given for a PID that was reused meanwhile.
+void ensure_alive(const ProcessNetns& held);
+
+// The inode of the network namespace the calling thread is in.
+uint64_t current_netns_inode();
+
+// The nsfs inode behind a namespace fd or path.
+uint64_t netns_inode(int netns_fd);
+
+// Moves the calling thread into a network namespace for the guard's lifetime and back into the
+// thread's own namespace (/proc/thread-self/ns/net) on destruction. Other threads are untouched.
+class EnteredNetns {
+ public:
+  explicit EnteredNetns(int netns_fd);
+  EnteredNetns(const EnteredNetns&) = delete;
+  EnteredNetns& operator=(const EnteredNetns&) = delete;
+  ~EnteredNetns();
+
+ private:
+  Fd home_;
+};
+
+}  // namespace psnic

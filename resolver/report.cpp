@@ -1,0 +1,127 @@
+#include "resolver/report.h"
+
+#include <cstdio>
+
+namespace psnic {
+namespace {
+
+const std::string& or_dash(const std::string& s) {
+  static const std::string dash = "-";
+  return s.empty() ? dash : s;
+}
+
+std::string json_or_null(const std::string& s) { return s.empty() ? "null" : json_string(s); }
+
+}  // namespace
+
+std::string json_string(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out += '"';
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+          out += escaped;
+        } else {
+          out += ch;
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string format_host_names(const NetnsReport& report, bool with_pid) {
+  std::string out;
+  for (const InterfacePair& pair : report.interfaces) {
+    if (pair.placement != Placement::host_peer) continue;
+    if (with_pid) out += std::to_string(report.pid) + '\t';
+    out += pair.host_name + '\n';
+  }
+  return out;
+}
+
+std::string format_table(const std::vector<NetnsReport>& reports) {
+  std::string out;
+  for (const NetnsReport& report : reports) {
+    std::string pid = report.pid > 0 ? std::to_string(report.pid) : "-";
+    const std::string& id = or_dash(report.identity.id);
+    if (report.interfaces.empty()) out += pid + "\t-\t-\t" + id + '\n';
+    for (const InterfacePair& pair : report.interfaces)
+      out += pid + '\t' + or_dash(pair.host_name) + '\t' + pair.name + '\t' + id + '\n';
+  }
+  return out;
+}
+
+std::string format_json(const std::vector<NetnsReport>& reports) {
+  std::string out = "[";
+  bool first = true;
+  for (const NetnsReport& report : reports) {
+    for (const InterfacePair& pair : report.interfaces) {
+      const bool host = pair.placement == Placement::host_peer;
+      out += first ? "\n" : ",\n";
+      first = false;
+      out += "{\"pid\":" + (report.pid > 0 ? std::to_string(report.pid) : "null");
+      out += ",\"netns\":" + std::to_string(report.netns_inode);
+      out += ",\"netns_name\":" + json_or_null(report.netns_name);
+      out += ",\"interface\":" + json_string(pair.name);
+      out += ",\"ifindex\":" + std::to_string(pair.ifindex);
+      out += ",\"kind\":" + json_string(pair.kind);
+      out += ",\"peer\":" + json_string(placement_name(pair.placement));
+      out += ",\"host_interface\":" + (host ? json_string(pair.host_name) : "null");
+      out += ",\"host_ifindex\":" + (host ? std::to_string(pair.host_ifindex) : "null");
+      out += ",\"parent\":" + json_or_null(pair.parent);
+      out += ",\"container_id\":" + json_string(report.identity.id);
+      out += '}';
+    }
+  }
+  out += first ? "]\n" : "\n]\n";
+  return out;
+}
+
+std::string no_peer_reason(const NetnsReport& report) {
+  if (report.host_network) return "host network, no interface of its own";
+  if (report.interfaces.empty()) return "no interfaces but loopback";
+  std::string reason;
+  for (const InterfacePair& pair : report.interfaces) {
+    reason += reason.empty() ? "no host peer: " : ", ";
+    std::string kind = pair.kind.empty() ? "device" : pair.kind;
+    reason += pair.name + " (" + kind;
+    switch (pair.placement) {
+      case Placement::peer_elsewhere:
+        reason += ", peer in another namespace";
+        break;
+      case Placement::peer_local:
+        reason += ", peer in the same namespace";
+        break;
+      case Placement::parent:
+        reason += " on " + or_dash(pair.parent);
+        break;
+      default:
+        break;
+    }
+    reason += ')';
+  }
+  return reason;
+}
+
+}  // namespace psnic

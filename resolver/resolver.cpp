@@ -1,0 +1,189 @@
+#include "resolver/resolver.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <optional>
+
+#include "resolver/error.h"
+
+namespace psnic {
+namespace {
+
+constexpr const char* kNamedNetnsDir = "/run/netns";
+
+// A netlink socket that lives in the namespace behind `netns_fd`. The calling thread enters
+// the namespace only for the socket() call and is back home before anything else runs.
+NetlinkSocket open_socket_in(int netns_fd) {
+  EnteredNetns entered(netns_fd);
+  return NetlinkSocket::open();
+}
+
+// Answers the match's questions with one netlink query each, cached per namespace.
+class HostQueries : public HostSide {
+ public:
+  HostQueries(NetlinkSocket& host, const HostLinks* dumped, int target_fd, NetlinkSocket& target,
+              int own_fd)
+      : host_(host), dumped_(dumped), target_fd_(target_fd), target_(target), own_fd_(own_fd) {}
+
+  std::optional<Link> link(uint32_t ifindex) override {
+    return dumped_ ? dumped_->find(ifindex) : host_.get_link(ifindex);
+  }
+  int32_t target_nsid() override {
+    if (!target_nsid_) target_nsid_ = host_.nsid_of(target_fd_);
+    return *target_nsid_;
+  }
+  int32_t own_nsid_in_target() override {
+    if (!own_nsid_) own_nsid_ = target_.nsid_of(own_fd_);
+    return *own_nsid_;
+  }
+
+ private:
+  NetlinkSocket& host_;
+  const HostLinks* dumped_;
+  int target_fd_;
+  NetlinkSocket& target_;
+  int own_fd_;
+  std::optional<int32_t> target_nsid_;
+  std::optional<int32_t> own_nsid_;
+};
+
+bool parse_pid(const char* text, pid_t& pid) {
+  if (*text < '1' || *text > '9') return false;
+  char* end = nullptr;
+  long value = std::strtol(text, &end, 10);
+  if (*end != '\0' || value <= 0 || value > 0x3fffffff) return false;
+  pid = static_cast<pid_t>(value);
+  return true;
+}
+
+}  // namespace
+
+bool NetnsReport::has_host_peer() const {
+  return std::any_of(interfaces.begin(), interfaces.end(),
+                     [](const InterfacePair& i) { return i.placement == Placement::host_peer; });
+}
+
+Resolver::Resolver()
+    : host_(NetlinkSocket::open()),
+      own_netns_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
+  if (!own_netns_.valid()) throw system_error("/proc/thread-self/ns/net", errno);
+  own_inode_ = netns_inode(own_netns_.get());
+}
+
+NetnsReport Resolver::resolve_pid(pid_t pid, const ResolveOptions& options) {
+  ProcessNetns held = open_process_netns(pid);
+  NetnsReport report;
+  report.pid = pid;
+  report.netns_inode = held.inode;
+  if (held.inode == own_inode_) {
+    report.host_network = true;
+  } else {
+    NetlinkSocket target = open_socket_in(held.netns.get());
+    HostQueries host(host_, nullptr, held.netns.get(), target, own_netns_.get());
+    report.interfaces = match_interfaces(target.dump_links(), host);
+  }
+  if (options.identity) report.identity = read_container_identity(pid);
+  // Everything above was read from the namespace held since the first look; this makes sure it
+  // still belonged to the PID asked about when the answer was complete.
+  ensure_alive(held);
+  return report;
+}
+
+BatchReport Resolver::resolve_all(const ResolveOptions& options) {
+  BatchReport batch;
+
+  // The lowest PID in each namespace. /proc lists PIDs in ascending order, so the first seen wins.
+  std::map<uint64_t, pid_t> first_pid;
+  if (DIR* proc = opendir("/proc")) {
+    char path[64];
+    while (dirent* entry = readdir(proc)) {
+      pid_t pid = 0;
+      if (!parse_pid(entry->d_name, pid)) continue;
+      std::snprintf(path, sizeof path, "/proc/%d/ns/net", static_cast<int>(pid));
+      struct stat st {};
+      if (stat(path, &st) < 0) {
+        if (errno == EACCES || errno == EPERM) ++batch.skipped_denied;
+        else ++batch.skipped_gone;
+        continue;
+      }
+      if (st.st_ino != own_inode_) first_pid.emplace(st.st_ino, pid);
+    }
+    closedir(proc);
+  } else {
+    throw system_error("/proc", errno);
+  }
+
+  // Named namespaces (`ip netns add`) need no process to exist.
+  std::map<uint64_t, std::string> names;
+  if (DIR* named = opendir(kNamedNetnsDir)) {
+    while (dirent* entry = readdir(named)) {
+      if (entry->d_name[0] == '.') continue;
+      std::string path = std::string(kNamedNetnsDir) + "/" + entry->d_name;
+      struct stat st {};
+      if (stat(path.c_str(), &st) == 0 && st.st_ino != own_inode_)
+        names.emplace(st.st_ino, entry->d_name);
+    }
+    closedir(named);
+  }
+
+  // One host dump serves every namespace, and assigns the nsids that target_nsid() reads.
+  HostLinks dumped(host_.dump_links());
+
+  auto resolve_held = [&](NetnsReport& report, int netns_fd) {
+    NetlinkSocket target = open_socket_in(netns_fd);
+    HostQueries host(host_, &dumped, netns_fd, target, own_netns_.get());
+    report.interfaces = match_interfaces(target.dump_links(), host);
+  };
+
+  std::vector<std::pair<pid_t, uint64_t>> by_pid;
+  by_pid.reserve(first_pid.size());
+  for (auto [inode, pid] : first_pid) by_pid.emplace_back(pid, inode);
+  std::sort(by_pid.begin(), by_pid.end());
+
+  for (auto [pid, inode] : by_pid) {
+    try {
+      ProcessNetns held = open_process_netns(pid);
+      if (held.inode != inode) {  // the PID moved to another namespace or was reused
+        ++batch.skipped_gone;
+        continue;
+      }
+      NetnsReport report;
+      report.pid = pid;
+      report.netns_inode = inode;
+      if (auto name = names.find(inode); name != names.end()) report.netns_name = name->second;
+      resolve_held(report, held.netns.get());
+      if (options.identity) report.identity = read_container_identity(pid);
+      ensure_alive(held);
+      batch.namespaces.push_back(std::move(report));
+    } catch (const Error& e) {
+      if (e.errnum() == EACCES || e.errnum() == EPERM) ++batch.skipped_denied;
+      else if (e.errnum() == ESRCH) ++batch.skipped_gone;
+      else throw;
+    }
+  }
+
+  for (auto& [inode, name] : names) {
+    if (first_pid.count(inode)) continue;
+    std::string path = std::string(kNamedNetnsDir) + "/" + name;
+    Fd netns(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!netns.valid() || netns_inode(netns.get()) != inode) {
+      ++batch.skipped_gone;  // deleted since the listing
+      continue;
+    }
+    NetnsReport report;
+    report.netns_inode = inode;
+    report.netns_name = name;
+    resolve_held(report, netns.get());
+    batch.namespaces.push_back(std::move(report));
+  }
+  return batch;
+}
+
+}  // namespace psnic

@@ -1,0 +1,58 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "resolver/cgroup.h"
+#include "resolver/match.h"
+#include "resolver/namespace.h"
+#include "resolver/netlink.h"
+
+namespace psnic {
+
+// Everything psnic knows about one network namespace.
+struct NetnsReport {
+  pid_t pid = 0;             // the PID asked about, or the lowest PID in it; 0 for none
+  uint64_t netns_inode = 0;  // the namespace's identity
+  std::string netns_name;    // its `ip netns` name (/run/netns), if it has one and it was asked
+  bool host_network = false;  // the caller's own namespace: no interface of its own
+  ContainerIdentity identity;  // filled when ResolveOptions::identity
+  std::vector<InterfacePair> interfaces;
+
+  bool has_host_peer() const;
+};
+
+struct ResolveOptions {
+  bool identity = false;  // also read the container identity from /proc/PID/cgroup
+};
+
+// Every namespace on the host other than the caller's, and what could not be looked at.
+struct BatchReport {
+  std::vector<NetnsReport> namespaces;  // ordered by PID; named namespaces without one last
+  size_t skipped_gone = 0;    // processes that exited while they were looked at
+  size_t skipped_denied = 0;  // processes whose namespace could not be opened (EACCES, EPERM)
+};
+
+// Resolves namespaces against the network namespace of the thread that constructed it (the
+// "host"). Not thread-safe: one Resolver per thread.
+class Resolver {
+ public:
+  Resolver();  // throws Error
+
+  // Throws Error naming the PID: no such process, permission denied, exited during lookup.
+  NetnsReport resolve_pid(pid_t pid, const ResolveOptions& options = {});
+
+  // One host link dump, then one netlink socket per namespace: linear in links + namespaces.
+  BatchReport resolve_all(const ResolveOptions& options = {});
+
+ private:
+  NetlinkSocket host_;
+  Fd own_netns_;
+  uint64_t own_inode_ = 0;
+};
+
+}  // namespace psnic
