@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <optional>
+#include <string>
+#include <utility>
 
 #include "resolver/error.h"
 
@@ -96,12 +98,15 @@ constexpr Prefix kBareIdParents[] = {
 };
 
 std::optional<std::string_view> monitor_runtime(std::string_view component,
-                                                std::string_view ancestors) {
+                                                std::string_view ancestors, bool innermost) {
   for (const Prefix& p : kMonitorPrefixes) {
     if (component.starts_with(p.prefix)) return p.runtime;
   }
-  // podman's cgroupfs driver puts conmon in "<cgroup parent>/conmon".
-  if (component == "conmon" && has_component(ancestors, "libpod_parent")) return "podman";
+  // podman's cgroupfs driver puts conmon in "<cgroup parent>/conmon", a leaf. Looking only at
+  // the leaf also keeps the ancestor scan from going quadratic on hostile paths.
+  if (innermost && component == "conmon" && has_component(ancestors, "libpod_parent")) {
+    return "podman";
+  }
   return std::nullopt;
 }
 
@@ -156,6 +161,7 @@ ContainerIdentity parse_path(std::string_view path) {
     if (slash == std::string_view::npos) break;
     const std::string_view component = path.substr(slash + 1, end - slash - 1);
     const std::string_view ancestors = path.substr(0, slash);
+    const bool innermost = end == path.size();
     end = slash;
 
     if (found_container) {
@@ -167,7 +173,7 @@ ContainerIdentity parse_path(std::string_view path) {
       }
       continue;
     }
-    if (auto runtime = monitor_runtime(component, ancestors)) {
+    if (auto runtime = monitor_runtime(component, ancestors, innermost)) {
       identity.runtime = *runtime;
       return identity;
     }

@@ -48,7 +48,7 @@ int run_pids(psnic::Resolver& resolver, const Options& options) {
   for (const std::string& arg : options.pids) {
     pid_t pid = 0;
     if (!parse_pid(arg, pid)) {
-      complain(arg + ": not a process id");
+      complain((arg.empty() ? std::string("\"\"") : arg) + ": not a process id");
       status = kTrouble;
       continue;
     }

@@ -1,36 +1,42 @@
 #include "resolver/netlink.h"
 
-#include <libmnl/libmnl.h>
 #include <linux/if.h>
 #include <linux/if_link.h>
 #include <linux/net_namespace.h>
 #include <linux/rtnetlink.h>
+#include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 
 #include "resolver/error.h"
 
-// libmnl 1.0.4 (Debian 12) predates MNL_SOCKET_DUMP_SIZE.
-#ifndef MNL_SOCKET_DUMP_SIZE
-#define MNL_SOCKET_DUMP_SIZE 32768
-#endif
+// The netlink framing is written here rather than taken from libmnl: Debian ships libmnl only as
+// a shared library, and `psnic` is linked statically because process start-up is most of the
+// cost of a lookup (bench/README.md). What the framing needs is the kernel's own uapi macros.
 
 namespace psnic {
 namespace {
+
+// Big enough for any one datagram of a dump: the kernel sizes dump skbs to at most 32 KiB.
+constexpr size_t kReceiveBufferSize = 32768;
+// A dump that a concurrent change interrupted is repeated this many times before giving up.
+constexpr int kDumpAttempts = 5;
 
 // Calls `visit(attr)` for each attribute in [start, start + length). Returns false when an
 // attribute's header or length does not fit, so a truncated message is rejected rather than
 // half-read.
 template <typename Visit>
 bool for_each_attr(const void* start, size_t length, Visit visit) {
-  auto* cursor = static_cast<const char*>(start);
+  auto* cursor = static_cast<const unsigned char*>(start);
   size_t remaining = length;
   while (remaining > 0) {
     auto* attr = reinterpret_cast<const nlattr*>(cursor);
-    if (!mnl_attr_ok(attr, static_cast<int>(remaining))) return false;
+    if (remaining < NLA_HDRLEN || attr->nla_len < NLA_HDRLEN || attr->nla_len > remaining)
+      return false;
     if (!visit(attr)) return false;
-    size_t step = MNL_ALIGN(attr->nla_len);
+    size_t step = NLA_ALIGN(attr->nla_len);
     if (step >= remaining) break;
     cursor += step;
     remaining -= step;
@@ -38,29 +44,38 @@ bool for_each_attr(const void* start, size_t length, Visit visit) {
   return true;
 }
 
+uint16_t attr_type(const nlattr* attr) { return attr->nla_type & NLA_TYPE_MASK; }
+const void* attr_payload(const nlattr* attr) {
+  return reinterpret_cast<const unsigned char*>(attr) + NLA_HDRLEN;
+}
+size_t attr_payload_length(const nlattr* attr) { return attr->nla_len - NLA_HDRLEN; }
+
 bool read_u32(const nlattr* attr, uint32_t& out) {
-  if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0) return false;
-  out = mnl_attr_get_u32(attr);
+  if (attr_payload_length(attr) < sizeof(uint32_t)) return false;
+  std::memcpy(&out, attr_payload(attr), sizeof out);
   return true;
 }
 
+// A string attribute must carry its terminating NUL inside its payload.
 bool read_string(const nlattr* attr, std::string& out) {
-  if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) < 0) return false;
-  out = mnl_attr_get_str(attr);
+  size_t length = attr_payload_length(attr);
+  auto* text = static_cast<const char*>(attr_payload(attr));
+  if (length == 0 || text[length - 1] != '\0') return false;
+  out.assign(text, strnlen(text, length));
   return true;
 }
 
-// Bounds of a message's payload after a fixed header of `header_size` bytes, or false when
+// Bounds of a message's attributes after a family header of `header_size` bytes, or false when
 // the message is shorter than it says or than its header.
 bool attributes_of(const nlmsghdr* nlh, size_t available, size_t header_size, const void*& start,
                    size_t& length) {
-  if (available < sizeof(nlmsghdr) || nlh->nlmsg_len < sizeof(nlmsghdr) ||
+  if (available < sizeof(nlmsghdr) || nlh->nlmsg_len < NLMSG_HDRLEN ||
       nlh->nlmsg_len > available)
     return false;
-  size_t payload = nlh->nlmsg_len - MNL_NLMSG_HDRLEN;
+  size_t payload = nlh->nlmsg_len - NLMSG_HDRLEN;
   if (payload < header_size) return false;
-  size_t offset = MNL_ALIGN(header_size);
-  start = static_cast<const char*>(mnl_nlmsg_get_payload(nlh)) + offset;
+  size_t offset = NLMSG_ALIGN(header_size);
+  start = static_cast<const unsigned char*>(NLMSG_DATA(nlh)) + offset;
   length = payload > offset ? payload - offset : 0;
   return true;
 }
@@ -75,14 +90,15 @@ std::optional<Link> parse_link(const nlmsghdr* nlh, size_t available) {
   if (!attributes_of(nlh, available, sizeof(ifinfomsg), attrs, length)) return std::nullopt;
   if (nlh->nlmsg_type != RTM_NEWLINK) return std::nullopt;
 
-  auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+  ifinfomsg ifi;
+  std::memcpy(&ifi, NLMSG_DATA(nlh), sizeof ifi);
   Link link;
-  link.ifindex = static_cast<uint32_t>(ifi->ifi_index);
-  link.flags = ifi->ifi_flags;
+  link.ifindex = static_cast<uint32_t>(ifi.ifi_index);
+  link.flags = ifi.ifi_flags;
   bool has_name = false;
 
   bool ok = for_each_attr(attrs, length, [&](const nlattr* attr) {
-    switch (mnl_attr_get_type(attr)) {
+    switch (attr_type(attr)) {
       case IFLA_IFNAME:
         has_name = true;
         return read_string(attr, link.name);
@@ -95,10 +111,9 @@ std::optional<Link> parse_link(const nlmsghdr* nlh, size_t available) {
         return true;
       }
       case IFLA_LINKINFO:
-        if (mnl_attr_validate(attr, MNL_TYPE_NESTED) < 0) return false;
-        return for_each_attr(mnl_attr_get_payload(attr), mnl_attr_get_payload_len(attr),
+        return for_each_attr(attr_payload(attr), attr_payload_length(attr),
                              [&](const nlattr* info) {
-                               if (mnl_attr_get_type(info) != IFLA_INFO_KIND) return true;
+                               if (attr_type(info) != IFLA_INFO_KIND) return true;
                                return read_string(info, link.kind);
                              });
       default:
@@ -116,7 +131,7 @@ std::optional<int32_t> parse_nsid(const nlmsghdr* nlh, size_t available) {
   if (nlh->nlmsg_type != RTM_NEWNSID) return std::nullopt;
   std::optional<int32_t> nsid;
   bool ok = for_each_attr(attrs, length, [&](const nlattr* attr) {
-    if (mnl_attr_get_type(attr) != NETNSA_NSID) return true;
+    if (attr_type(attr) != NETNSA_NSID) return true;
     uint32_t value = 0;
     if (!read_u32(attr, value)) return false;
     nsid = static_cast<int32_t>(value);
@@ -126,57 +141,107 @@ std::optional<int32_t> parse_nsid(const nlmsghdr* nlh, size_t available) {
   return nsid;
 }
 
-void NetlinkSocket::Closer::operator()(mnl_socket* s) const { mnl_socket_close(s); }
-
-NetlinkSocket::NetlinkSocket(mnl_socket* socket)
-    : socket_(socket), port_id_(mnl_socket_get_portid(socket)), buffer_(MNL_SOCKET_DUMP_SIZE) {
-  seq_ = static_cast<uint32_t>(time(nullptr));
+NetlinkMessage::NetlinkMessage(uint16_t type, uint16_t flags) {
+  nlmsghdr* nlh = header();
+  nlh->nlmsg_len = NLMSG_HDRLEN;
+  nlh->nlmsg_type = type;
+  nlh->nlmsg_flags = flags;
 }
 
-NetlinkSocket::NetlinkSocket(NetlinkSocket&&) noexcept = default;
-NetlinkSocket& NetlinkSocket::operator=(NetlinkSocket&&) noexcept = default;
-NetlinkSocket::~NetlinkSocket() = default;
+void* NetlinkMessage::put_bytes(size_t length) {
+  nlmsghdr* nlh = header();
+  size_t offset = NLMSG_ALIGN(nlh->nlmsg_len);
+  size_t end = offset + NLMSG_ALIGN(length);
+  // Requests are built by psnic itself from fixed parts; overflowing is a programming error.
+  if (end > sizeof buffer_) throw Error("netlink request", EMSGSIZE, "request too large");
+  std::memset(buffer_ + offset, 0, end - offset);
+  nlh->nlmsg_len = static_cast<uint32_t>(end);
+  return buffer_ + offset;
+}
+
+void NetlinkMessage::put_raw(uint16_t type, const void* data, size_t length) {
+  auto* attr = static_cast<nlattr*>(put_bytes(NLA_HDRLEN + length));
+  attr->nla_type = type;
+  attr->nla_len = static_cast<uint16_t>(NLA_HDRLEN + length);
+  if (length > 0) std::memcpy(reinterpret_cast<unsigned char*>(attr) + NLA_HDRLEN, data, length);
+}
+
+void NetlinkMessage::put_u32(uint16_t type, uint32_t value) { put_raw(type, &value, sizeof value); }
+
+void NetlinkMessage::put_string(uint16_t type, std::string_view value) {
+  std::string terminated(value);
+  put_raw(type, terminated.c_str(), terminated.size() + 1);
+}
+
+size_t NetlinkMessage::begin_nest(uint16_t type) {
+  size_t offset = NLMSG_ALIGN(header()->nlmsg_len);
+  put_raw(type | NLA_F_NESTED, nullptr, 0);
+  return offset;
+}
+
+void NetlinkMessage::end_nest(size_t offset) {
+  auto* attr = reinterpret_cast<nlattr*>(buffer_ + offset);
+  attr->nla_len = static_cast<uint16_t>(header()->nlmsg_len - offset);
+}
+
+NetlinkSocket::NetlinkSocket(Fd fd)
+    : fd_(std::move(fd)), seq_(static_cast<uint32_t>(time(nullptr))), buffer_(kReceiveBufferSize) {}
 
 NetlinkSocket NetlinkSocket::open() {
-  mnl_socket* socket = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
-  if (socket == nullptr) throw system_error("rtnetlink socket", errno);
-  if (mnl_socket_bind(socket, 0, MNL_SOCKET_AUTOPID) < 0) {
-    int err = errno;
-    mnl_socket_close(socket);
-    throw system_error("rtnetlink socket", err);
-  }
-  return NetlinkSocket(socket);
+  // No bind: the kernel binds the socket to a free port on the first send.
+  Fd fd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!fd.valid()) throw system_error("rtnetlink socket", errno);
+  return NetlinkSocket(std::move(fd));
 }
 
-namespace {
-
-struct Dispatch {
-  const std::function<void(const nlmsghdr*, size_t)>* on_message;
-};
-
-int dispatch_message(const nlmsghdr* nlh, void* data) {
-  // mnl_cb_run has checked that nlmsg_len lies within the received datagram.
-  (*static_cast<Dispatch*>(data)->on_message)(nlh, nlh->nlmsg_len);
-  return MNL_CB_OK;
-}
-
-}  // namespace
-
-void NetlinkSocket::transact(nlmsghdr* nlh,
+bool NetlinkSocket::transact(NetlinkMessage& request,
                              const std::function<void(const nlmsghdr*, size_t)>& on_message) {
+  nlmsghdr* nlh = request.header();
   const bool dump = (nlh->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
   nlh->nlmsg_seq = ++seq_;
-  if (mnl_socket_sendto(socket_.get(), nlh, nlh->nlmsg_len) < 0)
-    throw system_error("rtnetlink request", errno);
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  ssize_t sent;
+  do {
+    sent = sendto(fd_.get(), nlh, nlh->nlmsg_len, 0, reinterpret_cast<sockaddr*>(&kernel),
+                  sizeof kernel);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) throw system_error("rtnetlink request", errno);
 
-  Dispatch dispatch{&on_message};
+  bool complete = true;
   for (;;) {
-    ssize_t received = mnl_socket_recvfrom(socket_.get(), buffer_.data(), buffer_.size());
-    if (received < 0) throw system_error("rtnetlink reply", errno);
-    int ret = mnl_cb_run(buffer_.data(), static_cast<size_t>(received), nlh->nlmsg_seq, port_id_,
-                         dispatch_message, &dispatch);
-    if (ret == MNL_CB_ERROR) throw system_error("rtnetlink reply", errno);
-    if (ret == MNL_CB_STOP || !dump) return;
+    sockaddr_nl from{};
+    socklen_t from_length = sizeof from;
+    iovec iov{buffer_.data(), buffer_.size()};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = from_length;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    ssize_t received = recvmsg(fd_.get(), &msg, 0);
+    if (received < 0) {
+      if (errno == EINTR) continue;
+      throw system_error("rtnetlink reply", errno);
+    }
+    if (msg.msg_flags & MSG_TRUNC)
+      throw Error("rtnetlink reply", EMSGSIZE, "reply larger than the receive buffer");
+    if (from.nl_pid != 0) continue;  // only the kernel answers requests
+
+    size_t remaining = static_cast<size_t>(received);
+    for (auto* reply = reinterpret_cast<const nlmsghdr*>(buffer_.data());
+         NLMSG_OK(reply, remaining); reply = NLMSG_NEXT(reply, remaining)) {
+      if (reply->nlmsg_seq != nlh->nlmsg_seq) continue;  // a late answer to an earlier request
+      if (reply->nlmsg_flags & NLM_F_DUMP_INTR) complete = false;
+      if (reply->nlmsg_type == NLMSG_ERROR || reply->nlmsg_type == NLMSG_DONE) {
+        int error = 0;
+        if (reply->nlmsg_len >= NLMSG_HDRLEN + sizeof(int))
+          std::memcpy(&error, NLMSG_DATA(reply), sizeof error);
+        if (error < 0) throw system_error("rtnetlink reply", -error);
+        return complete;
+      }
+      on_message(reply, reply->nlmsg_len);
+      if (!dump) return complete;
+    }
   }
 }
 
@@ -184,25 +249,22 @@ namespace {
 
 // An RTM_GETLINK request for one ifindex, or a dump when `ifindex` is 0. Statistics are left
 // out of the replies: psnic reads none, and they are most of every message's size.
-nlmsghdr* put_getlink(char* request, uint32_t ifindex) {
-  nlmsghdr* nlh = mnl_nlmsg_put_header(request);
-  nlh->nlmsg_type = RTM_GETLINK;
-  nlh->nlmsg_flags = NLM_F_REQUEST | (ifindex == 0 ? NLM_F_DUMP : 0);
-  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+NetlinkMessage getlink_request(uint32_t ifindex) {
+  NetlinkMessage request(RTM_GETLINK, NLM_F_REQUEST | (ifindex == 0 ? NLM_F_DUMP : 0));
+  auto* ifi = request.put_header<ifinfomsg>();
   ifi->ifi_family = AF_UNSPEC;
   ifi->ifi_index = static_cast<int>(ifindex);
-  mnl_attr_put_u32(nlh, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
-  return nlh;
+  request.put_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+  return request;
 }
 
 }  // namespace
 
 std::optional<Link> NetlinkSocket::get_link(uint32_t ifindex) {
-  char request[MNL_SOCKET_BUFFER_SIZE];
-  nlmsghdr* nlh = put_getlink(request, ifindex);
+  NetlinkMessage request = getlink_request(ifindex);
   std::optional<Link> link;
   try {
-    transact(nlh, [&](const nlmsghdr* reply, size_t available) {
+    transact(request, [&](const nlmsghdr* reply, size_t available) {
       link = parse_link(reply, available);
       if (!link) throw Error("rtnetlink link query", EBADMSG, "malformed link message");
     });
@@ -214,35 +276,31 @@ std::optional<Link> NetlinkSocket::get_link(uint32_t ifindex) {
 }
 
 std::vector<Link> NetlinkSocket::dump_links() {
-  char request[MNL_SOCKET_BUFFER_SIZE];
-  nlmsghdr* nlh = put_getlink(request, 0);
-
-  std::vector<Link> links;
-  transact(nlh, [&](const nlmsghdr* reply, size_t available) {
-    if (reply->nlmsg_type != RTM_NEWLINK) return;
-    std::optional<Link> link = parse_link(reply, available);
-    if (!link) throw Error("rtnetlink link dump", EBADMSG, "malformed link message");
-    links.push_back(std::move(*link));
-  });
-  return links;
+  for (int attempt = 1;; ++attempt) {
+    NetlinkMessage request = getlink_request(0);
+    std::vector<Link> links;
+    bool complete = transact(request, [&](const nlmsghdr* reply, size_t available) {
+      if (reply->nlmsg_type != RTM_NEWLINK) return;
+      std::optional<Link> link = parse_link(reply, available);
+      if (!link) throw Error("rtnetlink link dump", EBADMSG, "malformed link message");
+      links.push_back(std::move(*link));
+    });
+    if (complete) return links;
+    if (attempt == kDumpAttempts)
+      throw Error("rtnetlink link dump", EAGAIN, "links kept changing during the dump");
+  }
 }
 
 int32_t NetlinkSocket::nsid_of(int netns_fd) {
-  char request[MNL_SOCKET_BUFFER_SIZE];
-  nlmsghdr* nlh = mnl_nlmsg_put_header(request);
-  nlh->nlmsg_type = RTM_GETNSID;
-  nlh->nlmsg_flags = NLM_F_REQUEST;
-  auto* gen = static_cast<rtgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtgenmsg)));
-  gen->rtgen_family = AF_UNSPEC;
-  mnl_attr_put_u32(nlh, NETNSA_FD, static_cast<uint32_t>(netns_fd));
+  NetlinkMessage request(RTM_GETNSID, NLM_F_REQUEST);
+  request.put_header<rtgenmsg>()->rtgen_family = AF_UNSPEC;
+  request.put_u32(NETNSA_FD, static_cast<uint32_t>(netns_fd));
 
   std::optional<int32_t> nsid;
-  bool answered = false;
-  transact(nlh, [&](const nlmsghdr* reply, size_t available) {
-    answered = true;
+  transact(request, [&](const nlmsghdr* reply, size_t available) {
     nsid = parse_nsid(reply, available);
   });
-  if (!answered || !nsid) throw Error("rtnetlink nsid query", EBADMSG, "malformed nsid reply");
+  if (!nsid) throw Error("rtnetlink nsid query", EBADMSG, "malformed nsid reply");
   return *nsid;
 }
 

@@ -5,12 +5,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
-struct mnl_socket;
+#include "resolver/namespace.h"
 
 namespace psnic {
 
@@ -34,16 +34,38 @@ std::optional<Link> parse_link(const nlmsghdr* nlh, size_t available);
 // Parses an RTM_NEWNSID reply: the NETNSA_NSID value (NETNSA_NSID_NOT_ASSIGNED is -1).
 std::optional<int32_t> parse_nsid(const nlmsghdr* nlh, size_t available);
 
+// Builds one netlink message in a fixed buffer: header, family header, attributes.
+class NetlinkMessage {
+ public:
+  NetlinkMessage(uint16_t type, uint16_t flags);
+
+  // Appends a zeroed family header (ifinfomsg, rtgenmsg, ...) and returns it for filling in.
+  template <typename Header>
+  Header* put_header() {
+    return static_cast<Header*>(put_bytes(sizeof(Header)));
+  }
+  void put_u32(uint16_t type, uint32_t value);
+  void put_string(uint16_t type, std::string_view value);  // NUL-terminated
+  void put_raw(uint16_t type, const void* data, size_t length);
+  // Opens a nested attribute; close it with end_nest(offset).
+  size_t begin_nest(uint16_t type);
+  void end_nest(size_t offset);
+
+  nlmsghdr* header() { return reinterpret_cast<nlmsghdr*>(buffer_); }
+  size_t size() const { return reinterpret_cast<const nlmsghdr*>(buffer_)->nlmsg_len; }
+
+ private:
+  void* put_bytes(size_t length);
+
+  alignas(nlmsghdr) unsigned char buffer_[512] = {};
+};
+
 // An rtnetlink socket. It talks to the network namespace the calling thread was in when it was
 // opened, for its whole life, whatever the thread does afterwards.
 class NetlinkSocket {
  public:
   // Throws Error on failure.
   static NetlinkSocket open();
-
-  NetlinkSocket(NetlinkSocket&&) noexcept;
-  NetlinkSocket& operator=(NetlinkSocket&&) noexcept;
-  ~NetlinkSocket();
 
   // Every link of the socket's namespace. Like any link query, the dump has the kernel assign
   // nsids to the namespaces its links point into (as `ip link` does), which is what makes
@@ -58,19 +80,17 @@ class NetlinkSocket {
   int32_t nsid_of(int netns_fd);
 
  private:
-  struct Closer {
-    void operator()(mnl_socket* s) const;
-  };
-  explicit NetlinkSocket(mnl_socket* socket);
+  explicit NetlinkSocket(Fd fd);
 
-  // Sends `nlh` and feeds each reply message to `on_message` until the kernel ends the reply.
-  // Throws Error with the kernel's errno on NLMSG_ERROR.
-  void transact(nlmsghdr* nlh, const std::function<void(const nlmsghdr*, size_t)>& on_message);
+  // Sends `request` and feeds each reply message to `on_message` until the reply ends.
+  // Throws Error with the kernel's errno on NLMSG_ERROR. Returns false when the kernel flagged a
+  // dump as interrupted by a concurrent change (NLM_F_DUMP_INTR): its content may be incomplete.
+  bool transact(NetlinkMessage& request,
+                const std::function<void(const nlmsghdr*, size_t)>& on_message);
 
-  std::unique_ptr<mnl_socket, Closer> socket_;
-  uint32_t port_id_ = 0;
+  Fd fd_;
   uint32_t seq_ = 0;
-  std::vector<char> buffer_;
+  std::vector<unsigned char> buffer_;
 };
 
 }  // namespace psnic

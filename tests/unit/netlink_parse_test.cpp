@@ -1,0 +1,221 @@
+// parse_link / parse_nsid on hand-built rtnetlink messages, well-formed and broken. Each message
+// is copied into a heap block of exactly its size, so under ASan any read past it fails the test.
+#include <gtest/gtest.h>
+#include <linux/if.h>
+#include <linux/if_link.h>
+#include <linux/net_namespace.h>
+#include <linux/rtnetlink.h>
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "resolver/error.h"
+#include "resolver/netlink.h"
+
+namespace psnic {
+namespace {
+
+// Builds one RTM_NEWLINK message with the same builder psnic's requests use.
+class LinkMessage {
+ public:
+  explicit LinkMessage(int ifindex, uint16_t type = RTM_NEWLINK) : message_(type, 0) {
+    auto* ifi = message_.put_header<ifinfomsg>();
+    ifi->ifi_index = ifindex;
+    ifi->ifi_flags = IFF_UP;
+  }
+  LinkMessage& name(const char* n) {
+    message_.put_string(IFLA_IFNAME, n);
+    return *this;
+  }
+  LinkMessage& u32(uint16_t type, uint32_t v) {
+    message_.put_u32(type, v);
+    return *this;
+  }
+  LinkMessage& kind(const char* k) {
+    size_t nest = message_.begin_nest(IFLA_LINKINFO);
+    message_.put_string(IFLA_INFO_KIND, k);
+    message_.end_nest(nest);
+    return *this;
+  }
+  LinkMessage& raw(uint16_t type, const void* data, size_t len) {
+    message_.put_raw(type, data, len);
+    return *this;
+  }
+  nlmsghdr* nlh() { return message_.header(); }
+  // An exact-size heap copy of the first `size` bytes of the message.
+  std::unique_ptr<char[]> copy(size_t size) {
+    auto block = std::make_unique<char[]>(size);
+    std::memcpy(block.get(), message_.header(), size);
+    return block;
+  }
+
+ private:
+  NetlinkMessage message_;
+};
+
+// Parses an exact-size copy of the message as it claims to be.
+std::optional<Link> parse(LinkMessage& m) {
+  size_t length = m.nlh()->nlmsg_len;
+  auto block = m.copy(length);
+  return parse_link(reinterpret_cast<const nlmsghdr*>(block.get()), length);
+}
+
+TEST(ParseLink, ReadsAVethWithItsPeer) {
+  LinkMessage m(7);
+  m.name("veth1a2b").kind("veth").u32(IFLA_LINK, 2).u32(IFLA_LINK_NETNSID, 3).u32(IFLA_MTU, 1500);
+  std::optional<Link> link = parse(m);
+  ASSERT_TRUE(link);
+  EXPECT_EQ(link->ifindex, 7u);
+  EXPECT_EQ(link->name, "veth1a2b");
+  EXPECT_EQ(link->kind, "veth");
+  EXPECT_EQ(link->link, 2u);
+  ASSERT_TRUE(link->link_netnsid);
+  EXPECT_EQ(*link->link_netnsid, 3);
+  EXPECT_FALSE(link->is_loopback());
+}
+
+TEST(ParseLink, LeavesAbsentAttributesEmpty) {
+  LinkMessage m(1);
+  m.name("lo");
+  std::optional<Link> link = parse(m);
+  ASSERT_TRUE(link);
+  EXPECT_EQ(link->kind, "");
+  EXPECT_EQ(link->link, 0u);
+  EXPECT_FALSE(link->link_netnsid);
+}
+
+TEST(ParseLink, ReadsNegativeNsid) {
+  LinkMessage m(4);
+  m.name("eth0").u32(IFLA_LINK_NETNSID, static_cast<uint32_t>(-1));
+  ASSERT_TRUE(parse(m));
+  EXPECT_EQ(*parse(m)->link_netnsid, -1);
+}
+
+TEST(ParseLink, RejectsOtherMessageTypes) {
+  LinkMessage m(4, RTM_NEWADDR);
+  m.name("eth0");
+  EXPECT_FALSE(parse(m));
+}
+
+TEST(ParseLink, RejectsMessageWithoutName) {
+  LinkMessage m(4);
+  m.u32(IFLA_LINK, 2);
+  EXPECT_FALSE(parse(m));
+}
+
+TEST(ParseLink, RejectsZeroIfindex) {
+  LinkMessage m(0);
+  m.name("eth0");
+  EXPECT_FALSE(parse(m));
+}
+
+TEST(ParseLink, RejectsMessageLongerThanTheBuffer) {
+  LinkMessage m(4);
+  m.name("eth0").u32(IFLA_LINK, 9);
+  size_t full = m.nlh()->nlmsg_len;
+  for (size_t cut = 0; cut < full; ++cut) {
+    auto block = m.copy(full);  // full copy, but claim fewer bytes are available
+    EXPECT_FALSE(parse_link(reinterpret_cast<const nlmsghdr*>(block.get()), cut)) << cut;
+  }
+}
+
+TEST(ParseLink, RejectsMessageShorterThanItsHeader) {
+  LinkMessage m(4);
+  m.nlh()->nlmsg_len = NLMSG_HDRLEN + sizeof(ifinfomsg) - 1;
+  auto block = m.copy(m.nlh()->nlmsg_len);
+  EXPECT_FALSE(parse_link(reinterpret_cast<const nlmsghdr*>(block.get()), m.nlh()->nlmsg_len));
+}
+
+TEST(ParseLink, RejectsAttributeRunningPastTheMessage) {
+  LinkMessage m(4);
+  m.name("eth0").u32(IFLA_LINK, 9);
+  // Shrink the message so the last attribute's declared length overruns it.
+  m.nlh()->nlmsg_len -= 2;
+  EXPECT_FALSE(parse(m));
+}
+
+TEST(ParseLink, RejectsAttributeWithImpossibleLength) {
+  LinkMessage m(4);
+  m.name("eth0");
+  auto* attr = reinterpret_cast<nlattr*>(reinterpret_cast<char*>(m.nlh()) + m.nlh()->nlmsg_len);
+  m.u32(IFLA_LINK, 9);
+  attr->nla_len = 2;  // shorter than the attribute header itself
+  EXPECT_FALSE(parse(m));
+}
+
+TEST(ParseLink, RejectsShortU32) {
+  LinkMessage m(4);
+  uint16_t half = 9;
+  m.name("eth0").raw(IFLA_LINK, &half, sizeof half);
+  EXPECT_FALSE(parse(m));
+}
+
+TEST(ParseLink, RejectsNameWithoutTerminator) {
+  LinkMessage m(4);
+  const char name[4] = {'e', 't', 'h', '0'};
+  m.raw(IFLA_IFNAME, name, sizeof name);
+  EXPECT_FALSE(parse(m));
+}
+
+TEST(ParseLink, RejectsMalformedNestedLinkInfo) {
+  LinkMessage m(4);
+  m.name("eth0");
+  // IFLA_LINKINFO whose payload is a kind attribute claiming more bytes than the nest holds.
+  struct {
+    nlattr attr;
+    char kind[4];
+  } inner{{static_cast<uint16_t>(sizeof(nlattr) + 40), IFLA_INFO_KIND}, {'v', 'e', 't', 'h'}};
+  m.raw(IFLA_LINKINFO, &inner, sizeof inner);
+  EXPECT_FALSE(parse(m));
+}
+
+TEST(ParseLink, IgnoresUnknownAttributes) {
+  LinkMessage m(4);
+  const char blob[5] = {1, 2, 3, 4, 5};
+  m.name("eth0").raw(0x7ff0, blob, sizeof blob).u32(IFLA_LINK, 3);
+  std::optional<Link> link = parse(m);
+  ASSERT_TRUE(link);
+  EXPECT_EQ(link->link, 3u);
+}
+
+NetlinkMessage nsid_message() {
+  NetlinkMessage m(RTM_NEWNSID, 0);
+  m.put_header<rtgenmsg>()->rtgen_family = AF_UNSPEC;
+  return m;
+}
+
+TEST(ParseNsid, ReadsAssignedAndUnassigned) {
+  for (int32_t value : {0, 5, -1}) {
+    NetlinkMessage m = nsid_message();
+    m.put_u32(NETNSA_NSID, static_cast<uint32_t>(value));
+    std::optional<int32_t> nsid = parse_nsid(m.header(), m.size());
+    ASSERT_TRUE(nsid);
+    EXPECT_EQ(*nsid, value);
+  }
+}
+
+TEST(ParseNsid, RejectsTruncatedAndMissing) {
+  NetlinkMessage m = nsid_message();
+  EXPECT_FALSE(parse_nsid(m.header(), m.size()));  // no NETNSA_NSID at all
+  m.put_u32(NETNSA_NSID, 1);
+  EXPECT_FALSE(parse_nsid(m.header(), m.size() - 1));
+  m.header()->nlmsg_len -= 2;
+  EXPECT_FALSE(parse_nsid(m.header(), m.size()));
+}
+
+TEST(ParseNsid, RejectsOtherMessageTypes) {
+  NetlinkMessage m(RTM_NEWLINK, 0);
+  m.put_header<rtgenmsg>();
+  m.put_u32(NETNSA_NSID, 1);
+  EXPECT_FALSE(parse_nsid(m.header(), m.size()));
+}
+
+TEST(NetlinkMessage, RefusesToOverflowItsBuffer) {
+  NetlinkMessage m(RTM_GETLINK, 0);
+  std::string big(600, 'x');
+  EXPECT_THROW(m.put_string(IFLA_IFNAME, big), Error);
+}
+
+}  // namespace
+}  // namespace psnic
