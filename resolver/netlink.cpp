@@ -194,8 +194,8 @@ NetlinkSocket NetlinkSocket::open() {
   return NetlinkSocket(std::move(fd));
 }
 
-bool NetlinkSocket::transact(NetlinkMessage& request,
-                             const std::function<void(const nlmsghdr*, size_t)>& on_message) {
+NetlinkSocket::Outcome NetlinkSocket::transact(
+    NetlinkMessage& request, const std::function<void(const nlmsghdr*, size_t)>& on_message) {
   nlmsghdr* nlh = request.header();
   const bool dump = (nlh->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
   nlh->nlmsg_seq = ++seq_;
@@ -208,7 +208,7 @@ bool NetlinkSocket::transact(NetlinkMessage& request,
   } while (sent < 0 && errno == EINTR);
   if (sent < 0) throw system_error("rtnetlink request", errno);
 
-  bool complete = true;
+  Outcome outcome;
   for (;;) {
     sockaddr_nl from{};
     socklen_t from_length = sizeof from;
@@ -231,16 +231,16 @@ bool NetlinkSocket::transact(NetlinkMessage& request,
     for (auto* reply = reinterpret_cast<const nlmsghdr*>(buffer_.data());
          NLMSG_OK(reply, remaining); reply = NLMSG_NEXT(reply, remaining)) {
       if (reply->nlmsg_seq != nlh->nlmsg_seq) continue;  // a late answer to an earlier request
-      if (reply->nlmsg_flags & NLM_F_DUMP_INTR) complete = false;
+      if (reply->nlmsg_flags & NLM_F_DUMP_INTR) outcome.interrupted = true;
       if (reply->nlmsg_type == NLMSG_ERROR || reply->nlmsg_type == NLMSG_DONE) {
         int error = 0;
         if (reply->nlmsg_len >= NLMSG_HDRLEN + sizeof(int))
           std::memcpy(&error, NLMSG_DATA(reply), sizeof error);
-        if (error < 0) throw system_error("rtnetlink reply", -error);
-        return complete;
+        outcome.error = error < 0 ? -error : 0;
+        return outcome;
       }
       on_message(reply, reply->nlmsg_len);
-      if (!dump) return complete;
+      if (!dump) return outcome;
     }
   }
 }
@@ -263,15 +263,13 @@ NetlinkMessage getlink_request(uint32_t ifindex) {
 std::optional<Link> NetlinkSocket::get_link(uint32_t ifindex) {
   NetlinkMessage request = getlink_request(ifindex);
   std::optional<Link> link;
-  try {
-    transact(request, [&](const nlmsghdr* reply, size_t available) {
-      link = parse_link(reply, available);
-      if (!link) throw Error("rtnetlink link query", EBADMSG, "malformed link message");
-    });
-  } catch (const Error& e) {
-    if (e.errnum() == ENODEV) return std::nullopt;
-    throw;
-  }
+  Outcome outcome = transact(request, [&](const nlmsghdr* reply, size_t available) {
+    link = parse_link(reply, available);
+    if (!link) throw Error("rtnetlink link query", EBADMSG, "malformed link message");
+  });
+  // No such link is an answer, not a failure (and not worth an exception on this path).
+  if (outcome.error == ENODEV) return std::nullopt;
+  if (outcome.error != 0) throw system_error("rtnetlink link query", outcome.error);
   return link;
 }
 
@@ -279,13 +277,14 @@ std::vector<Link> NetlinkSocket::dump_links() {
   for (int attempt = 1;; ++attempt) {
     NetlinkMessage request = getlink_request(0);
     std::vector<Link> links;
-    bool complete = transact(request, [&](const nlmsghdr* reply, size_t available) {
+    Outcome outcome = transact(request, [&](const nlmsghdr* reply, size_t available) {
       if (reply->nlmsg_type != RTM_NEWLINK) return;
       std::optional<Link> link = parse_link(reply, available);
       if (!link) throw Error("rtnetlink link dump", EBADMSG, "malformed link message");
       links.push_back(std::move(*link));
     });
-    if (complete) return links;
+    if (outcome.error != 0) throw system_error("rtnetlink link dump", outcome.error);
+    if (!outcome.interrupted) return links;
     if (attempt == kDumpAttempts)
       throw Error("rtnetlink link dump", EAGAIN, "links kept changing during the dump");
   }
@@ -297,9 +296,10 @@ int32_t NetlinkSocket::nsid_of(int netns_fd) {
   request.put_u32(NETNSA_FD, static_cast<uint32_t>(netns_fd));
 
   std::optional<int32_t> nsid;
-  transact(request, [&](const nlmsghdr* reply, size_t available) {
+  Outcome outcome = transact(request, [&](const nlmsghdr* reply, size_t available) {
     nsid = parse_nsid(reply, available);
   });
+  if (outcome.error != 0) throw system_error("rtnetlink nsid query", outcome.error);
   if (!nsid) throw Error("rtnetlink nsid query", EBADMSG, "malformed nsid reply");
   return *nsid;
 }

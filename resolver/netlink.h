@@ -82,11 +82,15 @@ class NetlinkSocket {
  private:
   explicit NetlinkSocket(Fd fd);
 
-  // Sends `request` and feeds each reply message to `on_message` until the reply ends.
-  // Throws Error with the kernel's errno on NLMSG_ERROR. Returns false when the kernel flagged a
-  // dump as interrupted by a concurrent change (NLM_F_DUMP_INTR): its content may be incomplete.
-  bool transact(NetlinkMessage& request,
-                const std::function<void(const nlmsghdr*, size_t)>& on_message);
+  struct Outcome {
+    int error = 0;             // the kernel's errno from NLMSG_ERROR or NLMSG_DONE, 0 if none
+    bool interrupted = false;  // NLM_F_DUMP_INTR: a concurrent change; the dump may be partial
+  };
+
+  // Sends `request` and feeds each reply message to `on_message` until the reply ends. Throws
+  // Error only when the socket itself fails.
+  Outcome transact(NetlinkMessage& request,
+                   const std::function<void(const nlmsghdr*, size_t)>& on_message);
 
   Fd fd_;
   uint32_t seq_ = 0;
