@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "resolver/error.h"
 #include "resolver/resolver.h"
 #include "tests/support/support.h"
 
@@ -78,7 +79,11 @@ void BM_ResolvePid(benchmark::State& state) {
   psnic::ResolveOptions options;
   options.identity = state.range(0) != 0;
   pid_t pid = population().pid(0);
-  for (auto _ : state) benchmark::DoNotOptimize(resolver.resolve_pid(pid, options));
+  try {
+    for (auto _ : state) benchmark::DoNotOptimize(resolver.resolve_pid(pid, options));
+  } catch (const psnic::Error& e) {
+    state.SkipWithError(e.what());  // e.g. another program removed the bench's namespaces
+  }
   state.SetLabel(options.identity ? "with container identity" : "interfaces only");
 }
 BENCHMARK(BM_ResolvePid)->Arg(0)->Arg(1)->Repetitions(10)->ReportAggregatesOnly(true)
@@ -92,10 +97,14 @@ void BM_ResolveAll(benchmark::State& state) {
   psnic::ResolveOptions options;
   options.identity = true;
   size_t namespaces = 0;
-  for (auto _ : state) {
-    psnic::BatchReport batch = resolver.resolve_all(options);
-    namespaces = batch.namespaces.size();
-    benchmark::DoNotOptimize(batch);
+  try {
+    for (auto _ : state) {
+      psnic::BatchReport batch = resolver.resolve_all(options);
+      namespaces = batch.namespaces.size();
+      benchmark::DoNotOptimize(batch);
+    }
+  } catch (const psnic::Error& e) {
+    state.SkipWithError(e.what());
   }
   // Every namespace on the host is resolved, the bench's and any others (containers, ...).
   state.counters["namespaces"] = static_cast<double>(namespaces);
