@@ -1,8 +1,9 @@
-# psnic_add_gtest(NAME LABEL <unit|privileged|e2e> SOURCES ... [FIXTURES ...])
+# psnic_add_gtest(NAME LABEL <unit|privileged|e2e> [FIXTURE name] SOURCES ...)
 # One GoogleTest executable; each test case becomes a CTest test carrying LABEL, so
-# `ctest -L privileged` selects a tier. FIXTURES are CTest fixtures the tests require.
+# `ctest -L privileged` selects a tier. FIXTURE is a CTest fixture the
+# tests require (one: gtest_discover_tests cannot pass a list-valued property).
 function(psnic_add_gtest name)
-  cmake_parse_arguments(ARG "" "LABEL" "SOURCES;FIXTURES" ${ARGN})
+  cmake_parse_arguments(ARG "" "LABEL;FIXTURE" "SOURCES" ${ARGN})
   if(NOT ARG_LABEL OR NOT ARG_SOURCES)
     message(FATAL_ERROR "psnic_add_gtest(${name}): LABEL and SOURCES are required")
   endif()
@@ -11,7 +12,7 @@ function(psnic_add_gtest name)
   set(properties LABELS ${ARG_LABEL})
   if(NOT ARG_LABEL STREQUAL "unit")
     # Kernel-touching tiers start on a host cleared of earlier crashed runs' leftovers.
-    list(APPEND properties FIXTURES_REQUIRED "${ARG_FIXTURES}")
+    list(APPEND properties FIXTURES_REQUIRED ${ARG_FIXTURE})
   endif()
   gtest_discover_tests(${name}
     TEST_PREFIX "${ARG_LABEL}."

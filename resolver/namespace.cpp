@@ -82,13 +82,6 @@ uint64_t netns_inode(int netns_fd) {
   return st.st_ino;
 }
 
-uint64_t current_netns_inode() {
-  struct stat st {};
-  if (stat("/proc/thread-self/ns/net", &st) < 0)
-    throw system_error("/proc/thread-self/ns/net", errno);
-  return st.st_ino;
-}
-
 EnteredNetns::EnteredNetns(int netns_fd)
     : home_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
   if (!home_.valid()) throw system_error("/proc/thread-self/ns/net", errno);

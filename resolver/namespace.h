@@ -43,9 +43,6 @@ ProcessNetns open_process_netns(pid_t pid);
 // so an answer is never given for a PID that was reused meanwhile.
 void ensure_alive(const ProcessNetns& held);
 
-// The inode of the network namespace the calling thread is in.
-uint64_t current_netns_inode();
-
 // The nsfs inode behind a namespace fd or path.
 uint64_t netns_inode(int netns_fd);
 

@@ -75,24 +75,26 @@ std::string format_table(const std::vector<NetnsReport>& reports) {
 std::string format_json(const std::vector<NetnsReport>& reports) {
   std::string out = "[";
   bool first = true;
+  auto object = [&](const NetnsReport& report, const InterfacePair* pair) {
+    const bool host = pair && pair->placement == Placement::host_peer;
+    out += first ? "\n" : ",\n";
+    first = false;
+    out += "{\"pid\":" + (report.pid > 0 ? std::to_string(report.pid) : "null");
+    out += ",\"netns\":" + std::to_string(report.netns_inode);
+    out += ",\"netns_name\":" + json_or_null(report.netns_name);
+    out += ",\"interface\":" + (pair ? json_string(pair->name) : "null");
+    out += ",\"ifindex\":" + (pair ? std::to_string(pair->ifindex) : "null");
+    out += ",\"kind\":" + (pair ? json_string(pair->kind) : "null");
+    out += ",\"peer\":" + (pair ? json_string(placement_name(pair->placement)) : "null");
+    out += ",\"host_interface\":" + (host ? json_string(pair->host_name) : "null");
+    out += ",\"host_ifindex\":" + (host ? std::to_string(pair->host_ifindex) : "null");
+    out += ",\"parent\":" + (pair ? json_or_null(pair->parent) : "null");
+    out += ",\"container_id\":" + json_string(report.identity.id);
+    out += '}';
+  };
   for (const NetnsReport& report : reports) {
-    for (const InterfacePair& pair : report.interfaces) {
-      const bool host = pair.placement == Placement::host_peer;
-      out += first ? "\n" : ",\n";
-      first = false;
-      out += "{\"pid\":" + (report.pid > 0 ? std::to_string(report.pid) : "null");
-      out += ",\"netns\":" + std::to_string(report.netns_inode);
-      out += ",\"netns_name\":" + json_or_null(report.netns_name);
-      out += ",\"interface\":" + json_string(pair.name);
-      out += ",\"ifindex\":" + std::to_string(pair.ifindex);
-      out += ",\"kind\":" + json_string(pair.kind);
-      out += ",\"peer\":" + json_string(placement_name(pair.placement));
-      out += ",\"host_interface\":" + (host ? json_string(pair.host_name) : "null");
-      out += ",\"host_ifindex\":" + (host ? std::to_string(pair.host_ifindex) : "null");
-      out += ",\"parent\":" + json_or_null(pair.parent);
-      out += ",\"container_id\":" + json_string(report.identity.id);
-      out += '}';
-    }
+    if (report.interfaces.empty()) object(report, nullptr);
+    for (const InterfacePair& pair : report.interfaces) object(report, &pair);
   }
   out += first ? "]\n" : "\n]\n";
   return out;

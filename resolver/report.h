@@ -17,7 +17,8 @@ std::string format_table(const std::vector<NetnsReport>& reports);
 
 // `--json`: one array, one object per interface, every key present (null where it does not
 // apply): pid, netns, netns_name, interface, ifindex, kind, peer, host_interface, host_ifindex,
-// parent, container_id.
+// parent, container_id. A namespace without interfaces (host network, only loopback) is one
+// object whose interface keys are null, as in the table.
 std::string format_json(const std::vector<NetnsReport>& reports);
 
 // Why a report has no host peer, for the one stderr line: "host network", "no interfaces", ...

@@ -74,7 +74,10 @@ Resolver::Resolver()
     : host_(NetlinkSocket::open()),
       own_netns_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
   if (!own_netns_.valid()) throw system_error("/proc/thread-self/ns/net", errno);
-  own_inode_ = netns_inode(own_netns_.get());
+  struct stat st {};
+  if (fstat(own_netns_.get(), &st) < 0) throw system_error("/proc/thread-self/ns/net", errno);
+  own_inode_ = st.st_ino;
+  nsfs_device_ = st.st_dev;
 }
 
 NetnsReport Resolver::resolve_pid(pid_t pid, const ResolveOptions& options) {
@@ -120,14 +123,16 @@ BatchReport Resolver::resolve_all(const ResolveOptions& options) {
     throw system_error("/proc", errno);
   }
 
-  // Named namespaces (`ip netns add`) need no process to exist.
+  // Named namespaces (`ip netns add`) need no process to exist. An entry is a namespace only
+  // while a namespace is mounted on it: `ip netns add` creates the file before the mount and
+  // `ip netns del` leaves it for a moment after, so plain files are passed over.
   std::map<uint64_t, std::string> names;
   if (DIR* named = opendir(kNamedNetnsDir)) {
     while (dirent* entry = readdir(named)) {
       if (entry->d_name[0] == '.') continue;
       std::string path = std::string(kNamedNetnsDir) + "/" + entry->d_name;
       struct stat st {};
-      if (stat(path.c_str(), &st) == 0 && st.st_ino != own_inode_)
+      if (stat(path.c_str(), &st) == 0 && st.st_dev == nsfs_device_ && st.st_ino != own_inode_)
         names.emplace(st.st_ino, entry->d_name);
     }
     closedir(named);
@@ -173,7 +178,9 @@ BatchReport Resolver::resolve_all(const ResolveOptions& options) {
     if (first_pid.count(inode)) continue;
     std::string path = std::string(kNamedNetnsDir) + "/" + name;
     Fd netns(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!netns.valid() || netns_inode(netns.get()) != inode) {
+    struct stat st {};
+    if (!netns.valid() || fstat(netns.get(), &st) < 0 || st.st_dev != nsfs_device_ ||
+        st.st_ino != inode) {
       ++batch.skipped_gone;  // deleted since the listing
       continue;
     }

@@ -53,6 +53,7 @@ class Resolver {
   NetlinkSocket host_;
   Fd own_netns_;
   uint64_t own_inode_ = 0;
+  dev_t nsfs_device_ = 0;  // the filesystem every namespace file lives on
 };
 
 }  // namespace psnic

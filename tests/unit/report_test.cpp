@@ -70,6 +70,16 @@ TEST(FormatJson, EveryKeyPresentNullWhereNotApplicable) {
 
 TEST(FormatJson, EmptyIsAnEmptyArray) { EXPECT_EQ(format_json({}), "[]\n"); }
 
+TEST(FormatJson, NamespaceWithoutInterfacesIsOneObjectOfNulls) {
+  NetnsReport r = container(42);
+  r.interfaces.clear();
+  EXPECT_EQ(format_json({r}),
+            "[\n{\"pid\":42,\"netns\":4026532257,\"netns_name\":null,\"interface\":null,"
+            "\"ifindex\":null,\"kind\":null,\"peer\":null,\"host_interface\":null,"
+            "\"host_ifindex\":null,\"parent\":null,\"container_id\":\"" +
+                std::string(64, 'a') + "\"}\n]\n");
+}
+
 TEST(FormatJson, NamedNamespaceWithoutProcess) {
   NetnsReport r = container(0);
   r.netns_name = "blue\"ns";
