@@ -252,5 +252,17 @@ TEST_F(ResolverTest, ResolveAllFindsEachNamespaceOnceWithItsLowestPid) {
   EXPECT_EQ(seen_named, 1);
 }
 
+TEST_F(ResolverTest, ResolveAllPassesOverNetnsFilesWithoutANamespace) {
+  // `ip netns add` creates the file before it mounts the namespace on it; `ip netns del`
+  // unmounts before it unlinks. A batch running meanwhile must neither fail nor list it.
+  std::string path = "/run/netns/" + unique_name('u');
+  must("mkdir -p /run/netns && touch " + path);
+  Resolver resolver;
+  BatchReport batch;
+  EXPECT_NO_THROW(batch = resolver.resolve_all());
+  for (const NetnsReport& r : batch.namespaces) EXPECT_NE(r.netns_name, unique_name('u'));
+  unlink(path.c_str());
+}
+
 }  // namespace
 }  // namespace psnic
