@@ -51,10 +51,11 @@ std::vector<InterfacePair> match_interfaces(const std::vector<Link>& ns_links, H
         pair.placement = Placement::peer_local;
       } else {
         pair.placement = Placement::peer_elsewhere;
-        std::optional<Link> h = c.link != 0 ? host.link(c.link) : std::nullopt;
-        if (h && h->link_netnsid && *h->link_netnsid >= 0 &&
-            *h->link_netnsid == host.target_nsid() &&
-            h->link == c.ifindex && c.link == h->ifindex) {
+        const bool peer_in_host = *c.link_netnsid >= 0 && c.link != 0 &&
+                                  *c.link_netnsid == host.own_nsid_in_target();
+        std::optional<Link> h = peer_in_host ? host.link(c.link) : std::nullopt;
+        if (h && h->link_netnsid && *h->link_netnsid >= 0 && h->link == c.ifindex &&
+            c.link == h->ifindex) {
           pair.placement = Placement::host_peer;
           pair.host_ifindex = h->ifindex;
           pair.host_name = h->name;
@@ -64,7 +65,7 @@ std::vector<InterfacePair> match_interfaces(const std::vector<Link>& ns_links, H
       pair.placement = Placement::parent;
       if (!c.link_netnsid) {
         pair.parent = local_name(c.link);
-      } else if (*c.link_netnsid == host.own_nsid_in_target()) {
+      } else if (*c.link_netnsid >= 0 && *c.link_netnsid == host.own_nsid_in_target()) {
         if (std::optional<Link> parent = host.link(c.link)) pair.parent = parent->name;
       }
     }

@@ -39,17 +39,20 @@ class HostSide {
   virtual ~HostSide() = default;
   // The caller's link with this ifindex, if any.
   virtual std::optional<Link> link(uint32_t ifindex) = 0;
-  // The nsid the caller's namespace gives the target namespace, -1 if none. Asked after
-  // link(): a link query is what has the kernel assign nsids to the namespaces links point to.
-  virtual int32_t target_nsid() = 0;
   // The nsid the target namespace gives the caller's namespace, -1 if none.
   virtual int32_t own_nsid_in_target() = 0;
 };
 
 // Classifies every interface of one namespace (loopback left out), `ns_links` being a dump made
 // inside it. The match rule: caller's link H is the peer of namespace link C only when
-//   H.link_netnsid == host.target_nsid(), H.link == C.ifindex and C.link == H.ifindex.
-// ifindexes are unique only within one namespace, so no single index is ever trusted.
+//   1. C.link_netnsid is the nsid the namespace gives the caller's namespace, so C's peer lives
+//      in the caller's namespace, and H.link_netnsid is set (H's peer lives elsewhere);
+//   2. H.link == C.ifindex;
+//   3. C.link == H.ifindex.
+// ifindexes are unique only within one namespace, so no single index is ever trusted. Rule 1 is
+// asked of the namespace rather than of the host (H.link_netnsid == the nsid the host gives
+// it): the two are equivalent for a veth or netkit pair, but the kernel finds an nsid by walking
+// every nsid the asking namespace has assigned, and a host has one per container.
 std::vector<InterfacePair> match_interfaces(const std::vector<Link>& ns_links, HostSide& host);
 
 // A full dump of the caller's links, indexed for many namespaces' lookups.

@@ -25,19 +25,14 @@ NetlinkSocket open_socket_in(int netns_fd) {
   return NetlinkSocket::open();
 }
 
-// Answers the match's questions with one netlink query each, cached per namespace.
+// Answers the match's questions with one netlink query each, the nsid cached per namespace.
 class HostQueries : public HostSide {
  public:
-  HostQueries(NetlinkSocket& host, const HostLinks* dumped, int target_fd, NetlinkSocket& target,
-              int own_fd)
-      : host_(host), dumped_(dumped), target_fd_(target_fd), target_(target), own_fd_(own_fd) {}
+  HostQueries(NetlinkSocket& host, const HostLinks* dumped, NetlinkSocket& target, int own_fd)
+      : host_(host), dumped_(dumped), target_(target), own_fd_(own_fd) {}
 
   std::optional<Link> link(uint32_t ifindex) override {
     return dumped_ ? dumped_->find(ifindex) : host_.get_link(ifindex);
-  }
-  int32_t target_nsid() override {
-    if (!target_nsid_) target_nsid_ = host_.nsid_of(target_fd_);
-    return *target_nsid_;
   }
   int32_t own_nsid_in_target() override {
     if (!own_nsid_) own_nsid_ = target_.nsid_of(own_fd_);
@@ -47,10 +42,8 @@ class HostQueries : public HostSide {
  private:
   NetlinkSocket& host_;
   const HostLinks* dumped_;
-  int target_fd_;
   NetlinkSocket& target_;
   int own_fd_;
-  std::optional<int32_t> target_nsid_;
   std::optional<int32_t> own_nsid_;
 };
 
@@ -89,7 +82,7 @@ NetnsReport Resolver::resolve_pid(pid_t pid, const ResolveOptions& options) {
     report.host_network = true;
   } else {
     NetlinkSocket target = open_socket_in(held.netns.get());
-    HostQueries host(host_, nullptr, held.netns.get(), target, own_netns_.get());
+    HostQueries host(host_, nullptr, target, own_netns_.get());
     report.interfaces = match_interfaces(target.dump_links(), host);
   }
   if (options.identity) report.identity = read_container_identity(pid);
@@ -138,12 +131,12 @@ BatchReport Resolver::resolve_all(const ResolveOptions& options) {
     closedir(named);
   }
 
-  // One host dump serves every namespace, and assigns the nsids that target_nsid() reads.
+  // One host dump serves every namespace.
   HostLinks dumped(host_.dump_links());
 
   auto resolve_held = [&](NetnsReport& report, int netns_fd) {
     NetlinkSocket target = open_socket_in(netns_fd);
-    HostQueries host(host_, &dumped, netns_fd, target, own_netns_.get());
+    HostQueries host(host_, &dumped, target, own_netns_.get());
     report.interfaces = match_interfaces(target.dump_links(), host);
   };
 
