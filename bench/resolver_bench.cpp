@@ -86,7 +86,11 @@ void BM_ResolvePid(benchmark::State& state) {
   }
   state.SetLabel(options.identity ? "with container identity" : "interfaces only");
 }
-BENCHMARK(BM_ResolvePid)->Arg(0)->Arg(1)->Repetitions(10)->ReportAggregatesOnly(true)
+BENCHMARK(BM_ResolvePid)
+    ->Arg(0)
+    ->Arg(1)
+    ->Repetitions(10)
+    ->ReportAggregatesOnly(true)
     ->Unit(benchmark::kMicrosecond);
 
 void BM_ResolveAll(benchmark::State& state) {
@@ -109,11 +113,17 @@ void BM_ResolveAll(benchmark::State& state) {
   // Every namespace on the host is resolved, the bench's and any others (containers, ...).
   state.counters["namespaces"] = static_cast<double>(namespaces);
   state.counters["per_namespace"] = benchmark::Counter(
-      static_cast<double>(namespaces), benchmark::Counter::kIsIterationInvariantRate |
-                                           benchmark::Counter::kInvert);
+      static_cast<double>(namespaces),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
-BENCHMARK(BM_ResolveAll)->Arg(10)->Arg(100)->Arg(1000)->Repetitions(5)->ReportAggregatesOnly(true)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ResolveAll)
+    ->Arg(10)
+    ->Arg(100)
+    ->Arg(1000)
+    ->Repetitions(5)
+    ->ReportAggregatesOnly(true)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // The kernel's side of one namespace's lookup, with N namespaces known to the host: RTM_GETNSID
 // and a host link dump. The kernel finds a namespace's nsid by walking every nsid the host has

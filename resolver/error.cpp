@@ -10,7 +10,8 @@ Error::Error(std::string object, int errnum, std::string cause)
 
 Error system_error(std::string object, int errnum) {
   std::string cause = strerrordesc_np(errnum) ? strerrordesc_np(errnum) : "unknown error";
-  if (!cause.empty()) cause[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(cause[0])));
+  if (!cause.empty())
+    cause[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(cause[0])));
   return Error(std::move(object), errnum, std::move(cause));
 }
 

@@ -58,8 +58,10 @@ int run_pids(psnic::Resolver& resolver, const Options& options) {
         complain(arg + ": " + psnic::no_peer_reason(report));
         status = std::max(status, kNotFound);
       }
-      if (options.json) reports.push_back(std::move(report));
-      else print(psnic::format_host_names(report, several));
+      if (options.json)
+        reports.push_back(std::move(report));
+      else
+        print(psnic::format_host_names(report, several));
     } catch (const psnic::Error& e) {
       complain(e.what());
       status = kTrouble;

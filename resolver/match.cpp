@@ -51,8 +51,8 @@ std::vector<InterfacePair> match_interfaces(const std::vector<Link>& ns_links, H
         pair.placement = Placement::peer_local;
       } else {
         pair.placement = Placement::peer_elsewhere;
-        const bool peer_in_host = *c.link_netnsid >= 0 && c.link != 0 &&
-                                  *c.link_netnsid == host.own_nsid_in_target();
+        const bool peer_in_host =
+            *c.link_netnsid >= 0 && c.link != 0 && *c.link_netnsid == host.own_nsid_in_target();
         std::optional<Link> h = peer_in_host ? host.link(c.link) : std::nullopt;
         if (h && h->link_netnsid && *h->link_netnsid >= 0 && h->link == c.ifindex &&
             c.link == h->ifindex) {

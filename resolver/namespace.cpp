@@ -39,7 +39,8 @@ int Fd::release() {
 namespace {
 
 Error pid_error(pid_t pid, int errnum) {
-  if (errnum == ESRCH || errnum == ENOENT) return Error(std::to_string(pid), ESRCH, "no such process");
+  if (errnum == ESRCH || errnum == ENOENT)
+    return Error(std::to_string(pid), ESRCH, "no such process");
   if (errnum == EINVAL)
     return Error(std::to_string(pid), EINVAL, "not a process id (a thread id or out of range)");
   return system_error(std::to_string(pid), errnum);
@@ -73,7 +74,8 @@ ProcessNetns open_process_netns(pid_t pid) {
 }
 
 void ensure_alive(const ProcessNetns& held) {
-  if (!alive(held.pidfd.get())) throw Error(std::to_string(held.pid), ESRCH, "exited during lookup");
+  if (!alive(held.pidfd.get()))
+    throw Error(std::to_string(held.pid), ESRCH, "exited during lookup");
 }
 
 uint64_t netns_inode(int netns_fd) {

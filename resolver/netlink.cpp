@@ -69,8 +69,7 @@ bool read_string(const nlattr* attr, std::string& out) {
 // the message is shorter than it says or than its header.
 bool attributes_of(const nlmsghdr* nlh, size_t available, size_t header_size, const void*& start,
                    size_t& length) {
-  if (available < sizeof(nlmsghdr) || nlh->nlmsg_len < NLMSG_HDRLEN ||
-      nlh->nlmsg_len > available)
+  if (available < sizeof(nlmsghdr) || nlh->nlmsg_len < NLMSG_HDRLEN || nlh->nlmsg_len > available)
     return false;
   size_t payload = nlh->nlmsg_len - NLMSG_HDRLEN;
   if (payload < header_size) return false;

@@ -18,9 +18,9 @@ namespace psnic {
 struct Link {
   uint32_t ifindex = 0;
   std::string name;
-  std::string kind;  // IFLA_INFO_KIND ("veth", "netkit", "macvlan", ...); empty when absent
-  uint32_t flags = 0;                  // IFF_* from ifinfomsg
-  uint32_t link = 0;                   // IFLA_LINK: peer (veth, netkit) or parent ifindex; 0 if absent
+  std::string kind;    // IFLA_INFO_KIND ("veth", "netkit", "macvlan", ...); empty when absent
+  uint32_t flags = 0;  // IFF_* from ifinfomsg
+  uint32_t link = 0;   // IFLA_LINK: peer (veth, netkit) or parent ifindex; 0 if absent
   std::optional<int32_t> link_netnsid;  // IFLA_LINK_NETNSID: where `link` lives, when not here
 
   bool is_loopback() const;

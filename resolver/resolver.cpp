@@ -105,8 +105,10 @@ BatchReport Resolver::resolve_all(const ResolveOptions& options) {
       std::snprintf(path, sizeof path, "/proc/%d/ns/net", static_cast<int>(pid));
       struct stat st {};
       if (stat(path, &st) < 0) {
-        if (errno == EACCES || errno == EPERM) ++batch.skipped_denied;
-        else ++batch.skipped_gone;
+        if (errno == EACCES || errno == EPERM)
+          ++batch.skipped_denied;
+        else
+          ++batch.skipped_gone;
         continue;
       }
       if (st.st_ino != own_inode_) first_pid.emplace(st.st_ino, pid);
@@ -161,9 +163,12 @@ BatchReport Resolver::resolve_all(const ResolveOptions& options) {
       ensure_alive(held);
       batch.namespaces.push_back(std::move(report));
     } catch (const Error& e) {
-      if (e.errnum() == EACCES || e.errnum() == EPERM) ++batch.skipped_denied;
-      else if (e.errnum() == ESRCH) ++batch.skipped_gone;
-      else throw;
+      if (e.errnum() == EACCES || e.errnum() == EPERM)
+        ++batch.skipped_denied;
+      else if (e.errnum() == ESRCH)
+        ++batch.skipped_gone;
+      else
+        throw;
     }
   }
 

@@ -16,10 +16,10 @@ namespace psnic {
 
 // Everything psnic knows about one network namespace.
 struct NetnsReport {
-  pid_t pid = 0;             // the PID asked about, or the lowest PID in it; 0 for none
-  uint64_t netns_inode = 0;  // the namespace's identity
-  std::string netns_name;    // its `ip netns` name (/run/netns), if it has one and it was asked
-  bool host_network = false;  // the caller's own namespace: no interface of its own
+  pid_t pid = 0;               // the PID asked about, or the lowest PID in it; 0 for none
+  uint64_t netns_inode = 0;    // the namespace's identity
+  std::string netns_name;      // its `ip netns` name (/run/netns), if it has one and it was asked
+  bool host_network = false;   // the caller's own namespace: no interface of its own
   ContainerIdentity identity;  // filled when ResolveOptions::identity
   std::vector<InterfacePair> interfaces;
 
@@ -33,7 +33,7 @@ struct ResolveOptions {
 // Every namespace on the host other than the caller's, and what could not be looked at.
 struct BatchReport {
   std::vector<NetnsReport> namespaces;  // ordered by PID; named namespaces without one last
-  size_t skipped_gone = 0;    // processes that exited while they were looked at
+  size_t skipped_gone = 0;              // processes that exited while they were looked at
   size_t skipped_denied = 0;  // processes whose namespace could not be opened (EACCES, EPERM)
 };
 

@@ -340,7 +340,8 @@ TEST_F(DockerTest, AllListsEveryContainerButHostNetworkOnes) {
   // `none` has no interface but loopback: one object whose interface keys are null.
   EXPECT_NE(json.out.find("\"interface\":null,\"ifindex\":null,\"kind\":null,\"peer\":null,"
                           "\"host_interface\":null,\"host_ifindex\":null,\"parent\":null,"
-                          "\"container_id\":\"" + none.id() + "\""),
+                          "\"container_id\":\"" +
+                          none.id() + "\""),
             std::string::npos)
       << json.out;
 }

@@ -15,7 +15,9 @@ using test::unique_name;
 
 CommandResult psnic(const std::string& args) { return run(test::psnic_binary() + " " + args); }
 
-int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+int count_lines(const std::string& s) {
+  return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
+}
 
 class CliTest : public ::testing::Test {
  protected:
@@ -94,7 +96,8 @@ TEST_F(CliTest, MacvlanOnlyNamespaceExitsOneNamingKindAndParent) {
                        bridge + ")\n");
   EXPECT_EQ(j.status, 1);
   EXPECT_NE(j.out.find("\"kind\":\"macvlan\",\"peer\":\"parent\",\"host_interface\":null,"
-                       "\"host_ifindex\":null,\"parent\":\"" + bridge + "\""),
+                       "\"host_ifindex\":null,\"parent\":\"" +
+                       bridge + "\""),
             std::string::npos)
       << j.out;
 }
@@ -131,8 +134,8 @@ TEST_F(CliTest, JsonCarriesEveryKey) {
   CommandResult r = psnic("--json " + pid());
   EXPECT_EQ(r.status, 0);
   std::string index = test::chomp(ns_->ip("-o link show eth0 | cut -d: -f1"));
-  EXPECT_EQ(r.out, "[\n{\"pid\":" + pid() + ",\"netns\":" +
-                       test::chomp(must("stat -L -c %i " + ns_->path())) +
+  EXPECT_EQ(r.out, "[\n{\"pid\":" + pid() +
+                       ",\"netns\":" + test::chomp(must("stat -L -c %i " + ns_->path())) +
                        ",\"netns_name\":null,\"interface\":\"eth0\",\"ifindex\":" + index +
                        ",\"kind\":\"veth\",\"peer\":\"host\",\"host_interface\":\"" + host_veth_ +
                        "\",\"host_ifindex\":" + std::to_string(test::host_ifindex(host_veth_)) +

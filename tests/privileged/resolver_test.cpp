@@ -1,4 +1,6 @@
 // The resolver against real namespaces and veth pairs made by the test.
+#include "resolver/resolver.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sched.h>
@@ -9,7 +11,6 @@
 #include <set>
 
 #include "resolver/error.h"
-#include "resolver/resolver.h"
 #include "tests/support/support.h"
 
 namespace psnic {
@@ -65,7 +66,8 @@ TEST_F(ResolverTest, NamespacesWhoseEth0SharesAnIfindexGetTheirOwnPeers) {
   }
   // Every namespace's eth0 has the same ifindex: the collision this test is about.
   std::set<std::string> indexes;
-  for (auto& v : namespaces) indexes.insert(test::chomp(v->ns.ip("-o link show eth0 | cut -d: -f1")));
+  for (auto& v : namespaces)
+    indexes.insert(test::chomp(v->ns.ip("-o link show eth0 | cut -d: -f1")));
   ASSERT_EQ(indexes.size(), 1u);
 
   Resolver resolver;
@@ -82,7 +84,8 @@ TEST_F(ResolverTest, PeerInANonHostNamespaceWhoseIfindexExistsOnTheHost) {
   // a's eth0 pairs with b's peer0. Make sure peer0's ifindex is also taken on the host.
   must("ip link add eth0 netns " + a.name() + " type veth peer name peer0 netns " + b.name());
   std::string peer_index = test::chomp(b.ip("-o link show peer0 | cut -d: -f1"));
-  std::string host_link = test::chomp(must("ip -o link show | awk -F': ' '$1==" + peer_index + " {print $2}' | cut -d@ -f1"));
+  std::string host_link = test::chomp(
+      must("ip -o link show | awk -F': ' '$1==" + peer_index + " {print $2}' | cut -d@ -f1"));
   std::string decoy;
   if (host_link.empty()) {
     // Nothing on the host has that index: create one that does.

@@ -9,9 +9,9 @@ namespace psnic::test {
 bool is_root();
 
 // Privileged and e2e tests need root. As root they never skip (CI fails on any skip).
-#define PSNIC_REQUIRE_ROOT()                                       \
-  do {                                                             \
-    if (!::psnic::test::is_root()) GTEST_SKIP() << "needs root";   \
+#define PSNIC_REQUIRE_ROOT()                                     \
+  do {                                                           \
+    if (!::psnic::test::is_root()) GTEST_SKIP() << "needs root"; \
   } while (0)
 
 struct CommandResult {

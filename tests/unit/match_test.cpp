@@ -1,10 +1,10 @@
 // The match rule on synthetic link tables, above all where ifindexes collide across namespaces.
+#include "resolver/match.h"
+
 #include <gtest/gtest.h>
 #include <linux/if.h>
 
 #include <map>
-
-#include "resolver/match.h"
 
 namespace psnic {
 namespace {
@@ -30,8 +30,7 @@ Link loopback() {
 // is asked.
 class FakeHost : public HostSide {
  public:
-  FakeHost(std::vector<Link> links, int32_t own_nsid_in_target)
-      : own_nsid_(own_nsid_in_target) {
+  FakeHost(std::vector<Link> links, int32_t own_nsid_in_target) : own_nsid_(own_nsid_in_target) {
     for (Link& l : links) links_[l.ifindex] = std::move(l);
   }
   std::optional<Link> link(uint32_t ifindex) override {
@@ -146,9 +145,9 @@ TEST(Match, SeveralInterfacesInOneNamespace) {
   std::vector<Link> host_links = colliding_host();
   host_links.push_back(make_link(11, "vethC", "veth", 3, 0));
   FakeHost host(host_links, kHost);
-  auto pairs = match_interfaces({loopback(), make_link(2, "eth0", "veth", 7, kHost),
-                                 make_link(3, "eth1", "veth", 11, kHost)},
-                                host);
+  auto pairs = match_interfaces(
+      {loopback(), make_link(2, "eth0", "veth", 7, kHost), make_link(3, "eth1", "veth", 11, kHost)},
+      host);
   ASSERT_EQ(pairs.size(), 2u);
   EXPECT_EQ(pairs[0].host_name, "vethA");
   EXPECT_EQ(pairs[1].host_name, "vethC");

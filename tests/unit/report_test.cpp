@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "resolver/report.h"
+
+#include <gtest/gtest.h>
 
 namespace psnic {
 namespace {
