@@ -29,16 +29,6 @@ void complain(const std::string& message) { std::fprintf(stderr, "psnic: %s\n", 
 
 void print(const std::string& text) { std::fwrite(text.data(), 1, text.size(), stdout); }
 
-bool parse_pid(const std::string& text, pid_t& pid) {
-  if (text.empty() || text.size() > 10 ||
-      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return false;
-  long long value = std::stoll(text);
-  if (value <= 0 || value > 0x3fffffff) return false;
-  pid = static_cast<pid_t>(value);
-  return true;
-}
-
 int run_pids(psnic::Resolver& resolver, const Options& options) {
   int status = kFound;
   std::vector<psnic::NetnsReport> reports;
@@ -46,14 +36,14 @@ int run_pids(psnic::Resolver& resolver, const Options& options) {
   resolve.identity = options.json;
   const bool several = options.pids.size() > 1;
   for (const std::string& arg : options.pids) {
-    pid_t pid = 0;
-    if (!parse_pid(arg, pid)) {
+    std::optional<pid_t> pid = psnic::parse_pid(arg);
+    if (!pid) {
       complain((arg.empty() ? std::string("\"\"") : arg) + ": not a process id");
       status = kTrouble;
       continue;
     }
     try {
-      psnic::NetnsReport report = resolver.resolve_pid(pid, resolve);
+      psnic::NetnsReport report = resolver.resolve_pid(*pid, resolve);
       if (!report.has_host_peer()) {
         complain(arg + ": " + psnic::no_peer_reason(report));
         status = std::max(status, kNotFound);

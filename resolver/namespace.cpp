@@ -36,6 +36,18 @@ int Fd::release() {
   return fd;
 }
 
+std::optional<pid_t> parse_pid(std::string_view text) {
+  constexpr long kPidMaxLimit = 4194304;
+  if (text.empty() || text.size() > 7 || text[0] == '0') return std::nullopt;
+  long value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  if (value > kPidMaxLimit) return std::nullopt;
+  return static_cast<pid_t>(value);
+}
+
 namespace {
 
 Error pid_error(pid_t pid, int errnum) {

@@ -3,7 +3,9 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace psnic {
 
@@ -25,6 +27,10 @@ class Fd {
  private:
   int fd_ = -1;
 };
+
+// A PID written as /proc names it and as users type it: decimal digits, no sign, no leading zero,
+// at most the kernel's PID_MAX_LIMIT (4194304). nullopt for anything else.
+std::optional<pid_t> parse_pid(std::string_view text);
 
 // A process's network namespace, held from the first look: the namespace fd keeps the
 // namespace, the pidfd tells whether the process that had it is still the one behind the PID.

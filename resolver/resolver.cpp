@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <optional>
 
@@ -46,15 +45,6 @@ class HostQueries : public HostSide {
   int own_fd_;
   std::optional<int32_t> own_nsid_;
 };
-
-bool parse_pid(const char* text, pid_t& pid) {
-  if (*text < '1' || *text > '9') return false;
-  char* end = nullptr;
-  long value = std::strtol(text, &end, 10);
-  if (*end != '\0' || value <= 0 || value > 0x3fffffff) return false;
-  pid = static_cast<pid_t>(value);
-  return true;
-}
 
 }  // namespace
 
@@ -100,8 +90,9 @@ BatchReport Resolver::resolve_all(const ResolveOptions& options) {
   if (DIR* proc = opendir("/proc")) {
     char path[64];
     while (dirent* entry = readdir(proc)) {
-      pid_t pid = 0;
-      if (!parse_pid(entry->d_name, pid)) continue;
+      std::optional<pid_t> parsed = parse_pid(entry->d_name);
+      if (!parsed) continue;
+      pid_t pid = *parsed;
       std::snprintf(path, sizeof path, "/proc/%d/ns/net", static_cast<int>(pid));
       struct stat st {};
       if (stat(path, &st) < 0) {
