@@ -1,0 +1,24 @@
+/* Shared by bpf/traffic.bpf.c and user space: fixed-width types only. The C++ side checks the
+ * layout with static_assert. */
+#pragma once
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* The program counts only interfaces user space has inserted a key for. */
+#define PSNIC_MAX_INTERFACES 65536
+
+/* One direction of one interface, on one CPU. */
+struct psnic_counters {
+	__u64 bytes;    /* skb->len: L2 frames as the kernel's interface statistics count them */
+	__u64 packets;  /* skbs, as the kernel's interface statistics count them */
+	__u64 segments; /* wire packets: a GSO skb counts gso_segs */
+};
+
+/* Map value, keyed by host ifindex (__u32). Seen from the host interface's hooks; the container
+ * sees the reverse (host ingress = container transmit, host egress = container receive). */
+struct psnic_traffic {
+	struct psnic_counters ingress;
+	struct psnic_counters egress;
+};
