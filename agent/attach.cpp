@@ -1,1 +1,136 @@
 #include "agent/attach.h"
+
+#include <bpf/bpf.h>
+
+#include <cerrno>
+#include <utility>
+
+#include "resolver/error.h"
+
+namespace psnic {
+namespace {
+
+// Debian 12's uapi headers (Linux 6.1) predate TCX (Linux 6.6); values from linux/bpf.h.
+constexpr int kBpfTcxIngress = 46;  // BPF_TCX_INGRESS
+constexpr int kBpfTcxEgress = 47;   // BPF_TCX_EGRESS
+constexpr uint32_t kBpfFBefore = 1U << 3;  // BPF_F_BEFORE: with no relative program, the head
+
+// A TCX link at the head of the interface's chain, so that no program before psnic's can
+// redirect or drop traffic unseen. Returns the link fd or -errno.
+int create_tcx_link(int prog_fd, uint32_t ifindex, int attach_type) {
+  LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = kBpfFBefore);
+  int fd = bpf_link_create(prog_fd, static_cast<int>(ifindex),
+                           static_cast<bpf_attach_type>(attach_type), &opts);
+  return fd < 0 ? -errno : fd;
+}
+
+bpf_tc_hook tc_hook(uint32_t ifindex, bpf_tc_attach_point point) {
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = point);
+  return hook;
+}
+
+// Attaches one cls_bpf filter with psnic's handle and priority; returns the program id.
+uint32_t attach_tc_filter(int prog_fd, uint32_t ifindex, bpf_tc_attach_point point,
+                          const std::string& name) {
+  bpf_tc_hook hook = tc_hook(ifindex, point);
+  // Creates the clsact qdisc if the interface has none. psnic never deletes it: another tool
+  // may have added filters to it since.
+  int err = bpf_tc_hook_create(&hook);
+  if (err < 0 && err != -EEXIST) throw system_error(name + ": clsact qdisc", -err);
+  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .handle = kTcHandle,
+              .priority = kTcPriority);
+  err = bpf_tc_attach(&hook, &opts);
+  if (err < 0) throw system_error(name + ": tc filter", -err);
+  return opts.prog_id;
+}
+
+// Removes psnic's filter from one hook, only if it is still there and still runs psnic's
+// program: a filter someone else put at the same handle and priority stays.
+void detach_tc_filter(uint32_t ifindex, bpf_tc_attach_point point, uint32_t prog_id) {
+  bpf_tc_hook hook = tc_hook(ifindex, point);
+  LIBBPF_OPTS(bpf_tc_opts, query, .handle = kTcHandle, .priority = kTcPriority);
+  if (bpf_tc_query(&hook, &query) < 0 || query.prog_id != prog_id) return;
+  LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
+  bpf_tc_detach(&hook, &opts);
+}
+
+}  // namespace
+
+const char* attach_mode_name(AttachMode mode) { return mode == AttachMode::tcx ? "tcx" : "tc"; }
+
+std::optional<AttachMode> parse_attach_mode(std::string_view text) {
+  if (text == "tcx") return AttachMode::tcx;
+  if (text == "tc") return AttachMode::tc;
+  if (text == "auto") return std::nullopt;
+  throw Error("attach mode " + std::string(text), EINVAL, "not one of auto, tcx, tc");
+}
+
+AttachMode probe_attach_mode(const TrafficProgram& program) {
+  // No interface has ifindex 0: a kernel that knows TCX answers "no such device", one that does
+  // not rejects the attach type itself.
+  int fd = create_tcx_link(program.ingress_fd(), 0, kBpfTcxIngress);
+  if (fd >= 0) {
+    Fd unexpected(fd);
+    return AttachMode::tcx;
+  }
+  return fd == -ENODEV ? AttachMode::tcx : AttachMode::tc;
+}
+
+Attachment Attachment::attach(const TrafficProgram& program, uint32_t ifindex,
+                              const std::string& name, AttachMode mode) {
+  Attachment a;
+  a.ifindex_ = ifindex;
+  a.name_ = name;
+  a.mode_ = mode;
+  if (mode == AttachMode::tcx) {
+    int ingress = create_tcx_link(program.ingress_fd(), ifindex, kBpfTcxIngress);
+    if (ingress < 0) throw system_error(name + ": tcx ingress link", -ingress);
+    a.ingress_link_ = Fd(ingress);
+    int egress = create_tcx_link(program.egress_fd(), ifindex, kBpfTcxEgress);
+    if (egress < 0) throw system_error(name + ": tcx egress link", -egress);
+    a.egress_link_ = Fd(egress);
+  } else {
+    a.ingress_prog_id_ = attach_tc_filter(program.ingress_fd(), ifindex, BPF_TC_INGRESS, name);
+    a.attached_ = true;  // so that a failing egress attach detaches the ingress filter
+    a.egress_prog_id_ = attach_tc_filter(program.egress_fd(), ifindex, BPF_TC_EGRESS, name);
+  }
+  a.attached_ = true;
+  return a;
+}
+
+Attachment::Attachment(Attachment&& other) noexcept { *this = std::move(other); }
+
+Attachment& Attachment::operator=(Attachment&& other) noexcept {
+  if (this != &other) {
+    detach();
+    ifindex_ = other.ifindex_;
+    name_ = std::move(other.name_);
+    mode_ = other.mode_;
+    attached_ = std::exchange(other.attached_, false);
+    ingress_link_ = std::move(other.ingress_link_);
+    egress_link_ = std::move(other.egress_link_);
+    ingress_prog_id_ = other.ingress_prog_id_;
+    egress_prog_id_ = other.egress_prog_id_;
+  }
+  return *this;
+}
+
+Attachment::~Attachment() { detach(); }
+
+void Attachment::detach() {
+  if (!attached_) {
+    ingress_link_ = Fd();  // a half-made TCX attachment still closes its link
+    egress_link_ = Fd();
+    return;
+  }
+  attached_ = false;
+  if (mode_ == AttachMode::tcx) {
+    ingress_link_ = Fd();
+    egress_link_ = Fd();
+  } else {
+    if (ingress_prog_id_ != 0) detach_tc_filter(ifindex_, BPF_TC_INGRESS, ingress_prog_id_);
+    if (egress_prog_id_ != 0) detach_tc_filter(ifindex_, BPF_TC_EGRESS, egress_prog_id_);
+  }
+}
+
+}  // namespace psnic

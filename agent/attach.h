@@ -1,1 +1,68 @@
 #pragma once
+
+#include <bpf/libbpf.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "agent/program.h"
+#include "resolver/namespace.h"
+
+namespace psnic {
+
+// How the program pair is hooked to an interface.
+enum class AttachMode {
+  tcx,  // TCX links (kernel >= 6.6), at the head of each chain
+  tc,   // clsact qdisc + cls_bpf filters with psnic's own handle and priority
+};
+
+const char* attach_mode_name(AttachMode mode);
+// "tcx", "tc"; "auto" gives nullopt, anything else throws Error.
+std::optional<AttachMode> parse_attach_mode(std::string_view text);
+
+// TCX when the kernel has it, else tc. Probes without touching any interface.
+AttachMode probe_attach_mode(const TrafficProgram& program);
+
+// psnic's cls_bpf filters in tc mode: handle 0x5053 ("PS") at priority 1 on both hooks.
+inline constexpr uint32_t kTcHandle = 0x5053;
+inline constexpr uint32_t kTcPriority = 1;
+
+// The program pair on one host interface, detached (only what psnic attached) on destruction.
+// Move-only.
+class Attachment {
+ public:
+  // Attaches ingress then egress; on failure nothing stays attached. Throws Error naming the
+  // interface.
+  static Attachment attach(const TrafficProgram& program, uint32_t ifindex,
+                           const std::string& name, AttachMode mode);
+
+  Attachment(Attachment&& other) noexcept;
+  Attachment& operator=(Attachment&& other) noexcept;
+  Attachment(const Attachment&) = delete;
+  Attachment& operator=(const Attachment&) = delete;
+  ~Attachment();
+
+  uint32_t ifindex() const { return ifindex_; }
+  const std::string& name() const { return name_; }
+  AttachMode mode() const { return mode_; }
+  // Detaches now; further calls do nothing.
+  void detach();
+
+ private:
+  Attachment() = default;
+
+  uint32_t ifindex_ = 0;
+  std::string name_;
+  AttachMode mode_ = AttachMode::tcx;
+  bool attached_ = false;
+  // tcx: the links; closing a TCX link fd detaches it.
+  Fd ingress_link_;
+  Fd egress_link_;
+  // tc: the programs' ids, so detaching removes a filter only while it still runs psnic's.
+  uint32_t ingress_prog_id_ = 0;
+  uint32_t egress_prog_id_ = 0;
+};
+
+}  // namespace psnic

@@ -1,1 +1,143 @@
 #include "exporter/metrics.h"
+
+#include <algorithm>
+#include <exception>
+#include <utility>
+
+namespace psnic {
+
+namespace {
+
+const std::shared_ptr<const LabelTable>& empty_table() {
+  static const auto empty = std::make_shared<const LabelTable>();
+  return empty;
+}
+
+prometheus::MetricFamily counter_family(std::string name, std::string help) {
+  prometheus::MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = prometheus::MetricType::Counter;
+  return family;
+}
+
+std::vector<prometheus::ClientMetric::Label> label_pairs(const InterfaceLabels& labels) {
+  return {
+      {"container_id", labels.container_id},
+      {"container_name", labels.container_name},
+      {"pod", labels.pod},
+      {"namespace", labels.namespace_name},
+      {"interface", labels.interface},
+      {"host_interface", labels.host_interface},
+  };
+}
+
+void add_sample(prometheus::MetricFamily& family,
+                const std::vector<prometheus::ClientMetric::Label>& labels, uint64_t value) {
+  prometheus::ClientMetric& metric = family.metric.emplace_back();
+  metric.label = labels;
+  // Exact up to 2^53 (8 PiB); the text format carries doubles anyway.
+  metric.counter.value = static_cast<double>(value);
+}
+
+}  // namespace
+
+LabelSnapshot::LabelSnapshot() : table_(empty_table()) {}
+
+void LabelSnapshot::publish(std::shared_ptr<const LabelTable> table) {
+  table_.store(table ? std::move(table) : empty_table());
+}
+
+std::shared_ptr<const LabelTable> LabelSnapshot::current() const { return table_.load(); }
+
+SelfMetrics::SelfMetrics(const std::vector<std::string>& error_ops)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      attached_(prometheus::BuildGauge()
+                    .Name("psnic_attached_interfaces")
+                    .Help("Host interfaces the traffic programs are attached to, by attach mode")
+                    .Register(*registry_)),
+      errors_(prometheus::BuildCounter()
+                  .Name("psnic_errors_total")
+                  .Help("Failed operations, by operation; each was logged and psnic went on")
+                  .Register(*registry_)) {
+  prometheus::BuildGauge()
+      .Name("psnic_build_info")
+      .Help("psnic's version, as a label on a constant 1")
+      .Register(*registry_)
+      .Add({{"version", PSNIC_VERSION}})
+      .Set(1);
+  attached_.Add({{"mode", "tcx"}});
+  attached_.Add({{"mode", "tc"}});
+  for (const std::string& op : error_ops) errors_.Add({{"op", op}});
+}
+
+void SelfMetrics::set_attached(std::string_view mode, double n) {
+  attached_.Add({{"mode", std::string(mode)}}).Set(n);
+}
+
+void SelfMetrics::count_error(std::string_view op) {
+  errors_.Add({{"op", std::string(op)}}).Increment();
+}
+
+TrafficCollector::TrafficCollector(Reader read, std::shared_ptr<const LabelSnapshot> labels,
+                                   std::shared_ptr<SelfMetrics> self)
+    : read_(std::move(read)), labels_(std::move(labels)), self_(std::move(self)) {}
+
+std::vector<prometheus::MetricFamily> TrafficCollector::Collect() const {
+  // Order is the exposition order; receive before transmit, as cAdvisor has them.
+  enum { kReceiveBytes, kTransmitBytes, kReceivePackets, kTransmitPackets };
+  std::vector<prometheus::MetricFamily> families;
+  try {
+    families.push_back(counter_family(
+        "psnic_container_network_receive_bytes_total",
+        "Bytes the container received on the interface (frame length, counted at the host "
+        "peer's egress)"));
+    families.push_back(counter_family(
+        "psnic_container_network_transmit_bytes_total",
+        "Bytes the container transmitted on the interface (frame length, counted at the host "
+        "peer's ingress)"));
+    families.push_back(counter_family(
+        "psnic_container_network_receive_packets_total",
+        "Packets the container received on the interface (counted at the host peer's egress)"));
+    families.push_back(counter_family(
+        "psnic_container_network_transmit_packets_total",
+        "Packets the container transmitted on the interface (counted at the host peer's "
+        "ingress)"));
+
+    const std::shared_ptr<const LabelTable> table = labels_ ? labels_->current() : nullptr;
+    if (!table || !read_) return families;
+
+    // Sorted by ifindex, so that two scrapes list the series in the same order.
+    std::vector<uint32_t> ifindexes;
+    ifindexes.reserve(table->size());
+    for (const auto& entry : *table) ifindexes.push_back(entry.first);
+    std::sort(ifindexes.begin(), ifindexes.end());
+    for (auto& family : families) family.metric.reserve(ifindexes.size());
+
+    for (uint32_t ifindex : ifindexes) {
+      std::optional<psnic_traffic> traffic;
+      try {
+        traffic = read_(ifindex);
+      } catch (const std::exception&) {
+        if (self_) self_->count_error("read_map");
+        continue;
+      }
+      if (!traffic) continue;  // not attached yet, or already gone
+      const auto labels = label_pairs(table->at(ifindex));
+      // The host peer's egress is what the container receives, its ingress what it sends.
+      add_sample(families[kReceiveBytes], labels, traffic->egress.bytes);
+      add_sample(families[kTransmitBytes], labels, traffic->ingress.bytes);
+      add_sample(families[kReceivePackets], labels, traffic->egress.packets);
+      add_sample(families[kTransmitPackets], labels, traffic->ingress.packets);
+    }
+  } catch (...) {
+    // Out of memory, most likely: a scrape with what was gathered beats a dead agent.
+    try {
+      if (self_) self_->count_error("collect");
+    } catch (...) {
+    }
+  }
+  return families;
+}
+
+}  // namespace psnic

@@ -1,1 +1,156 @@
+// The exporter: container traffic read from the BPF map at scrape time, psnic's own metrics, and
+// the HTTP endpoint that serves both to Prometheus.
 #pragma once
+
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "bpf/traffic.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace psnic {
+
+// Where /metrics is served unless told otherwise. 9867 sits in the 9100-9999 range Prometheus
+// keeps for exporters, and no exporter we know of defaults to it (node_exporter 9100, cAdvisor
+// 8080, ebpf_exporter 9435).
+inline constexpr std::string_view kDefaultListen = "0.0.0.0:9867";
+
+// Labels of one counted host interface, seen from the container. Empty where unknown.
+struct InterfaceLabels {
+  std::string container_id;
+  std::string container_name;
+  std::string pod;
+  std::string namespace_name;  // the Kubernetes namespace, exported as label "namespace"
+  std::string interface;       // the container-side name, e.g. eth0
+  std::string host_interface;  // the host peer, e.g. veth1241974; unique per entry
+};
+
+// Host ifindex -> labels. Published whole by the agent and never changed after publishing.
+using LabelTable = std::unordered_map<uint32_t, InterfaceLabels>;
+
+// The label table scrape threads read while the agent loop replaces it. Starts empty.
+class LabelSnapshot {
+ public:
+  LabelSnapshot();
+  // Replaces the table; scrapes already running keep the one they took. nullptr means empty.
+  void publish(std::shared_ptr<const LabelTable> table);
+  // Never nullptr.
+  std::shared_ptr<const LabelTable> current() const;
+
+ private:
+  std::atomic<std::shared_ptr<const LabelTable>> table_;
+};
+
+// Reads the traffic map (BPF_MAP_TYPE_PERCPU_HASH, key __u32 host ifindex, value psnic_traffic)
+// and sums the CPUs. Does not own the fd, which must outlive it. Thread-safe.
+class TrafficMap {
+ public:
+  // Throws Error when map_fd is not a per-CPU hash with the traffic map's key and value sizes.
+  explicit TrafficMap(int map_fd);
+
+  // nullopt when the key is absent; throws Error on any other failure.
+  std::optional<psnic_traffic> read(uint32_t ifindex) const;
+  // Possible CPUs: how many values one key holds.
+  int cpus() const { return cpus_; }
+
+ private:
+  int fd_;
+  int cpus_;
+};
+
+// psnic's own metrics: psnic_build_info{version}, psnic_attached_interfaces{mode} and
+// psnic_errors_total{op}. Thread-safe.
+class SelfMetrics {
+ public:
+  // Series for the ops in `error_ops` exist from the start, at 0, so that rate() sees the first
+  // error. "read_map" is the collector's own.
+  explicit SelfMetrics(const std::vector<std::string>& error_ops = {"read_map"});
+
+  // Register this with MetricsServer.
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+
+  // Interfaces currently attached in `mode` ("tcx" or "tc"; both start at 0).
+  void set_attached(std::string_view mode, double n);
+  // One failed operation, e.g. "attach", "read_map".
+  void count_error(std::string_view op);
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Gauge>& attached_;
+  prometheus::Family<prometheus::Counter>& errors_;
+};
+
+// The container traffic families, read when Prometheus scrapes (no polling in between):
+//   psnic_container_network_{receive,transmit}_{bytes,packets}_total
+// labelled container_id, container_name, pod, namespace, interface, host_interface (always all
+// six, empty where unknown). Receive is the host peer's egress, transmit its ingress.
+// An interface the map has no entry for is left out; a failed read is left out and counted as
+// psnic_errors_total{op="read_map"}. Collect() never throws.
+class TrafficCollector : public prometheus::Collectable {
+ public:
+  // The counters of one host ifindex: nullopt when absent, an exception when the read failed.
+  // A TrafficMap does it: [map](uint32_t i) { return map->read(i); }.
+  using Reader = std::function<std::optional<psnic_traffic>(uint32_t ifindex)>;
+
+  // `self` may be nullptr (errors are then only skipped).
+  TrafficCollector(Reader read, std::shared_ptr<const LabelSnapshot> labels,
+                   std::shared_ptr<SelfMetrics> self);
+
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  Reader read_;
+  std::shared_ptr<const LabelSnapshot> labels_;
+  std::shared_ptr<SelfMetrics> self_;
+};
+
+// A listen address: "ADDR:PORT" with a numeric IPv4 address, "[IPv6]:PORT", or ":PORT" for all
+// IPv4 addresses. PORT is 1-65535, or 0 for a free port the kernel picks.
+struct ListenAddress {
+  std::string host;  // numeric, without brackets
+  uint16_t port = 0;
+  bool ipv6 = false;
+};
+// Throws Error("listen <text>", EINVAL, <what is wrong>).
+ListenAddress parse_listen(std::string_view text);
+
+// GET /metrics over HTTP on one address, served by prometheus-cpp's Exposer (civetweb): 8 worker
+// threads, so idle connections cannot starve a scrape, a 5 s request timeout, no files served.
+class MetricsServer {
+ public:
+  // Listens before returning. Throws Error with one line, "listen 127.0.0.1:80: address already
+  // in use", when the address is malformed or cannot be bound; the HTTP server's own messages are
+  // never printed.
+  MetricsServer(const std::string& listen,
+                std::vector<std::shared_ptr<prometheus::Collectable>> collectables);
+  MetricsServer(const MetricsServer&) = delete;
+  MetricsServer& operator=(const MetricsServer&) = delete;
+  ~MetricsServer();
+
+  // The bound port(s): the one asked for, or the kernel's pick for port 0.
+  std::vector<int> ports() const;
+
+ private:
+  std::vector<std::shared_ptr<prometheus::Collectable>> collectables_;
+  ListenAddress bound_;                           // with the port actually bound
+  std::unique_ptr<prometheus::Exposer> exposer_;  // declared last: stops serving first
+};
+
+}  // namespace psnic

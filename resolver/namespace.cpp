@@ -58,15 +58,22 @@ Error pid_error(pid_t pid, int errnum) {
   return system_error(std::to_string(pid), errnum);
 }
 
-bool alive(int pidfd) { return pidfd_send_signal(pidfd, 0, nullptr, 0) == 0 || errno == EPERM; }
-
 }  // namespace
+
+bool process_alive(int pidfd) {
+  return pidfd_send_signal(pidfd, 0, nullptr, 0) == 0 || errno == EPERM;
+}
+
+Fd open_pidfd(pid_t pid) {
+  Fd pidfd(pidfd_open(pid, 0));
+  if (!pidfd.valid()) throw pid_error(pid, errno);
+  return pidfd;
+}
 
 ProcessNetns open_process_netns(pid_t pid) {
   ProcessNetns held;
   held.pid = pid;
-  held.pidfd = Fd(pidfd_open(pid, 0));
-  if (!held.pidfd.valid()) throw pid_error(pid, errno);
+  held.pidfd = open_pidfd(pid);
 
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/ns/net", static_cast<int>(pid));
@@ -74,7 +81,7 @@ ProcessNetns open_process_netns(pid_t pid) {
   if (!held.netns.valid()) {
     int err = errno;
     // A vanished /proc entry after a successful pidfd_open means the process just exited.
-    if (err == ENOENT && !alive(held.pidfd.get()))
+    if (err == ENOENT && !process_alive(held.pidfd.get()))
       throw Error(std::to_string(pid), ESRCH, "exited during lookup");
     throw pid_error(pid, err);
   }
@@ -86,7 +93,7 @@ ProcessNetns open_process_netns(pid_t pid) {
 }
 
 void ensure_alive(const ProcessNetns& held) {
-  if (!alive(held.pidfd.get()))
+  if (!process_alive(held.pidfd.get()))
     throw Error(std::to_string(held.pid), ESRCH, "exited during lookup");
 }
 

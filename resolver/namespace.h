@@ -41,6 +41,12 @@ struct ProcessNetns {
   uint64_t inode = 0;  // the namespace's identity (st_ino of its nsfs file)
 };
 
+// A pidfd for PID: it keeps referring to that process, whatever reuses the PID later. Throws
+// Error naming the PID.
+Fd open_pidfd(pid_t pid);
+// Whether the process behind a pidfd has not exited.
+bool process_alive(int pidfd);
+
 // Opens PID's network namespace. Throws Error naming the PID: "no such process", "permission
 // denied", or "exited during lookup" when the PID changed owner between the two opens.
 ProcessNetns open_process_netns(pid_t pid);

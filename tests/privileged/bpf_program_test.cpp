@@ -1,1 +1,597 @@
+// psnic_ingress and psnic_egress (bpf/traffic.bpf.c) run by the kernel with BPF_PROG_TEST_RUN:
+// a table of packets, each through both programs, once and 1000 times in a row. Every run must
+// let the packet go on untouched (TC_ACT_UNSPEC, data out == data in) and count exactly the
+// frame's bytes, one packet and its segments in its own direction, nothing in the other.
+//
+// What the kernel does with a tc program's test run (net/bpf/test_run.c, seen on 6.18):
+// - The skb's device is ctx.ifindex's device in the caller's network namespace when ctx.ifindex
+//   is above 1 (ENODEV when there is none), else that namespace's loopback (ifindex 1). The
+//   program's skb->ifindex is that device's; ctx_out.ifindex reports it.
+// - ctx.gso_segs and ctx.gso_size go into the skb as given (gso_segs up to GSO_MAX_SEGS), with
+//   no check against the length of the packet.
+// - skb->len is the whole frame, Ethernet header included.
+// - The frame must fit in one page beside the skb's headroom and shared info (3712 bytes with
+//   4 KiB pages): a jumbo frame gets EINVAL. So does a frame whose EtherType says IPv4 (IPv6)
+//   but which is too short for an IPv4 (IPv6) header.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/bpf.h>
+#include <net/if.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "tests/support/support.h"
+#include "traffic.h"
+#include "traffic.skel.h"
+
+// The layout bpf/traffic.bpf.c writes and user space reads.
+static_assert(sizeof(psnic_counters) == 24);
+static_assert(offsetof(psnic_counters, bytes) == 0);
+static_assert(offsetof(psnic_counters, packets) == 8);
+static_assert(offsetof(psnic_counters, segments) == 16);
+static_assert(sizeof(psnic_traffic) == 48);
+static_assert(offsetof(psnic_traffic, ingress) == 0);
+static_assert(offsetof(psnic_traffic, egress) == 24);
+// The kernel copies a per-CPU value out at a stride of its size rounded up to 8 bytes: an array
+// of psnic_traffic has exactly that stride and alignment.
+static_assert(alignof(psnic_traffic) == 8 && sizeof(psnic_traffic) % 8 == 0);
+
+namespace psnic {
+namespace {
+
+constexpr uint32_t kTcActUnspec = 0xffffffff;  // TC_ACT_UNSPEC (-1), as the test run's retval
+constexpr uint32_t kLoopback = 1;              // in every network namespace
+
+// ---------------------------------------------------------------------------------------------
+// Packets, in network byte order, with valid lengths and checksums.
+
+using Bytes = std::vector<uint8_t>;
+using Mac = std::array<uint8_t, 6>;
+using Ipv4 = std::array<uint8_t, 4>;
+using Ipv6 = std::array<uint8_t, 16>;
+
+constexpr Mac kMacA = {0x02, 0, 0, 0, 0, 0x0a};  // locally administered
+constexpr Mac kMacB = {0x02, 0, 0, 0, 0, 0x0b};
+constexpr Mac kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+constexpr Ipv4 kIpv4A = {192, 0, 2, 1};  // TEST-NET-1
+constexpr Ipv4 kIpv4B = {192, 0, 2, 2};
+constexpr Ipv6 kIpv6A = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
+                         0,    0,    0,    0,    0, 0, 0, 1};  // 2001:db8::1
+constexpr Ipv6 kIpv6B = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+
+constexpr uint16_t kEtherTypeIpv4 = 0x0800;
+constexpr uint16_t kEtherTypeArp = 0x0806;
+constexpr uint16_t kEtherTypeVlan = 0x8100;
+constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
+constexpr uint16_t kEtherTypeLocalExperimental = 0x88b5;  // IEEE 802: no payload format at all
+constexpr uint8_t kProtocolHopByHop = 0;
+constexpr uint8_t kProtocolTcp = 6;
+constexpr uint8_t kProtocolUdp = 17;
+constexpr uint8_t kProtocolDestinationOptions = 60;
+
+constexpr size_t kEthernetHeader = 14;
+constexpr size_t kIpv4Header = 20;
+constexpr size_t kTcpHeader = 20;
+
+void put16(Bytes& to, uint16_t value) {
+  to.push_back(static_cast<uint8_t>(value >> 8));
+  to.push_back(static_cast<uint8_t>(value));
+}
+
+template <typename Range>
+void put(Bytes& to, const Range& from) {
+  to.insert(to.end(), std::begin(from), std::end(from));
+}
+
+// Bytes 0, 1, 2, ... so that a moved or changed byte shows.
+Bytes payload(size_t size) {
+  Bytes bytes(size);
+  for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<uint8_t>(i);
+  return bytes;
+}
+
+// RFC 1071 checksum of the concatenated parts.
+uint16_t internet_checksum(std::initializer_list<const Bytes*> parts) {
+  uint32_t sum = 0;
+  size_t offset = 0;
+  for (const Bytes* part : parts) {
+    for (uint8_t byte : *part) sum += (offset++ % 2 == 0) ? byte << 8 : byte;
+  }
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+
+void set16(Bytes& bytes, size_t offset, uint16_t value) {
+  bytes[offset] = static_cast<uint8_t>(value >> 8);
+  bytes[offset + 1] = static_cast<uint8_t>(value);
+}
+
+Bytes ethernet_header(uint16_t ethertype, const Mac& destination = kMacB) {
+  Bytes header;
+  put(header, destination);
+  put(header, kMacA);
+  put16(header, ethertype);
+  return header;
+}
+
+// The part of the TCP/UDP pseudo-header that is the same for every segment of this flow.
+Bytes ipv4_pseudo_header(uint8_t protocol, size_t l4_size) {
+  Bytes header;
+  put(header, kIpv4A);
+  put(header, kIpv4B);
+  header.push_back(0);
+  header.push_back(protocol);
+  put16(header, static_cast<uint16_t>(l4_size));
+  return header;
+}
+
+Bytes ipv6_pseudo_header(uint8_t protocol, size_t l4_size) {
+  Bytes header;
+  put(header, kIpv6A);
+  put(header, kIpv6B);
+  put16(header, 0);  // upper half of the 32-bit length
+  put16(header, static_cast<uint16_t>(l4_size));
+  put16(header, 0);
+  header.push_back(0);
+  header.push_back(protocol);
+  return header;
+}
+
+// A TCP segment (ACK+PSH, no options) from port 40000 to 80, checksummed over `pseudo_header`.
+Bytes tcp_segment(const Bytes& data, const Bytes& pseudo_header) {
+  Bytes segment;
+  put16(segment, 40000);
+  put16(segment, 80);
+  put(segment, std::array<uint8_t, 4>{0, 0, 0x10, 0x00});  // sequence number
+  put(segment, std::array<uint8_t, 4>{0, 0, 0x20, 0x00});  // acknowledgement number
+  segment.push_back(5 << 4);                               // data offset: 5 words
+  segment.push_back(0x18);                                 // ACK, PSH
+  put16(segment, 64240);                                   // window
+  put16(segment, 0);                                       // checksum, below
+  put16(segment, 0);                                       // urgent pointer
+  put(segment, data);
+  set16(segment, 16, internet_checksum({&pseudo_header, &segment}));
+  return segment;
+}
+
+// A UDP datagram from port 40000 to 53, checksummed over `pseudo_header`.
+Bytes udp_datagram(const Bytes& data, const Bytes& pseudo_header) {
+  Bytes datagram;
+  put16(datagram, 40000);
+  put16(datagram, 53);
+  put16(datagram, static_cast<uint16_t>(8 + data.size()));
+  put16(datagram, 0);  // checksum, below
+  put(datagram, data);
+  set16(datagram, 6, internet_checksum({&pseudo_header, &datagram}));
+  return datagram;
+}
+
+Bytes ipv4_packet(uint8_t protocol, const Bytes& l4) {
+  Bytes packet;
+  packet.push_back(0x45);  // version 4, 5-word header
+  packet.push_back(0);     // DSCP, ECN
+  put16(packet, static_cast<uint16_t>(kIpv4Header + l4.size()));
+  put16(packet, 0x1234);  // identification
+  put16(packet, 0x4000);  // don't fragment
+  packet.push_back(64);   // TTL
+  packet.push_back(protocol);
+  put16(packet, 0);  // header checksum, below
+  put(packet, kIpv4A);
+  put(packet, kIpv4B);
+  set16(packet, 10, internet_checksum({&packet}));
+  put(packet, l4);
+  return packet;
+}
+
+// `payload_length` counts extension headers and the upper-layer packet.
+Bytes ipv6_header(uint8_t next_header, size_t payload_length) {
+  Bytes header = {0x60, 0, 0, 0};  // version 6, no traffic class, no flow label
+  put16(header, static_cast<uint16_t>(payload_length));
+  header.push_back(next_header);
+  header.push_back(64);  // hop limit
+  put(header, kIpv6A);
+  put(header, kIpv6B);
+  return header;
+}
+
+// A Hop-by-Hop or a Destination Options header (same format): 8 bytes, only a PadN option.
+Bytes ipv6_options_header(uint8_t next_header) {
+  return {next_header, 0 /* 8 bytes in all */, 1 /* PadN */, 4, 0, 0, 0, 0};
+}
+
+// Ethernet + IPv4 + TCP, `frame_size` bytes in all.
+Bytes ipv4_tcp_frame(size_t frame_size) {
+  const size_t data_size = frame_size - kEthernetHeader - kIpv4Header - kTcpHeader;
+  Bytes frame = ethernet_header(kEtherTypeIpv4);
+  put(frame, ipv4_packet(kProtocolTcp,
+                         tcp_segment(payload(data_size),
+                                     ipv4_pseudo_header(kProtocolTcp, kTcpHeader + data_size))));
+  return frame;
+}
+
+// An 802.1Q tag (VLAN `vlan_id`, priority 0) in front of IPv4 + TCP, `frame_size` bytes in all.
+Bytes vlan_ipv4_tcp_frame(uint16_t vlan_id, size_t frame_size) {
+  Bytes untagged = ipv4_tcp_frame(frame_size - 4);
+  Bytes frame = ethernet_header(kEtherTypeVlan);
+  put16(frame, vlan_id);
+  frame.insert(frame.end(), untagged.begin() + 12, untagged.end());  // its EtherType onwards
+  return frame;
+}
+
+// Ethernet + IPv6 + one options header of type `extension` + UDP with `data_size` bytes.
+Bytes ipv6_udp_frame(uint8_t extension, size_t data_size) {
+  Bytes udp = udp_datagram(payload(data_size), ipv6_pseudo_header(kProtocolUdp, 8 + data_size));
+  Bytes options = ipv6_options_header(kProtocolUdp);
+  Bytes frame = ethernet_header(kEtherTypeIpv6);
+  put(frame, ipv6_header(extension, options.size() + udp.size()));
+  put(frame, options);
+  put(frame, udp);
+  return frame;
+}
+
+// Who has 192.0.2.2? Tell 192.0.2.1: 42 bytes, unpadded, as the local stack hands it to tc.
+Bytes arp_request_frame() {
+  Bytes frame = ethernet_header(kEtherTypeArp, kBroadcast);
+  put16(frame, 1);       // hardware type: Ethernet
+  put16(frame, 0x0800);  // protocol type: IPv4
+  frame.push_back(6);
+  frame.push_back(4);
+  put16(frame, 1);  // request
+  put(frame, kMacA);
+  put(frame, kIpv4A);
+  put(frame, Mac{});
+  put(frame, kIpv4B);
+  return frame;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table.
+
+struct Row {
+  std::string name;  // for the test's name: letters and digits
+  std::string description;
+  Bytes packet;
+  uint32_t gso_segs = 0;  // ctx.gso_segs and ctx.gso_size; 0: not a GSO skb
+  uint32_t gso_size = 0;
+  int refused_with = 0;  // the errno the kernel refuses the test run with (nothing runs), or 0
+  uint32_t verdict = kTcActUnspec;
+
+  // Wire packets the program must count per run: a GSO skb is gso_segs packets on the wire.
+  uint64_t segments() const { return gso_segs != 0 ? gso_segs : 1; }
+};
+
+void PrintTo(const Row& row, std::ostream* os) {
+  *os << row.description << " (" << row.packet.size() << " bytes)";
+}
+
+std::vector<Row> rows() {
+  Bytes truncated_ipv4 = ethernet_header(kEtherTypeIpv4);
+  return {
+      {.name = "Ipv4Tcp",
+       .description = "Ethernet + IPv4 + TCP, minimum-size frame",
+       .packet = ipv4_tcp_frame(64)},
+      {.name = "Ipv4TcpFullMtu",
+       .description = "Ethernet + IPv4 + TCP, 1500-byte IP packet",
+       .packet = ipv4_tcp_frame(1514)},
+      {.name = "Ipv4TcpGso",
+       .description = "IPv4 + TCP, GSO skb of 4 segments of 536 bytes",
+       .packet = ipv4_tcp_frame(kEthernetHeader + kIpv4Header + kTcpHeader + 4 * 536),
+       .gso_segs = 4,
+       .gso_size = 536},
+      {.name = "Ipv6HopByHopUdp",
+       .description = "Ethernet + IPv6 + Hop-by-Hop Options + UDP",
+       .packet = ipv6_udp_frame(kProtocolHopByHop, 32)},
+      {.name = "Ipv6DestinationOptionsUdp",
+       .description = "Ethernet + IPv6 + Destination Options + UDP",
+       .packet = ipv6_udp_frame(kProtocolDestinationOptions, 32)},
+      {.name = "ArpRequest",
+       .description = "ARP request, broadcast",
+       .packet = arp_request_frame()},
+      {.name = "VlanIpv4Tcp",
+       .description = "802.1Q VLAN 100 tag + IPv4 + TCP",
+       .packet = vlan_ipv4_tcp_frame(100, 68)},
+      {.name = "BareEthernet",
+       .description = "bare Ethernet header, EtherType 0x88b5, no payload",
+       .packet = ethernet_header(kEtherTypeLocalExperimental)},
+      {.name = "Jumbo",
+       .description = "Ethernet + IPv4 + TCP, 9000-byte jumbo frame: more than a test run takes",
+       .packet = ipv4_tcp_frame(9000),
+       .refused_with = EINVAL},
+      {.name = "TruncatedIpv4",
+       .description = "Ethernet header saying IPv4, nothing after it",
+       .packet = truncated_ipv4,
+       .refused_with = EINVAL},
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The kernel side.
+
+struct TrafficSkeletonDeleter {
+  void operator()(traffic_bpf* skeleton) const { traffic_bpf__destroy(skeleton); }
+};
+using TrafficSkeleton = std::unique_ptr<traffic_bpf, TrafficSkeletonDeleter>;
+
+enum class Direction { kIngress, kEgress };
+
+Direction other(Direction direction) {
+  return direction == Direction::kIngress ? Direction::kEgress : Direction::kIngress;
+}
+
+int program_fd(const traffic_bpf& skeleton, Direction direction) {
+  return bpf_program__fd(direction == Direction::kIngress ? skeleton.progs.psnic_ingress
+                                                          : skeleton.progs.psnic_egress);
+}
+
+// One direction's counters, summed over CPUs.
+struct Counters {
+  uint64_t bytes = 0;
+  uint64_t packets = 0;
+  uint64_t segments = 0;
+  bool operator==(const Counters&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& os, const Counters& c) {
+  return os << "{bytes " << c.bytes << ", packets " << c.packets << ", segments " << c.segments
+            << "}";
+}
+
+struct Traffic {
+  Counters ingress;
+  Counters egress;
+  const Counters& in(Direction direction) const {
+    return direction == Direction::kIngress ? ingress : egress;
+  }
+  bool operator==(const Traffic&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& os, const Traffic& t) {
+  return os << "{ingress " << t.ingress << ", egress " << t.egress << "}";
+}
+
+// Inserts a zeroed value for `ifindex` on every CPU, as the agent does: the program counts only
+// interfaces that have a key. Returns 0 or an errno.
+int insert_key(int map_fd, uint32_t ifindex) {
+  std::vector<psnic_traffic> zeroed(static_cast<size_t>(libbpf_num_possible_cpus()));
+  return bpf_map_update_elem(map_fd, &ifindex, zeroed.data(), BPF_NOEXIST) < 0 ? errno : 0;
+}
+
+// The counters of `ifindex` summed over all possible CPUs; nullopt when it has no key.
+std::optional<Traffic> totals(int map_fd, uint32_t ifindex) {
+  std::vector<psnic_traffic> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
+  if (bpf_map_lookup_elem(map_fd, &ifindex, per_cpu.data()) < 0) return std::nullopt;
+  Traffic sum;
+  auto add = [](Counters& to, const psnic_counters& from) {
+    to.bytes += from.bytes;
+    to.packets += from.packets;
+    to.segments += from.segments;
+  };
+  for (const psnic_traffic& cpu : per_cpu) {
+    add(sum.ingress, cpu.ingress);
+    add(sum.egress, cpu.egress);
+  }
+  return sum;
+}
+
+std::set<uint32_t> keys(int map_fd) {
+  std::set<uint32_t> found;
+  uint32_t key = 0;
+  uint32_t next = 0;
+  const void* previous = nullptr;  // the first key
+  while (bpf_map_get_next_key(map_fd, previous, &next) == 0) {
+    found.insert(next);
+    key = next;
+    previous = &key;
+  }
+  return found;
+}
+
+struct TestRun {
+  int error = 0;  // errno of a refused run, else 0
+  uint32_t retval = 0;
+  Bytes data_out;
+  __sk_buff ctx_out{};
+};
+
+TestRun test_run(int prog_fd, const Bytes& packet, const __sk_buff& ctx, int repeat) {
+  TestRun run;
+  // Room beyond the input, so that a packet the program made longer would show.
+  run.data_out.resize(packet.size() + 256);
+  bpf_test_run_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.data_in = packet.data();
+  opts.data_size_in = static_cast<uint32_t>(packet.size());
+  opts.data_out = run.data_out.data();
+  opts.data_size_out = static_cast<uint32_t>(run.data_out.size());
+  opts.ctx_in = &ctx;
+  opts.ctx_size_in = sizeof(ctx);
+  opts.ctx_out = &run.ctx_out;
+  opts.ctx_size_out = sizeof(run.ctx_out);
+  opts.repeat = repeat;
+  if (int err = bpf_prog_test_run_opts(prog_fd, &opts); err < 0) {
+    run.error = -err;
+    run.data_out.clear();
+    return run;
+  }
+  run.retval = opts.retval;
+  run.data_out.resize(opts.data_size_out);
+  return run;
+}
+
+__sk_buff context(uint32_t ifindex, uint32_t gso_segs = 0, uint32_t gso_size = 0) {
+  __sk_buff ctx{};  // the kernel refuses any field it does not take set
+  ctx.ifindex = ifindex;
+  ctx.gso_segs = gso_segs;
+  ctx.gso_size = gso_size;
+  return ctx;
+}
+
+// Where two byte strings first differ ("none" when they are equal).
+std::string first_difference(const Bytes& a, const Bytes& b) {
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+    if (a[i] != b[i]) return "byte " + std::to_string(i);
+  return a.size() == b.size() ? "none" : "length";
+}
+
+std::string error_name(int error) { return error == 0 ? "success" : std::strerror(error); }
+
+// ---------------------------------------------------------------------------------------------
+// The tests.
+
+using Param = std::tuple<Row, Direction, int /* repeat */>;
+
+class BpfProgramTest : public testing::TestWithParam<Param> {
+ protected:
+  void SetUp() override {
+    PSNIC_REQUIRE_ROOT();
+    skeleton_.reset(traffic_bpf__open_and_load());
+    ASSERT_TRUE(skeleton_) << "traffic_bpf__open_and_load: " << error_name(errno);
+    map_fd_ = bpf_map__fd(skeleton_->maps.traffic);
+  }
+
+  TrafficSkeleton skeleton_;
+  int map_fd_ = -1;
+};
+
+TEST_P(BpfProgramTest, CountsThePacketInItsDirectionAndLetsItGoOn) {
+  const auto& [row, direction, repeat] = GetParam();
+  ASSERT_EQ(insert_key(map_fd_, kLoopback), 0);
+
+  const TestRun run = test_run(program_fd(*skeleton_, direction), row.packet,
+                               context(kLoopback, row.gso_segs, row.gso_size), repeat);
+
+  EXPECT_EQ(keys(map_fd_), std::set<uint32_t>{kLoopback}) << "the program made a key";
+  if (row.refused_with != 0) {
+    EXPECT_EQ(error_name(run.error), error_name(row.refused_with));
+    EXPECT_EQ(totals(map_fd_, kLoopback), Traffic{}) << "counted a packet the kernel refused";
+    return;
+  }
+  ASSERT_EQ(error_name(run.error), "success") << "BPF_PROG_TEST_RUN";
+  EXPECT_EQ(run.retval, row.verdict);
+  EXPECT_EQ(run.data_out.size(), row.packet.size()) << "data_size_out";
+  EXPECT_EQ(first_difference(run.data_out, row.packet), "none") << "data out differs from in";
+  EXPECT_EQ(run.ctx_out.ifindex, kLoopback) << "the device the program ran on";
+
+  const uint64_t runs = static_cast<uint64_t>(repeat);
+  const Counters expected = {
+      .bytes = row.packet.size() * runs, .packets = runs, .segments = row.segments() * runs};
+  const std::optional<Traffic> counted = totals(map_fd_, kLoopback);
+  ASSERT_TRUE(counted) << "the key for the loopback is gone";
+  EXPECT_EQ(counted->in(direction), expected) << "counted in its own direction";
+  EXPECT_EQ(counted->in(other(direction)), Counters{}) << "counted in the other direction";
+}
+
+std::string param_name(const testing::TestParamInfo<Param>& info) {
+  const auto& [row, direction, repeat] = info.param;
+  return row.name + (direction == Direction::kIngress ? "_Ingress" : "_Egress") + "_x" +
+         std::to_string(repeat);
+}
+
+INSTANTIATE_TEST_SUITE_P(Packets, BpfProgramTest,
+                         testing::Combine(testing::ValuesIn(rows()),
+                                          testing::Values(Direction::kIngress, Direction::kEgress),
+                                          testing::Values(1, 1000)),
+                         param_name);
+
+class BpfProgramContextTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    PSNIC_REQUIRE_ROOT();
+    skeleton_.reset(traffic_bpf__open_and_load());
+    ASSERT_TRUE(skeleton_) << "traffic_bpf__open_and_load: " << error_name(errno);
+    map_fd_ = bpf_map__fd(skeleton_->maps.traffic);
+  }
+
+  TrafficSkeleton skeleton_;
+  int map_fd_ = -1;
+};
+
+// The agent inserts keys for the interfaces it watches; a packet on any other interface is let
+// through uncounted, and the program makes no key for it.
+TEST_F(BpfProgramContextTest, PacketOnAnInterfaceWithoutAKeyIsNotCounted) {
+  constexpr uint32_t kWatched = 424242;  // a key needs no device
+  ASSERT_EQ(insert_key(map_fd_, kWatched), 0);
+  const Bytes packet = ipv4_tcp_frame(64);
+
+  for (Direction direction : {Direction::kIngress, Direction::kEgress}) {
+    SCOPED_TRACE(direction == Direction::kIngress ? "psnic_ingress" : "psnic_egress");
+    const TestRun run =
+        test_run(program_fd(*skeleton_, direction), packet, context(kLoopback), 100);
+    ASSERT_EQ(error_name(run.error), "success") << "BPF_PROG_TEST_RUN";
+    EXPECT_EQ(run.retval, kTcActUnspec);
+    EXPECT_EQ(first_difference(run.data_out, packet), "none") << "data out differs from in";
+  }
+
+  EXPECT_EQ(keys(map_fd_), std::set<uint32_t>{kWatched}) << "the program made a key";
+  EXPECT_EQ(totals(map_fd_, kWatched), Traffic{});
+  EXPECT_EQ(totals(map_fd_, kLoopback), std::nullopt);
+}
+
+// ctx.ifindex above 1 picks the device in the caller's namespace; 0 and 1 mean its loopback.
+// Run in a namespace of the test's own, from a thread that enters it, on a veth made there.
+TEST_F(BpfProgramContextTest, CountsUnderTheIfindexOfTheContextDevice) {
+  test::TestNetns netns('b');
+  netns.ip("link add psnictestv0 type veth peer name psnictestv1");
+  const Bytes packet = ipv4_tcp_frame(100);
+
+  std::thread in_netns([&] {
+    const int netns_fd = open(netns.path().c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(netns_fd, 0) << netns.path();
+    ASSERT_EQ(setns(netns_fd, CLONE_NEWNET), 0) << error_name(errno);
+    close(netns_fd);
+    const uint32_t veth = if_nametoindex("psnictestv0");
+    ASSERT_GT(veth, kLoopback) << "psnictestv0 in " << netns.name();
+    ASSERT_EQ(insert_key(map_fd_, veth), 0);
+    ASSERT_EQ(insert_key(map_fd_, kLoopback), 0);
+
+    const int prog = program_fd(*skeleton_, Direction::kEgress);
+    TestRun run = test_run(prog, packet, context(veth), 3);
+    ASSERT_EQ(error_name(run.error), "success") << "BPF_PROG_TEST_RUN on the veth";
+    EXPECT_EQ(run.ctx_out.ifindex, veth);
+    run = test_run(prog, packet, context(0), 5);
+    ASSERT_EQ(error_name(run.error), "success") << "BPF_PROG_TEST_RUN with ifindex 0";
+    EXPECT_EQ(run.ctx_out.ifindex, kLoopback);
+
+    Traffic on_veth;
+    on_veth.egress = {.bytes = 3 * packet.size(), .packets = 3, .segments = 3};
+    Traffic on_loopback;
+    on_loopback.egress = {.bytes = 5 * packet.size(), .packets = 5, .segments = 5};
+    EXPECT_EQ(totals(map_fd_, veth), on_veth);
+    EXPECT_EQ(totals(map_fd_, kLoopback), on_loopback);
+  });
+  in_netns.join();
+}
+
+TEST_F(BpfProgramContextTest, IfindexOfNoDeviceIsRefused) {
+  uint32_t unused = 0x7ffffff0;
+  char name[IF_NAMESIZE];
+  while (if_indextoname(unused, name) != nullptr) ++unused;
+  ASSERT_EQ(insert_key(map_fd_, unused), 0);
+
+  const TestRun run =
+      test_run(program_fd(*skeleton_, Direction::kIngress), ipv4_tcp_frame(64), context(unused), 1);
+
+  EXPECT_EQ(error_name(run.error), error_name(ENODEV));
+  EXPECT_EQ(totals(map_fd_, unused), Traffic{});
+}
+
+}  // namespace
+}  // namespace psnic

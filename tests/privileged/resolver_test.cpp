@@ -27,16 +27,7 @@ const InterfacePair* find_interface(const NetnsReport& report, const std::string
   return nullptr;
 }
 
-// A namespace whose eth0 is one end of a veth pair and whose other end is on the host.
-struct VethNamespace {
-  explicit VethNamespace(char tag) : ns(tag), host_veth(unique_name(static_cast<char>(tag - 32))) {
-    must("ip link add " + host_veth + " type veth peer name eth0 netns " + ns.name());
-    ns.ip("link set eth0 up");
-    must("ip link set " + host_veth + " up");
-  }
-  TestNetns ns;
-  std::string host_veth;
-};
+using VethNamespace = test::TestVeth;
 
 class ResolverTest : public ::testing::Test {
  protected:
@@ -53,8 +44,8 @@ TEST_F(ResolverTest, FindsTheHostPeerOfAVeth) {
   EXPECT_EQ(report.interfaces[0].name, "eth0");
   EXPECT_EQ(report.interfaces[0].kind, "veth");
   EXPECT_EQ(report.interfaces[0].placement, Placement::host_peer);
-  EXPECT_EQ(report.interfaces[0].host_name, v.host_veth);
-  EXPECT_EQ(report.interfaces[0].host_ifindex, test::host_ifindex(v.host_veth));
+  EXPECT_EQ(report.interfaces[0].host_name, v.host);
+  EXPECT_EQ(report.interfaces[0].host_ifindex, test::host_ifindex(v.host));
 }
 
 TEST_F(ResolverTest, NamespacesWhoseEth0SharesAnIfindexGetTheirOwnPeers) {
@@ -74,7 +65,7 @@ TEST_F(ResolverTest, NamespacesWhoseEth0SharesAnIfindexGetTheirOwnPeers) {
   for (size_t i = 0; i < namespaces.size(); ++i) {
     NetnsReport report = resolver.resolve_pid(sleepers[i]->pid());
     ASSERT_EQ(report.interfaces.size(), 1u);
-    EXPECT_EQ(report.interfaces[0].host_name, namespaces[i]->host_veth);
+    EXPECT_EQ(report.interfaces[0].host_name, namespaces[i]->host);
   }
 }
 
@@ -131,7 +122,7 @@ TEST_F(ResolverTest, SeveralInterfacesInOneNamespace) {
   Resolver resolver;
   NetnsReport report = resolver.resolve_pid(inside.pid());
   ASSERT_EQ(report.interfaces.size(), 4u);
-  EXPECT_EQ(find_interface(report, "eth0")->host_name, v.host_veth);
+  EXPECT_EQ(find_interface(report, "eth0")->host_name, v.host);
   EXPECT_EQ(find_interface(report, "eth1")->host_name, second);
   EXPECT_EQ(find_interface(report, "br0")->placement, Placement::standalone);
   EXPECT_EQ(find_interface(report, "mv0")->placement, Placement::parent);
@@ -197,7 +188,7 @@ TEST_F(ResolverTest, ProcessExitingDuringLookupNeverGetsAnotherAnswer) {
       // Seen before it entered (host network) or after: never any other namespace's links.
       if (!report.host_network) {
         ASSERT_EQ(report.interfaces.size(), 1u);
-        EXPECT_EQ(report.interfaces[0].host_name, v.host_veth);
+        EXPECT_EQ(report.interfaces[0].host_name, v.host);
       }
       ++answered;
     } catch (const Error& e) {
@@ -237,7 +228,7 @@ TEST_F(ResolverTest, ResolveAllFindsEachNamespaceOnceWithItsLowestPid) {
       ++seen_v;
       EXPECT_EQ(r.pid, std::min(first.pid(), second.pid()));
       ASSERT_EQ(r.interfaces.size(), 1u);
-      EXPECT_EQ(r.interfaces[0].host_name, v.host_veth);
+      EXPECT_EQ(r.interfaces[0].host_name, v.host);
     } else if (r.netns_name == bare.name()) {
       ++seen_bare;
       EXPECT_EQ(r.pid, in_bare.pid());

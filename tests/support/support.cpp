@@ -7,7 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
@@ -114,7 +120,115 @@ void Sleeper::stop() {
   pid_ = -1;
 }
 
+TestVeth::TestVeth(char tag, bool addressed)
+    : ns(tag), host(unique_name(static_cast<char>(std::toupper(static_cast<unsigned char>(tag))))) {
+  must("ip link add " + host + " type veth peer name eth0 netns " + ns.name());
+  if (!addressed) return;
+  static int pairs_made = 0;
+  unsigned subnet = (static_cast<unsigned>(getpid()) % 8192) * 4 + (pairs_made++ % 4);
+  unsigned base = (198u << 24) | (18u << 16) | (subnet << 2);  // 198.18.0.0/15 holds 32768 /30s
+  auto dotted = [](unsigned a) {
+    return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) + "." +
+           std::to_string((a >> 8) & 255) + "." + std::to_string(a & 255);
+  };
+  host_address = dotted(base + 1);
+  inside_address = dotted(base + 2);
+  must("sysctl -qw net.ipv6.conf." + host + ".disable_ipv6=1");
+  ns.ip("link set lo up");
+  must("ip netns exec " + ns.name() + " sysctl -qw net.ipv6.conf.eth0.disable_ipv6=1");
+  must("ip addr add " + host_address + "/30 dev " + host);
+  ns.ip("addr add " + inside_address + "/30 dev eth0");
+  must("ip link set " + host + " up");
+  ns.ip("link set eth0 up");
+}
+
+TestVeth::~TestVeth() { run("ip link del " + host); }
+
+TcpSink::TcpSink(const std::string& netns_path, uint16_t port) {
+  int ready[2];
+  if (pipe(ready) < 0) throw std::runtime_error("pipe");
+  pid_ = fork();
+  if (pid_ == 0) {
+    close(ready[0]);
+    int fd = open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) _exit(126);
+    int server = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    if (bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 || listen(server, 8) < 0)
+      _exit(125);
+    char ok = 1;
+    if (write(ready[1], &ok, 1) != 1) _exit(124);
+    close(ready[1]);
+    char buffer[65536];
+    for (;;) {
+      int client = accept(server, nullptr, nullptr);
+      if (client < 0) continue;
+      while (read(client, buffer, sizeof buffer) > 0) {
+      }
+      close(client);
+    }
+  }
+  close(ready[1]);
+  char ok = 0;
+  while (read(ready[0], &ok, 1) < 0 && errno == EINTR) {
+  }
+  close(ready[0]);
+  if (ok != 1) ADD_FAILURE() << "tcp sink did not start in " << netns_path;
+}
+
+TcpSink::~TcpSink() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+bool send_tcp(const std::string& address, uint16_t port, size_t bytes) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  inet_pton(AF_INET, address.c_str(), &addr.sin_addr);
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  std::string chunk(65536, 'p');
+  for (size_t sent = 0; ok && sent < bytes;) {
+    ssize_t n = write(fd, chunk.data(), std::min(chunk.size(), bytes - sent));
+    if (n <= 0) ok = false;
+    else sent += static_cast<size_t>(n);
+  }
+  shutdown(fd, SHUT_WR);
+  close(fd);
+  return ok;
+}
+
+bool send_udp(const std::string& address, uint16_t port, size_t size, int count) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  inet_pton(AF_INET, address.c_str(), &addr.sin_addr);
+  std::string payload(size, 'u');
+  bool ok = fd >= 0;
+  for (int i = 0; ok && i < count; ++i)
+    ok = sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&addr),
+                sizeof addr) == static_cast<ssize_t>(payload.size());
+  close(fd);
+  return ok;
+}
+
+uint64_t link_statistic(const std::string& name, const std::string& counter) {
+  std::ifstream in("/sys/class/net/" + name + "/statistics/" + counter);
+  uint64_t value = 0;
+  in >> value;
+  return value;
+}
+
 std::string psnic_binary() { return PSNIC_BINARY; }
+std::string agent_binary() { return PSNIC_AGENT_BINARY; }
 
 unsigned host_ifindex(const std::string& name) {
   std::ifstream in("/sys/class/net/" + name + "/ifindex");

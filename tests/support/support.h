@@ -2,6 +2,8 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace psnic::test {
@@ -67,8 +69,47 @@ class Sleeper {
   pid_t pid_ = -1;
 };
 
-// Path of the built psnic binary (set by CMake).
+// A namespace whose eth0 is paired with a host veth (the namespace's tag in lower case, the
+// host veth's in upper case). With `addressed`, both ends are up with a /30 of 198.18.0.0/15
+// (RFC 2544's benchmarking range) chosen from this process's PID, and IPv6 is off on both, so
+// that only the test's own traffic crosses the pair.
+class TestVeth {
+ public:
+  explicit TestVeth(char tag, bool addressed = false);
+  TestVeth(const TestVeth&) = delete;
+  TestVeth& operator=(const TestVeth&) = delete;
+  ~TestVeth();
+
+  TestNetns ns;
+  std::string host;             // the host-side veth
+  std::string host_address;     // "198.18.x.y", when addressed
+  std::string inside_address;   // eth0's address, when addressed
+};
+
+// A TCP server inside a namespace that reads and discards whatever it is sent, in a child
+// process killed by its PID on destruction.
+class TcpSink {
+ public:
+  TcpSink(const std::string& netns_path, uint16_t port);
+  TcpSink(const TcpSink&) = delete;
+  TcpSink& operator=(const TcpSink&) = delete;
+  ~TcpSink();
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Connects to address:port and sends `bytes` bytes; returns false on any failure.
+bool send_tcp(const std::string& address, uint16_t port, size_t bytes);
+// Sends `count` UDP datagrams of `size` bytes to address:port.
+bool send_udp(const std::string& address, uint16_t port, size_t size, int count);
+
+// The kernel's own statistics of a host link: /sys/class/net/<name>/statistics/<counter>.
+uint64_t link_statistic(const std::string& name, const std::string& counter);
+
+// Paths of the built psnic and psnic-agent binaries (set by CMake).
 std::string psnic_binary();
+std::string agent_binary();
 
 // The ifindex of a link in the caller's namespace, read from /sys/class/net (valid for the
 // host's own links only).

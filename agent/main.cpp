@@ -1,0 +1,119 @@
+// psnic-agent: counts container traffic in the kernel and serves it to Prometheus.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/attach.h"
+#include "agent/pid_agent.h"
+#include "agent/privileges.h"
+#include "agent/program.h"
+#include "exporter/metrics.h"
+#include "resolver/error.h"
+
+namespace {
+
+constexpr int kStartupFailure = 1;
+
+struct Options {
+  std::vector<std::string> pids;
+  std::string listen{psnic::kDefaultListen};
+  double interval = 5;
+  bool quiet = false;
+  std::string attach_mode = "auto";
+};
+
+void complain(const std::string& message) {
+  std::fprintf(stderr, "psnic-agent: %s\n", message.c_str());
+}
+
+int run(const Options& options) {
+  std::optional<psnic::AttachMode> mode = psnic::parse_attach_mode(options.attach_mode);
+  if (std::string missing = psnic::missing_agent_capabilities(); !missing.empty()) {
+    complain("missing privileges: " + missing + " (run as root)");
+    return kStartupFailure;
+  }
+
+  // Block the stop signals before any thread starts, so that every thread inherits the mask and
+  // the loop's signalfd alone receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  psnic::TrafficProgram program = psnic::TrafficProgram::load();
+  if (!mode) mode = psnic::probe_attach_mode(program);
+
+  auto labels = std::make_shared<psnic::LabelSnapshot>();
+  auto self = std::make_shared<psnic::SelfMetrics>(
+      std::vector<std::string>{"attach", "read_map"});
+  auto map = std::make_shared<psnic::TrafficMap>(program.map_fd());
+  auto traffic = std::make_shared<psnic::TrafficCollector>(
+      [map](uint32_t ifindex) { return map->read(ifindex); }, labels, self);
+  // Listen before attaching anything: a port in use fails the start with nothing to undo.
+  psnic::MetricsServer server(options.listen, {traffic, self->registry()});
+
+  psnic::PidAgent agent(program, *mode, labels, self);
+  int worst = 0;
+  for (const std::string& pid : options.pids) worst = std::max(worst, agent.add(pid));
+  if (agent.attached() == 0) return worst == 0 ? 1 : worst;
+
+  std::fprintf(stderr, "psnic-agent: serving /metrics on %s\n", options.listen.c_str());
+  auto interval = std::chrono::milliseconds(static_cast<long>(options.interval * 1000));
+  agent.run(interval, options.quiet ? nullptr : stdout);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  CLI::App app{
+      "Counts container traffic in the kernel (TC eBPF) and serves it to Prometheus.\n"
+      "Exit status: 0 stopped by SIGINT/SIGTERM or every process exited; 1 start-up failure; "
+      "2 bad argument.",
+      "psnic-agent"};
+  app.set_version_flag("--version", PSNIC_VERSION);
+  app.add_option("--pid", options.pids,
+                 "count the host interfaces of this process's network namespace (repeatable)")
+      ->required()
+      ->type_name("PID");
+  app.add_option("--listen", options.listen, "address of the /metrics endpoint, ADDR:PORT")
+      ->capture_default_str();
+  app.add_option("--interval", options.interval, "seconds between lines of the rate table")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  app.add_flag("--quiet", options.quiet, "print no rate table");
+  app.add_option("--attach-mode", options.attach_mode,
+                 "auto (TCX when the kernel has it, else tc), tcx, or tc")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "tcx", "tc"}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    if (!what.empty()) what[0] = static_cast<char>(std::tolower(what[0]));
+    complain(what + " (see --help)");
+    return 2;
+  }
+
+  try {
+    return run(options);
+  } catch (const psnic::Error& e) {
+    complain(e.what());
+    return kStartupFailure;
+  } catch (const std::exception& e) {
+    complain(e.what());
+    return kStartupFailure;
+  }
+}

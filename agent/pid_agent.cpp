@@ -1,0 +1,229 @@
+#include "agent/pid_agent.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "resolver/error.h"
+#include "resolver/report.h"
+
+namespace psnic {
+namespace {
+
+void complain(const std::string& message) {
+  std::fprintf(stderr, "psnic-agent: %s\n", message.c_str());
+}
+
+// epoll tags: the signalfd and the timer; any other value is an index into watched_ + 2.
+constexpr uint64_t kSignalTag = 0;
+constexpr uint64_t kTimerTag = 1;
+
+}  // namespace
+
+PidAgent::PidAgent(const TrafficProgram& program, AttachMode mode,
+                   std::shared_ptr<LabelSnapshot> labels, std::shared_ptr<SelfMetrics> self)
+    : program_(program),
+      mode_(mode),
+      labels_(std::move(labels)),
+      self_(std::move(self)),
+      map_(program.map_fd()) {}
+
+PidAgent::~PidAgent() {
+  for (auto& watched : watched_) release(*watched, nullptr);
+}
+
+size_t PidAgent::attached() const {
+  size_t n = 0;
+  for (const auto& watched : watched_) n += watched->interfaces.size();
+  return n;
+}
+
+int PidAgent::add(const std::string& pid_argument) {
+  std::optional<pid_t> pid = parse_pid(pid_argument);
+  if (!pid) {
+    complain((pid_argument.empty() ? std::string("\"\"") : pid_argument) + ": not a process id");
+    return 2;
+  }
+  try {
+    auto watched = std::make_unique<Watched>();
+    watched->pid = *pid;
+    // The pidfd tells when the process exits. Opened before the lookup and alive after it, it
+    // is the process the lookup answered for.
+    watched->pidfd = open_pidfd(*pid);
+    ResolveOptions options;
+    options.identity = true;
+    NetnsReport report = resolver_.resolve_pid(*pid, options);
+    if (!process_alive(watched->pidfd.get()))
+      throw Error(pid_argument, ESRCH, "exited during lookup");
+    if (!report.has_host_peer()) {
+      complain(pid_argument + ": " + no_peer_reason(report));
+      return 1;
+    }
+    for (const InterfacePair& pair : report.interfaces) {
+      if (pair.placement != Placement::host_peer) continue;
+      // Attach first so counting starts at once; a counter that already exists (another --pid
+      // in the same namespace) is shared.
+      program_.track(pair.host_ifindex);
+      Interface interface{Attachment::attach(program_, pair.host_ifindex, pair.host_name, mode_),
+                          {},
+                          {}};
+      interface.labels.container_id = report.identity.id;
+      interface.labels.interface = pair.name;
+      interface.labels.host_interface = pair.host_name;
+      if (std::optional<psnic_traffic> now = map_.read(pair.host_ifindex)) interface.last = *now;
+      std::fprintf(stderr, "psnic-agent: %d: counting %s (%s) on %s, %s\n", *pid,
+                   pair.name.c_str(), report.identity.id.empty() ? "no container id"
+                                                                  : report.identity.id.c_str(),
+                   pair.host_name.c_str(), attach_mode_name(mode_));
+      watched->interfaces.push_back(std::move(interface));
+    }
+    watched_.push_back(std::move(watched));
+    publish_labels();
+    return 0;
+  } catch (const Error& e) {
+    if (self_) self_->count_error("attach");
+    complain(e.what());
+    return 2;
+  }
+}
+
+void PidAgent::release(Watched& watched, const char* why) {
+  std::string names;
+  for (Interface& interface : watched.interfaces) {
+    uint32_t ifindex = interface.attachment.ifindex();
+    names += (names.empty() ? "" : ", ") + interface.attachment.name();
+    interface.attachment.detach();
+    // Another watched PID may share the namespace, and with it the counter.
+    bool shared = false;
+    for (const auto& other : watched_)
+      if (other.get() != &watched)
+        for (const Interface& i : other->interfaces)
+          shared = shared || i.attachment.ifindex() == ifindex;
+    if (!shared) program_.untrack(ifindex);
+  }
+  watched.interfaces.clear();
+  if (why != nullptr)
+    std::fprintf(stderr, "psnic-agent: %d: %s, released %s\n", watched.pid, why,
+                 names.empty() ? "nothing" : names.c_str());
+}
+
+void PidAgent::publish_labels() {
+  auto table = std::make_shared<LabelTable>();
+  size_t tcx = 0;
+  for (const auto& watched : watched_)
+    for (const Interface& interface : watched->interfaces) {
+      table->emplace(interface.attachment.ifindex(), interface.labels);
+      if (interface.attachment.mode() == AttachMode::tcx) ++tcx;
+    }
+  if (self_) {
+    self_->set_attached("tcx", static_cast<double>(tcx));
+    self_->set_attached("tc", static_cast<double>(table->size() - tcx));
+  }
+  labels_->publish(std::move(table));
+}
+
+void PidAgent::print_rates(std::FILE* table, double seconds) {
+  if (!header_printed_) {
+    std::fprintf(table, "%-8s %-16s %-16s %14s %14s %10s %10s\n", "PID", "INTERFACE",
+                 "HOST_INTERFACE", "RX_BYTES/S", "TX_BYTES/S", "RX_PKTS/S", "TX_PKTS/S");
+    header_printed_ = true;
+  }
+  for (auto& watched : watched_)
+    for (Interface& interface : watched->interfaces) {
+      std::optional<psnic_traffic> now;
+      try {
+        now = map_.read(interface.attachment.ifindex());
+      } catch (const Error&) {
+        if (self_) self_->count_error("read_map");
+      }
+      if (!now) continue;
+      // The container's view: receive is the host peer's egress, transmit its ingress.
+      auto rate = [&](uint64_t current, uint64_t last) {
+        return static_cast<double>(current - last) / seconds;
+      };
+      std::fprintf(table, "%-8d %-16s %-16s %14.0f %14.0f %10.0f %10.0f\n", watched->pid,
+                   interface.labels.interface.c_str(), interface.labels.host_interface.c_str(),
+                   rate(now->egress.bytes, interface.last.egress.bytes),
+                   rate(now->ingress.bytes, interface.last.ingress.bytes),
+                   rate(now->egress.packets, interface.last.egress.packets),
+                   rate(now->ingress.packets, interface.last.ingress.packets));
+      interface.last = *now;
+    }
+  std::fflush(table);
+}
+
+void PidAgent::run(std::chrono::milliseconds interval, std::FILE* table) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  Fd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC));
+  Fd timer_fd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC));
+  Fd epoll(epoll_create1(EPOLL_CLOEXEC));
+  if (!signal_fd.valid() || !timer_fd.valid() || !epoll.valid())
+    throw system_error("agent event loop", errno);
+
+  auto watch = [&](int fd, uint64_t tag) {
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u64 = tag;
+    if (epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &event) < 0)
+      throw system_error("agent event loop", errno);
+  };
+  watch(signal_fd.get(), kSignalTag);
+  if (table != nullptr) {
+    itimerspec every{};
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(interval).count();
+    every.it_interval.tv_sec = ns / 1000000000;
+    every.it_interval.tv_nsec = ns % 1000000000;
+    every.it_value = every.it_interval;
+    timerfd_settime(timer_fd.get(), 0, &every, nullptr);
+    watch(timer_fd.get(), kTimerTag);
+  }
+  for (size_t i = 0; i < watched_.size(); ++i) watch(watched_[i]->pidfd.get(), kTimerTag + 1 + i);
+
+  const double seconds = std::chrono::duration<double>(interval).count();
+  size_t alive = watched_.size();
+  while (alive > 0) {
+    epoll_event events[16];
+    int n = epoll_wait(epoll.get(), events, 16, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw system_error("agent event loop", errno);
+    }
+    for (int i = 0; i < n; ++i) {
+      uint64_t tag = events[i].data.u64;
+      if (tag == kSignalTag) {
+        signalfd_siginfo info{};
+        if (read(signal_fd.get(), &info, sizeof info) != sizeof info) continue;
+        size_t count = attached();
+        for (auto& watched : watched_) release(*watched, nullptr);
+        publish_labels();
+        const char* name = sigabbrev_np(static_cast<int>(info.ssi_signo));
+        std::fprintf(stderr, "psnic-agent: SIG%s, detached %zu interface%s\n",
+                     name ? name : "?", count, count == 1 ? "" : "s");
+        return;
+      }
+      if (tag == kTimerTag) {
+        uint64_t expirations = 0;
+        if (read(timer_fd.get(), &expirations, sizeof expirations) == sizeof expirations)
+          print_rates(table, seconds * static_cast<double>(expirations));
+        continue;
+      }
+      Watched& watched = *watched_[tag - kTimerTag - 1];
+      epoll_ctl(epoll.get(), EPOLL_CTL_DEL, watched.pidfd.get(), nullptr);
+      release(watched, "exited");
+      publish_labels();
+      --alive;
+    }
+  }
+  std::fprintf(stderr, "psnic-agent: no process left to watch\n");
+}
+
+}  // namespace psnic

@@ -1,0 +1,67 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/attach.h"
+#include "agent/program.h"
+#include "exporter/metrics.h"
+#include "resolver/resolver.h"
+
+namespace psnic {
+
+// `psnic-agent --pid`: counts the traffic of the host peers of given processes until it is
+// stopped or every process has exited. Owns all mutable state; one thread.
+class PidAgent {
+ public:
+  PidAgent(const TrafficProgram& program, AttachMode mode, std::shared_ptr<LabelSnapshot> labels,
+           std::shared_ptr<SelfMetrics> self);
+  PidAgent(const PidAgent&) = delete;
+  PidAgent& operator=(const PidAgent&) = delete;
+  ~PidAgent();
+
+  // Resolves a PID argument and attaches to its host peers. Problems go to stderr, one line
+  // each, as psnic words them; returns psnic's status for it (0 attached, 1 no host peer, 2 bad
+  // argument or error).
+  int add(const std::string& pid_argument);
+
+  size_t watched() const { return watched_.size(); }
+  size_t attached() const;
+
+  // Runs until SIGINT/SIGTERM (which the caller has blocked) or until no process is left,
+  // printing a rate table to `table` every `interval` unless it is null. Detaches everything
+  // before returning.
+  void run(std::chrono::milliseconds interval, std::FILE* table);
+
+ private:
+  struct Interface {
+    Attachment attachment;
+    InterfaceLabels labels;
+    psnic_traffic last{};  // for the rate table
+  };
+  struct Watched {
+    pid_t pid = 0;
+    Fd pidfd;
+    std::vector<Interface> interfaces;
+  };
+
+  void release(Watched& watched, const char* why);
+  void publish_labels();
+  void print_rates(std::FILE* table, double seconds);
+
+  const TrafficProgram& program_;
+  AttachMode mode_;
+  std::shared_ptr<LabelSnapshot> labels_;
+  std::shared_ptr<SelfMetrics> self_;
+  TrafficMap map_;
+  Resolver resolver_;
+  std::vector<std::unique_ptr<Watched>> watched_;
+  bool header_printed_ = false;
+};
+
+}  // namespace psnic

@@ -1,0 +1,37 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+struct traffic_bpf;
+
+namespace psnic {
+
+// The loaded counter: one program pair (psnic_ingress, psnic_egress) and the traffic map, shared
+// by every interface psnic counts. Per-interface state is a map key, not a program.
+class TrafficProgram {
+ public:
+  // Opens and loads the skeleton. Throws Error; without the privilege to load BPF the message
+  // says what is missing.
+  static TrafficProgram load();
+
+  int ingress_fd() const;
+  int egress_fd() const;
+  int map_fd() const;
+
+  // Inserts a zeroed counter for a host ifindex, so the program starts counting it; an existing
+  // counter is left as it is. Throws Error.
+  void track(uint32_t ifindex) const;
+  // Removes the counter of a host ifindex, if there is one.
+  void untrack(uint32_t ifindex) const;
+
+ private:
+  struct Destroy {
+    void operator()(traffic_bpf* skeleton) const;
+  };
+  explicit TrafficProgram(traffic_bpf* skeleton) : skeleton_(skeleton) {}
+
+  std::unique_ptr<traffic_bpf, Destroy> skeleton_;
+};
+
+}  // namespace psnic
