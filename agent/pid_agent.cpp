@@ -38,21 +38,15 @@ PidAgent::~PidAgent() {
   for (auto& watched : watched_) release(*watched, nullptr);
 }
 
-size_t PidAgent::attached() const {
-  size_t n = 0;
-  for (const auto& watched : watched_) n += watched->interfaces.size();
-  return n;
-}
-
 int PidAgent::add(const std::string& pid_argument) {
   std::optional<pid_t> pid = parse_pid(pid_argument);
   if (!pid) {
     complain((pid_argument.empty() ? std::string("\"\"") : pid_argument) + ": not a process id");
     return 2;
   }
+  auto watched = std::make_unique<Watched>();
+  watched->pid = *pid;
   try {
-    auto watched = std::make_unique<Watched>();
-    watched->pid = *pid;
     // The pidfd tells when the process exits. Opened before the lookup and alive after it, it
     // is the process the lookup answered for.
     watched->pidfd = open_pidfd(*pid);
@@ -67,26 +61,37 @@ int PidAgent::add(const std::string& pid_argument) {
     }
     for (const InterfacePair& pair : report.interfaces) {
       if (pair.placement != Placement::host_peer) continue;
-      // Attach first so counting starts at once; a counter that already exists (another --pid
-      // in the same namespace) is shared.
+      watched->ifindexes.push_back(pair.host_ifindex);
+      if (auto it = counted_.find(pair.host_ifindex); it != counted_.end()) {
+        ++it->second.users;  // a namespace shared with a process already watched
+        continue;
+      }
+      // Attach first so that counting starts at once.
       program_.track(pair.host_ifindex);
-      Interface interface{Attachment::attach(program_, pair.host_ifindex, pair.host_name, mode_),
-                          {},
-                          {}};
-      interface.labels.container_id = report.identity.id;
-      interface.labels.interface = pair.name;
-      interface.labels.host_interface = pair.host_name;
-      if (std::optional<psnic_traffic> now = map_.read(pair.host_ifindex)) interface.last = *now;
+      std::optional<Attachment> attachment;
+      try {
+        attachment = Attachment::attach(program_, pair.host_ifindex, pair.host_name, mode_);
+      } catch (const Error&) {
+        program_.untrack(pair.host_ifindex);
+        watched->ifindexes.pop_back();
+        throw;
+      }
+      Counted counted{std::move(*attachment), {}, *pid, 1, {}};
+      counted.labels.container_id = report.identity.id;
+      counted.labels.interface = pair.name;
+      counted.labels.host_interface = pair.host_name;
+      if (std::optional<psnic_traffic> now = map_.read(pair.host_ifindex)) counted.last = *now;
       std::fprintf(stderr, "psnic-agent: %d: counting %s (%s) on %s, %s\n", *pid,
-                   pair.name.c_str(), report.identity.id.empty() ? "no container id"
-                                                                  : report.identity.id.c_str(),
+                   pair.name.c_str(),
+                   report.identity.id.empty() ? "no container id" : report.identity.id.c_str(),
                    pair.host_name.c_str(), attach_mode_name(mode_));
-      watched->interfaces.push_back(std::move(interface));
+      counted_.emplace(pair.host_ifindex, std::move(counted));
     }
     watched_.push_back(std::move(watched));
     publish_labels();
     return 0;
   } catch (const Error& e) {
+    release(*watched, nullptr);  // what this process's other interfaces got so far
     if (self_) self_->count_error("attach");
     complain(e.what());
     return 2;
@@ -95,32 +100,27 @@ int PidAgent::add(const std::string& pid_argument) {
 
 void PidAgent::release(Watched& watched, const char* why) {
   std::string names;
-  for (Interface& interface : watched.interfaces) {
-    uint32_t ifindex = interface.attachment.ifindex();
-    names += (names.empty() ? "" : ", ") + interface.attachment.name();
-    interface.attachment.detach();
-    // Another watched PID may share the namespace, and with it the counter.
-    bool shared = false;
-    for (const auto& other : watched_)
-      if (other.get() != &watched)
-        for (const Interface& i : other->interfaces)
-          shared = shared || i.attachment.ifindex() == ifindex;
-    if (!shared) program_.untrack(ifindex);
+  for (uint32_t ifindex : watched.ifindexes) {
+    auto it = counted_.find(ifindex);
+    if (it == counted_.end() || --it->second.users > 0) continue;
+    names += (names.empty() ? "" : ", ") + it->second.attachment.name();
+    it->second.attachment.detach();
+    program_.untrack(ifindex);
+    counted_.erase(it);
   }
-  watched.interfaces.clear();
+  watched.ifindexes.clear();
   if (why != nullptr)
     std::fprintf(stderr, "psnic-agent: %d: %s, released %s\n", watched.pid, why,
-                 names.empty() ? "nothing" : names.c_str());
+                 names.empty() ? "nothing (its namespace is still watched)" : names.c_str());
 }
 
 void PidAgent::publish_labels() {
   auto table = std::make_shared<LabelTable>();
   size_t tcx = 0;
-  for (const auto& watched : watched_)
-    for (const Interface& interface : watched->interfaces) {
-      table->emplace(interface.attachment.ifindex(), interface.labels);
-      if (interface.attachment.mode() == AttachMode::tcx) ++tcx;
-    }
+  for (const auto& [ifindex, counted] : counted_) {
+    table->emplace(ifindex, counted.labels);
+    if (counted.attachment.mode() == AttachMode::tcx) ++tcx;
+  }
   if (self_) {
     self_->set_attached("tcx", static_cast<double>(tcx));
     self_->set_attached("tc", static_cast<double>(table->size() - tcx));
@@ -134,27 +134,26 @@ void PidAgent::print_rates(std::FILE* table, double seconds) {
                  "HOST_INTERFACE", "RX_BYTES/S", "TX_BYTES/S", "RX_PKTS/S", "TX_PKTS/S");
     header_printed_ = true;
   }
-  for (auto& watched : watched_)
-    for (Interface& interface : watched->interfaces) {
-      std::optional<psnic_traffic> now;
-      try {
-        now = map_.read(interface.attachment.ifindex());
-      } catch (const Error&) {
-        if (self_) self_->count_error("read_map");
-      }
-      if (!now) continue;
-      // The container's view: receive is the host peer's egress, transmit its ingress.
-      auto rate = [&](uint64_t current, uint64_t last) {
-        return static_cast<double>(current - last) / seconds;
-      };
-      std::fprintf(table, "%-8d %-16s %-16s %14.0f %14.0f %10.0f %10.0f\n", watched->pid,
-                   interface.labels.interface.c_str(), interface.labels.host_interface.c_str(),
-                   rate(now->egress.bytes, interface.last.egress.bytes),
-                   rate(now->ingress.bytes, interface.last.ingress.bytes),
-                   rate(now->egress.packets, interface.last.egress.packets),
-                   rate(now->ingress.packets, interface.last.ingress.packets));
-      interface.last = *now;
+  for (auto& [ifindex, counted] : counted_) {
+    std::optional<psnic_traffic> now;
+    try {
+      now = map_.read(ifindex);
+    } catch (const Error&) {
+      if (self_) self_->count_error("read_map");
     }
+    if (!now) continue;
+    // The container's view: receive is the host peer's egress, transmit its ingress.
+    auto rate = [&](uint64_t current, uint64_t last) {
+      return static_cast<double>(current - last) / seconds;
+    };
+    std::fprintf(table, "%-8d %-16s %-16s %14.0f %14.0f %10.0f %10.0f\n", counted.pid,
+                 counted.labels.interface.c_str(), counted.labels.host_interface.c_str(),
+                 rate(now->egress.bytes, counted.last.egress.bytes),
+                 rate(now->ingress.bytes, counted.last.ingress.bytes),
+                 rate(now->egress.packets, counted.last.egress.packets),
+                 rate(now->ingress.packets, counted.last.ingress.packets));
+    counted.last = *now;
+  }
   std::fflush(table);
 }
 

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,7 +32,7 @@ class PidAgent {
   int add(const std::string& pid_argument);
 
   size_t watched() const { return watched_.size(); }
-  size_t attached() const;
+  size_t attached() const { return counted_.size(); }
 
   // Runs until SIGINT/SIGTERM (which the caller has blocked) or until no process is left,
   // printing a rate table to `table` every `interval` unless it is null. Detaches everything
@@ -39,15 +40,18 @@ class PidAgent {
   void run(std::chrono::milliseconds interval, std::FILE* table);
 
  private:
-  struct Interface {
+  // One host interface, attached once however many watched processes share its namespace.
+  struct Counted {
     Attachment attachment;
-    InterfaceLabels labels;
-    psnic_traffic last{};  // for the rate table
+    InterfaceLabels labels;  // from the first process that brought it
+    pid_t pid = 0;           // that process, for the rate table
+    size_t users = 0;        // watched processes whose namespace it serves
+    psnic_traffic last{};    // for the rate table
   };
   struct Watched {
     pid_t pid = 0;
     Fd pidfd;
-    std::vector<Interface> interfaces;
+    std::vector<uint32_t> ifindexes;  // keys of counted_
   };
 
   void release(Watched& watched, const char* why);
@@ -61,6 +65,7 @@ class PidAgent {
   TrafficMap map_;
   Resolver resolver_;
   std::vector<std::unique_ptr<Watched>> watched_;
+  std::map<uint32_t, Counted> counted_;  // by host ifindex
   bool header_printed_ = false;
 };
 

