@@ -13,6 +13,9 @@
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	/* Entries are made by user space, one per counted interface: allocate them then, not
+	 * 65536 * CPUs of them at load time. */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, PSNIC_MAX_INTERFACES);
 	__type(key, __u32);
 	__type(value, struct psnic_traffic);
@@ -24,6 +27,7 @@ static __always_inline void count(struct psnic_counters *c, struct __sk_buff *sk
 
 	c->bytes += skb->len;
 	c->packets += 1;
+	/* A GSO skb built without gso_segs set (some tun/virtio paths) counts as one segment. */
 	c->segments += segments ? segments : 1;
 }
 

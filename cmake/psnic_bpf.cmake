@@ -23,13 +23,16 @@ option(PSNIC_REGENERATE_VMLINUX
 set(PSNIC_VMLINUX_DIR "${PROJECT_SOURCE_DIR}/vmlinux/${PSNIC_VMLINUX_ARCH}")
 if(PSNIC_REGENERATE_VMLINUX)
   message(STATUS "psnic: regenerating ${PSNIC_VMLINUX_DIR}/vmlinux.h from kernel BTF")
+  # Dumped aside and renamed, so a failed dump leaves the committed header whole.
   execute_process(
     COMMAND ${PSNIC_BPFTOOL} btf dump file /sys/kernel/btf/vmlinux format c
-    OUTPUT_FILE "${PSNIC_VMLINUX_DIR}/vmlinux.h"
+    OUTPUT_FILE "${PSNIC_VMLINUX_DIR}/vmlinux.h.tmp"
     RESULT_VARIABLE vmlinux_result)
   if(NOT vmlinux_result EQUAL 0)
+    file(REMOVE "${PSNIC_VMLINUX_DIR}/vmlinux.h.tmp")
     message(FATAL_ERROR "psnic: bpftool could not dump /sys/kernel/btf/vmlinux")
   endif()
+  file(RENAME "${PSNIC_VMLINUX_DIR}/vmlinux.h.tmp" "${PSNIC_VMLINUX_DIR}/vmlinux.h")
 endif()
 if(NOT EXISTS "${PSNIC_VMLINUX_DIR}/vmlinux.h")
   message(FATAL_ERROR "psnic: ${PSNIC_VMLINUX_DIR}/vmlinux.h is missing (see vmlinux/README.md)")

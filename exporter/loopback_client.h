@@ -42,13 +42,14 @@ inline int connect_to(int port, int timeout_seconds) {
   return fd;
 }
 
-// GET `path` with "Connection: close" and read the response to the end. Throws Error on any
-// failure, a timeout included.
-inline HttpResponse get(int port, const std::string& path, int timeout_seconds = 3) {
+// GET `path` with "Connection: close" and `extra_headers` (each line ending in "\r\n"), and
+// read the response to the end. Throws Error on any failure, a timeout included.
+inline HttpResponse get(int port, const std::string& path, int timeout_seconds = 3,
+                        const std::string& extra_headers = "") {
   int fd = connect_to(port, timeout_seconds);
   const std::string request = "GET " + path +
-                              " HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: psnic-test\r\n"
-                              "Connection: close\r\n\r\n";
+                              " HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: psnic-test\r\n" +
+                              extra_headers + "Connection: close\r\n\r\n";
   std::string raw;
   int failed = 0;
   const char* what = "send";

@@ -73,15 +73,15 @@ constexpr Mac kMacB = {0x02, 0, 0, 0, 0, 0x0b};
 constexpr Mac kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 constexpr Ipv4 kIpv4A = {192, 0, 2, 1};  // TEST-NET-1
 constexpr Ipv4 kIpv4B = {192, 0, 2, 2};
-constexpr Ipv6 kIpv6A = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
-                         0,    0,    0,    0,    0, 0, 0, 1};  // 2001:db8::1
+// 2001:db8::1 and 2001:db8::2
+constexpr Ipv6 kIpv6A = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
 constexpr Ipv6 kIpv6B = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
 
 constexpr uint16_t kEtherTypeIpv4 = 0x0800;
 constexpr uint16_t kEtherTypeArp = 0x0806;
 constexpr uint16_t kEtherTypeVlan = 0x8100;
 constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
-constexpr uint16_t kEtherTypeLocalExperimental = 0x88b5;  // IEEE 802: no payload format at all
+constexpr uint16_t kEtherTypeLocalExperimental = 0x88b5;  // IEEE 802: no header follows
 constexpr uint8_t kProtocolHopByHop = 0;
 constexpr uint8_t kProtocolTcp = 6;
 constexpr uint8_t kProtocolUdp = 17;
@@ -132,7 +132,7 @@ Bytes ethernet_header(uint16_t ethertype, const Mac& destination = kMacB) {
   return header;
 }
 
-// The part of the TCP/UDP pseudo-header that is the same for every segment of this flow.
+// The pseudo-headers TCP and UDP checksums cover, for kIpv4A -> kIpv4B and kIpv6A -> kIpv6B.
 Bytes ipv4_pseudo_header(uint8_t protocol, size_t l4_size) {
   Bytes header;
   put(header, kIpv4A);
@@ -283,16 +283,15 @@ void PrintTo(const Row& row, std::ostream* os) {
 }
 
 std::vector<Row> rows() {
-  Bytes truncated_ipv4 = ethernet_header(kEtherTypeIpv4);
   return {
       {.name = "Ipv4Tcp",
-       .description = "Ethernet + IPv4 + TCP, minimum-size frame",
+       .description = "Ethernet + IPv4 + TCP, 64-byte frame",
        .packet = ipv4_tcp_frame(64)},
       {.name = "Ipv4TcpFullMtu",
        .description = "Ethernet + IPv4 + TCP, 1500-byte IP packet",
        .packet = ipv4_tcp_frame(1514)},
       {.name = "Ipv4TcpGso",
-       .description = "IPv4 + TCP, GSO skb of 4 segments of 536 bytes",
+       .description = "Ethernet + IPv4 + TCP, GSO skb of 4 segments of 536 bytes",
        .packet = ipv4_tcp_frame(kEthernetHeader + kIpv4Header + kTcpHeader + 4 * 536),
        .gso_segs = 4,
        .gso_size = 536},
@@ -317,7 +316,7 @@ std::vector<Row> rows() {
        .refused_with = EINVAL},
       {.name = "TruncatedIpv4",
        .description = "Ethernet header saying IPv4, nothing after it",
-       .packet = truncated_ipv4,
+       .packet = ethernet_header(kEtherTypeIpv4),
        .refused_with = EINVAL},
   };
 }
@@ -462,7 +461,9 @@ std::string error_name(int error) { return error == 0 ? "success" : std::strerro
 
 using Param = std::tuple<Row, Direction, int /* repeat */>;
 
-class BpfProgramTest : public testing::TestWithParam<Param> {
+// Every test loads its own copy of the programs: its map starts without keys.
+template <typename GTestBase>
+class WithTrafficProgram : public GTestBase {
  protected:
   void SetUp() override {
     PSNIC_REQUIRE_ROOT();
@@ -474,6 +475,8 @@ class BpfProgramTest : public testing::TestWithParam<Param> {
   TrafficSkeleton skeleton_;
   int map_fd_ = -1;
 };
+
+class BpfProgramTest : public WithTrafficProgram<testing::TestWithParam<Param>> {};
 
 TEST_P(BpfProgramTest, CountsThePacketInItsDirectionAndLetsItGoOn) {
   const auto& [row, direction, repeat] = GetParam();
@@ -515,18 +518,14 @@ INSTANTIATE_TEST_SUITE_P(Packets, BpfProgramTest,
                                           testing::Values(1, 1000)),
                          param_name);
 
-class BpfProgramContextTest : public testing::Test {
- protected:
-  void SetUp() override {
-    PSNIC_REQUIRE_ROOT();
-    skeleton_.reset(traffic_bpf__open_and_load());
-    ASSERT_TRUE(skeleton_) << "traffic_bpf__open_and_load: " << error_name(errno);
-    map_fd_ = bpf_map__fd(skeleton_->maps.traffic);
-  }
+class BpfProgramContextTest : public WithTrafficProgram<testing::Test> {};
 
-  TrafficSkeleton skeleton_;
-  int map_fd_ = -1;
-};
+// An ifindex no device of the caller's network namespace has.
+uint32_t unused_ifindex(uint32_t from) {
+  char name[IF_NAMESIZE];
+  while (if_indextoname(from, name) != nullptr) ++from;
+  return from;
+}
 
 // The agent inserts keys for the interfaces it watches; a packet on any other interface is let
 // through uncounted, and the program makes no key for it.
@@ -550,10 +549,13 @@ TEST_F(BpfProgramContextTest, PacketOnAnInterfaceWithoutAKeyIsNotCounted) {
 }
 
 // ctx.ifindex above 1 picks the device in the caller's namespace; 0 and 1 mean its loopback.
-// Run in a namespace of the test's own, from a thread that enters it, on a veth made there.
+// Run from a thread in a namespace of the test's own, on a veth made there with an ifindex the
+// test's original namespace lacks: a test run there would fail with ENODEV.
 TEST_F(BpfProgramContextTest, CountsUnderTheIfindexOfTheContextDevice) {
   test::TestNetns netns('b');
-  netns.ip("link add psnictestv0 type veth peer name psnictestv1");
+  const uint32_t veth = unused_ifindex(4242);
+  netns.ip("link add psnictestv0 index " + std::to_string(veth) +
+           " type veth peer name psnictestv1");
   const Bytes packet = ipv4_tcp_frame(100);
 
   std::thread in_netns([&] {
@@ -561,8 +563,7 @@ TEST_F(BpfProgramContextTest, CountsUnderTheIfindexOfTheContextDevice) {
     ASSERT_GE(netns_fd, 0) << netns.path();
     ASSERT_EQ(setns(netns_fd, CLONE_NEWNET), 0) << error_name(errno);
     close(netns_fd);
-    const uint32_t veth = if_nametoindex("psnictestv0");
-    ASSERT_GT(veth, kLoopback) << "psnictestv0 in " << netns.name();
+    ASSERT_EQ(if_nametoindex("psnictestv0"), veth) << "psnictestv0 in " << netns.name();
     ASSERT_EQ(insert_key(map_fd_, veth), 0);
     ASSERT_EQ(insert_key(map_fd_, kLoopback), 0);
 
@@ -585,9 +586,7 @@ TEST_F(BpfProgramContextTest, CountsUnderTheIfindexOfTheContextDevice) {
 }
 
 TEST_F(BpfProgramContextTest, IfindexOfNoDeviceIsRefused) {
-  uint32_t unused = 0x7ffffff0;
-  char name[IF_NAMESIZE];
-  while (if_indextoname(unused, name) != nullptr) ++unused;
+  const uint32_t unused = unused_ifindex(4242);
   ASSERT_EQ(insert_key(map_fd_, unused), 0);
 
   const TestRun run =
