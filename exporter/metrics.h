@@ -27,9 +27,11 @@ class Exposer;
 
 namespace psnic {
 
-// Where /metrics is served unless told otherwise. 9867 sits in the 9100-9999 range Prometheus
-// keeps for exporters, and no exporter we know of defaults to it (node_exporter 9100, cAdvisor
-// 8080, ebpf_exporter 9435).
+// Where /metrics is served unless told otherwise. 9867 is in the 9100-9999 range Prometheus's
+// "Default port allocations" list keeps for exporters, in a stretch that list marked free, and no
+// exporter we found defaults to it (node_exporter 9100, cAdvisor 8080, ebpf_exporter 9435). Tools
+// known to use it are desktop ones on localhost (Zed's `zed serve`, PinchTab); the agent's
+// listen flag moves it.
 inline constexpr std::string_view kDefaultListen = "0.0.0.0:9867";
 
 // Labels of one counted host interface, seen from the container. Empty where unknown.

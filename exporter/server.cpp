@@ -103,7 +103,8 @@ void knock(const ListenAddress& address) {
   }
   int fd = socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return;
-  // Non-blocking: a SYN queued to the listening socket is enough to wake its poll.
+  // Non-blocking, so a remote address cannot hold us. On a local address the handshake completes
+  // inside connect(): the listening socket has a connection to accept, and its poll wakes.
   (void)connect(fd, reinterpret_cast<const sockaddr*>(&storage), length);
   close(fd);
 }
@@ -115,11 +116,11 @@ ListenAddress parse_listen(std::string_view text) {
   std::string_view host;
   std::string_view port;
   if (!text.empty() && text.front() == '[') {
-    size_t close = text.find(']');
-    if (close == std::string_view::npos)
+    size_t bracket = text.find(']');
+    if (bracket == std::string_view::npos)
       throw bad_listen(text, "missing ']' after the ipv6 address");
-    host = text.substr(1, close - 1);
-    std::string_view after = text.substr(close + 1);
+    host = text.substr(1, bracket - 1);
+    std::string_view after = text.substr(bracket + 1);
     if (after.empty() || after.front() != ':')
       throw bad_listen(text, "expected [IPV6]:PORT, e.g. [::1]:9867");
     port = after.substr(1);
