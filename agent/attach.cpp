@@ -11,8 +11,8 @@ namespace psnic {
 namespace {
 
 // Debian 12's uapi headers (Linux 6.1) predate TCX (Linux 6.6); values from linux/bpf.h.
-constexpr int kBpfTcxIngress = 46;  // BPF_TCX_INGRESS
-constexpr int kBpfTcxEgress = 47;   // BPF_TCX_EGRESS
+constexpr int kBpfTcxIngress = 46;         // BPF_TCX_INGRESS
+constexpr int kBpfTcxEgress = 47;          // BPF_TCX_EGRESS
 constexpr uint32_t kBpfFBefore = 1U << 3;  // BPF_F_BEFORE: with no relative program, the head
 
 // A TCX link at the head of the interface's chain, so that no program before psnic's can
@@ -37,8 +37,7 @@ uint32_t attach_tc_filter(int prog_fd, uint32_t ifindex, bpf_tc_attach_point poi
   // may have added filters to it since.
   int err = bpf_tc_hook_create(&hook);
   if (err < 0 && err != -EEXIST) throw system_error(name + ": clsact qdisc", -err);
-  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .handle = kTcHandle,
-              .priority = kTcPriority);
+  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .handle = kTcHandle, .priority = kTcPriority);
   err = bpf_tc_attach(&hook, &opts);
   if (err < 0) throw system_error(name + ": tc filter", -err);
   return opts.prog_id;

@@ -35,8 +35,8 @@ class Attachment {
  public:
   // Attaches ingress then egress; on failure nothing stays attached. Throws Error naming the
   // interface.
-  static Attachment attach(const TrafficProgram& program, uint32_t ifindex,
-                           const std::string& name, AttachMode mode);
+  static Attachment attach(const TrafficProgram& program, uint32_t ifindex, const std::string& name,
+                           AttachMode mode);
 
   Attachment(Attachment&& other) noexcept;
   Attachment& operator=(Attachment&& other) noexcept;

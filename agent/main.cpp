@@ -50,8 +50,7 @@ int run(const Options& options) {
   if (!mode) mode = psnic::probe_attach_mode(program);
 
   auto labels = std::make_shared<psnic::LabelSnapshot>();
-  auto self = std::make_shared<psnic::SelfMetrics>(
-      std::vector<std::string>{"attach", "read_map"});
+  auto self = std::make_shared<psnic::SelfMetrics>(std::vector<std::string>{"attach", "read_map"});
   auto map = std::make_shared<psnic::TrafficMap>(program.map_fd());
   auto traffic = std::make_shared<psnic::TrafficCollector>(
       [map](uint32_t ifindex) { return map->read(ifindex); }, labels, self);

@@ -27,7 +27,7 @@ constexpr uint64_t kTimerTag = 1;
 }  // namespace
 
 PidAgent::PidAgent(const TrafficProgram& program, AttachMode mode,
-                   std::shared_ptr<LabelSnapshot> labels, std::shared_ptr<SelfMetrics> self)
+                   std::shared_ptr<LabelSnapshot> labels, std::shared_ptr<SelfReport> self)
     : program_(program),
       mode_(mode),
       labels_(std::move(labels)),
@@ -72,6 +72,7 @@ int PidAgent::add(const std::string& pid_argument) {
       try {
         attachment = Attachment::attach(program_, pair.host_ifindex, pair.host_name, mode_);
       } catch (const Error&) {
+        if (self_) self_->count_error("attach");
         program_.untrack(pair.host_ifindex);
         watched->ifindexes.pop_back();
         throw;
@@ -81,8 +82,7 @@ int PidAgent::add(const std::string& pid_argument) {
       counted.labels.interface = pair.name;
       counted.labels.host_interface = pair.host_name;
       if (std::optional<psnic_traffic> now = map_.read(pair.host_ifindex)) counted.last = *now;
-      std::fprintf(stderr, "psnic-agent: %d: counting %s (%s) on %s, %s\n", *pid,
-                   pair.name.c_str(),
+      std::fprintf(stderr, "psnic-agent: %d: counting %s (%s) on %s, %s\n", *pid, pair.name.c_str(),
                    report.identity.id.empty() ? "no container id" : report.identity.id.c_str(),
                    pair.host_name.c_str(), attach_mode_name(mode_));
       counted_.emplace(pair.host_ifindex, std::move(counted));
@@ -92,7 +92,6 @@ int PidAgent::add(const std::string& pid_argument) {
     return 0;
   } catch (const Error& e) {
     release(*watched, nullptr);  // what this process's other interfaces got so far
-    if (self_) self_->count_error("attach");
     complain(e.what());
     return 2;
   }
@@ -205,8 +204,8 @@ void PidAgent::run(std::chrono::milliseconds interval, std::FILE* table) {
         for (auto& watched : watched_) release(*watched, nullptr);
         publish_labels();
         const char* name = sigabbrev_np(static_cast<int>(info.ssi_signo));
-        std::fprintf(stderr, "psnic-agent: SIG%s, detached %zu interface%s\n",
-                     name ? name : "?", count, count == 1 ? "" : "s");
+        std::fprintf(stderr, "psnic-agent: SIG%s, detached %zu interface%s\n", name ? name : "?",
+                     count, count == 1 ? "" : "s");
         return;
       }
       if (tag == kTimerTag) {

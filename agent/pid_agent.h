@@ -11,7 +11,7 @@
 
 #include "agent/attach.h"
 #include "agent/program.h"
-#include "exporter/metrics.h"
+#include "agent/views.h"
 #include "resolver/resolver.h"
 
 namespace psnic {
@@ -20,8 +20,9 @@ namespace psnic {
 // stopped or every process has exited. Owns all mutable state; one thread.
 class PidAgent {
  public:
+  // `self` may be nullptr.
   PidAgent(const TrafficProgram& program, AttachMode mode, std::shared_ptr<LabelSnapshot> labels,
-           std::shared_ptr<SelfMetrics> self);
+           std::shared_ptr<SelfReport> self);
   PidAgent(const PidAgent&) = delete;
   PidAgent& operator=(const PidAgent&) = delete;
   ~PidAgent();
@@ -61,7 +62,7 @@ class PidAgent {
   const TrafficProgram& program_;
   AttachMode mode_;
   std::shared_ptr<LabelSnapshot> labels_;
-  std::shared_ptr<SelfMetrics> self_;
+  std::shared_ptr<SelfReport> self_;
   TrafficMap map_;
   Resolver resolver_;
   std::vector<std::unique_ptr<Watched>> watched_;

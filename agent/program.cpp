@@ -13,15 +13,6 @@
 
 namespace psnic {
 
-// The C++ side of bpf/traffic.h: the layout the program writes is the layout read here.
-static_assert(sizeof(psnic_counters) == 24);
-static_assert(sizeof(psnic_traffic) == 48);
-static_assert(offsetof(psnic_traffic, ingress) == 0);
-static_assert(offsetof(psnic_traffic, egress) == 24);
-static_assert(offsetof(psnic_counters, bytes) == 0);
-static_assert(offsetof(psnic_counters, packets) == 8);
-static_assert(offsetof(psnic_counters, segments) == 16);
-
 void TrafficProgram::Destroy::operator()(traffic_bpf* skeleton) const {
   traffic_bpf__destroy(skeleton);
 }
@@ -40,14 +31,14 @@ TrafficProgram TrafficProgram::load() {
   return TrafficProgram(skeleton);
 }
 
-int TrafficProgram::ingress_fd() const {
-  return bpf_program__fd(skeleton_->progs.psnic_ingress);
-}
+int TrafficProgram::ingress_fd() const { return bpf_program__fd(skeleton_->progs.psnic_ingress); }
 int TrafficProgram::egress_fd() const { return bpf_program__fd(skeleton_->progs.psnic_egress); }
 int TrafficProgram::map_fd() const { return bpf_map__fd(skeleton_->maps.traffic); }
 
 void TrafficProgram::track(uint32_t ifindex) const {
-  std::vector<psnic_traffic> zero(static_cast<size_t>(libbpf_num_possible_cpus()));
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) throw system_error("possible cpus", -cpus);
+  std::vector<psnic_traffic> zero(static_cast<size_t>(cpus));
   if (bpf_map_update_elem(map_fd(), &ifindex, zero.data(), BPF_NOEXIST) < 0 && errno != EEXIST)
     throw system_error("traffic map key " + std::to_string(ifindex), errno);
 }

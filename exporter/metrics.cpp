@@ -8,11 +8,6 @@ namespace psnic {
 
 namespace {
 
-const std::shared_ptr<const LabelTable>& empty_table() {
-  static const auto empty = std::make_shared<const LabelTable>();
-  return empty;
-}
-
 prometheus::MetricFamily counter_family(std::string name, std::string help) {
   prometheus::MetricFamily family;
   family.name = std::move(name);
@@ -41,14 +36,6 @@ void add_sample(prometheus::MetricFamily& family,
 }
 
 }  // namespace
-
-LabelSnapshot::LabelSnapshot() : table_(empty_table()) {}
-
-void LabelSnapshot::publish(std::shared_ptr<const LabelTable> table) {
-  table_.store(table ? std::move(table) : empty_table());
-}
-
-std::shared_ptr<const LabelTable> LabelSnapshot::current() const { return table_.load(); }
 
 SelfMetrics::SelfMetrics(const std::vector<std::string>& error_ops)
     : registry_(std::make_shared<prometheus::Registry>()),

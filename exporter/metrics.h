@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/views.h"
 #include "bpf/traffic.h"
 
 namespace prometheus {
@@ -34,52 +35,9 @@ namespace psnic {
 // listen flag moves it.
 inline constexpr std::string_view kDefaultListen = "0.0.0.0:9867";
 
-// Labels of one counted host interface, seen from the container. Empty where unknown.
-struct InterfaceLabels {
-  std::string container_id;
-  std::string container_name;
-  std::string pod;
-  std::string namespace_name;  // the Kubernetes namespace, exported as label "namespace"
-  std::string interface;       // the container-side name, e.g. eth0
-  std::string host_interface;  // the host peer, e.g. veth1241974; unique per entry
-};
-
-// Host ifindex -> labels. Published whole by the agent and never changed after publishing.
-using LabelTable = std::unordered_map<uint32_t, InterfaceLabels>;
-
-// The label table scrape threads read while the agent loop replaces it. Starts empty.
-class LabelSnapshot {
- public:
-  LabelSnapshot();
-  // Replaces the table; scrapes already running keep the one they took. nullptr means empty.
-  void publish(std::shared_ptr<const LabelTable> table);
-  // Never nullptr.
-  std::shared_ptr<const LabelTable> current() const;
-
- private:
-  std::atomic<std::shared_ptr<const LabelTable>> table_;
-};
-
-// Reads the traffic map (BPF_MAP_TYPE_PERCPU_HASH, key __u32 host ifindex, value psnic_traffic)
-// and sums the CPUs. Does not own the fd, which must outlive it. Thread-safe.
-class TrafficMap {
- public:
-  // Throws Error when map_fd is not a per-CPU hash with the traffic map's key and value sizes.
-  explicit TrafficMap(int map_fd);
-
-  // nullopt when the key is absent; throws Error on any other failure.
-  std::optional<psnic_traffic> read(uint32_t ifindex) const;
-  // Possible CPUs: how many values one key holds.
-  int cpus() const { return cpus_; }
-
- private:
-  int fd_;
-  int cpus_;
-};
-
 // psnic's own metrics: psnic_build_info{version}, psnic_attached_interfaces{mode} and
 // psnic_errors_total{op}. Thread-safe.
-class SelfMetrics {
+class SelfMetrics : public SelfReport {
  public:
   // Series for the ops in `error_ops` exist from the start, at 0, so that rate() sees the first
   // error. "read_map" is the collector's own.
@@ -89,9 +47,9 @@ class SelfMetrics {
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
   // Interfaces currently attached in `mode` ("tcx" or "tc"; both start at 0).
-  void set_attached(std::string_view mode, double n);
+  void set_attached(std::string_view mode, double n) override;
   // One failed operation, e.g. "attach", "read_map".
-  void count_error(std::string_view op);
+  void count_error(std::string_view op) override;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;

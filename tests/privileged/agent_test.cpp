@@ -2,6 +2,7 @@
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <thread>
 
 #include "agent/pid_agent.h"
@@ -13,13 +14,22 @@ namespace {
 using test::Sleeper;
 using test::TestVeth;
 
+// Records what the agent reports about itself.
+class RecordedReport : public SelfReport {
+ public:
+  void set_attached(std::string_view mode, double n) override { attached[std::string(mode)] = n; }
+  void count_error(std::string_view op) override { ++errors[std::string(op)]; }
+  std::map<std::string, double> attached;
+  std::map<std::string, int> errors;
+};
+
 class PidAgentTest : public ::testing::Test {
  protected:
   void SetUp() override {
     PSNIC_REQUIRE_ROOT();
     program_ = std::make_unique<TrafficProgram>(TrafficProgram::load());
     labels_ = std::make_shared<LabelSnapshot>();
-    self_ = std::make_shared<SelfMetrics>();
+    self_ = std::make_shared<RecordedReport>();
   }
   bool tracked(uint32_t ifindex) const {
     std::vector<psnic_traffic> values(static_cast<size_t>(libbpf_num_possible_cpus()));
@@ -28,7 +38,7 @@ class PidAgentTest : public ::testing::Test {
 
   std::unique_ptr<TrafficProgram> program_;
   std::shared_ptr<LabelSnapshot> labels_;
-  std::shared_ptr<SelfMetrics> self_;
+  std::shared_ptr<RecordedReport> self_;
 };
 
 TEST_F(PidAgentTest, AttachesAndPublishesLabels) {
@@ -44,6 +54,8 @@ TEST_F(PidAgentTest, AttachesAndPublishesLabels) {
   EXPECT_EQ(table->at(ifindex).interface, "eth0");
   EXPECT_EQ(table->at(ifindex).host_interface, veth.host);
   EXPECT_EQ(table->at(ifindex).container_id, "");
+  EXPECT_EQ(self_->attached["tcx"], 1);
+  EXPECT_EQ(self_->attached["tc"], 0);
 }
 
 TEST_F(PidAgentTest, AnswersBadPidsAsPsnicDoes) {
@@ -57,6 +69,7 @@ TEST_F(PidAgentTest, AnswersBadPidsAsPsnicDoes) {
   EXPECT_EQ(agent.add(std::to_string(gone_pid)), 2);
   EXPECT_EQ(agent.add(std::to_string(here.pid())), 1);  // host network
   EXPECT_EQ(agent.attached(), 0u);
+  EXPECT_TRUE(self_->errors.empty());  // bad input is not a failed operation
   EXPECT_TRUE(labels_->current()->empty());
 }
 

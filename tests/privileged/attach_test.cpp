@@ -1,5 +1,7 @@
 // The attach layer on real veths: both modes count exactly what the kernel counts, leave other
 // tools' programs running and in place, and leave nothing behind.
+#include "agent/attach.h"
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
@@ -9,14 +11,18 @@
 #include <thread>
 #include <vector>
 
-#include "agent/attach.h"
 #include "agent/program.h"
+#include "agent/views.h"
 #include "foreign.skel.h"
 #include "resolver/error.h"
 #include "tests/support/support.h"
 #include "traffic.h"
 
 namespace psnic {
+
+// Readable parameter names in test output and CTest names.
+void PrintTo(AttachMode mode, std::ostream* os) { *os << attach_mode_name(mode); }
+
 namespace {
 
 using test::TestVeth;
@@ -25,21 +31,9 @@ constexpr int kTcxIngress = 46;  // BPF_TCX_INGRESS, absent from Debian 12's uap
 constexpr int kTcxEgress = 47;
 
 psnic_traffic read_counters(const TrafficProgram& program, uint32_t ifindex) {
-  std::vector<psnic_traffic> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
-  psnic_traffic sum{};
-  if (bpf_map_lookup_elem(program.map_fd(), &ifindex, per_cpu.data()) < 0) {
-    ADD_FAILURE() << "no counter for ifindex " << ifindex;
-    return sum;
-  }
-  for (const psnic_traffic& t : per_cpu) {
-    sum.ingress.bytes += t.ingress.bytes;
-    sum.ingress.packets += t.ingress.packets;
-    sum.ingress.segments += t.ingress.segments;
-    sum.egress.bytes += t.egress.bytes;
-    sum.egress.packets += t.egress.packets;
-    sum.egress.segments += t.egress.segments;
-  }
-  return sum;
+  std::optional<psnic_traffic> counters = TrafficMap(program.map_fd()).read(ifindex);
+  if (!counters) ADD_FAILURE() << "no counter for ifindex " << ifindex;
+  return counters.value_or(psnic_traffic{});
 }
 
 // Program ids attached to an interface's TCX hook, head first.

@@ -1,15 +1,14 @@
 #include "tests/support/support.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
@@ -197,8 +196,10 @@ bool send_tcp(const std::string& address, uint16_t port, size_t bytes) {
   std::string chunk(65536, 'p');
   for (size_t sent = 0; ok && sent < bytes;) {
     ssize_t n = write(fd, chunk.data(), std::min(chunk.size(), bytes - sent));
-    if (n <= 0) ok = false;
-    else sent += static_cast<size_t>(n);
+    if (n <= 0)
+      ok = false;
+    else
+      sent += static_cast<size_t>(n);
   }
   shutdown(fd, SHUT_WR);
   close(fd);

@@ -81,9 +81,9 @@ class TestVeth {
   ~TestVeth();
 
   TestNetns ns;
-  std::string host;             // the host-side veth
-  std::string host_address;     // "198.18.x.y", when addressed
-  std::string inside_address;   // eth0's address, when addressed
+  std::string host;            // the host-side veth
+  std::string host_address;    // "198.18.x.y", when addressed
+  std::string inside_address;  // eth0's address, when addressed
 };
 
 // A TCP server inside a namespace that reads and discards whatever it is sent, in a child

@@ -1,12 +1,15 @@
+// LabelSnapshot and TrafficMap: the views the agent offers scrape threads.
+#include "agent/views.h"
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <string>
 #include <vector>
 
-#include "exporter/metrics.h"
 #include "resolver/error.h"
 
 namespace psnic {
@@ -16,12 +19,30 @@ namespace psnic {
 static_assert(sizeof(psnic_counters) == 24);
 static_assert(sizeof(psnic_traffic) == 48);
 static_assert(sizeof(psnic_traffic) % 8 == 0);
+static_assert(offsetof(psnic_traffic, ingress) == 0);
+static_assert(offsetof(psnic_traffic, egress) == 24);
+static_assert(offsetof(psnic_counters, bytes) == 0);
+static_assert(offsetof(psnic_counters, packets) == 8);
+static_assert(offsetof(psnic_counters, segments) == 16);
 
 namespace {
+
+const std::shared_ptr<const LabelTable>& empty_table() {
+  static const auto empty = std::make_shared<const LabelTable>();
+  return empty;
+}
 
 std::string map_object(int fd) { return "traffic map (fd " + std::to_string(fd) + ")"; }
 
 }  // namespace
+
+LabelSnapshot::LabelSnapshot() : table_(empty_table()) {}
+
+void LabelSnapshot::publish(std::shared_ptr<const LabelTable> table) {
+  table_.store(table ? std::move(table) : empty_table());
+}
+
+std::shared_ptr<const LabelTable> LabelSnapshot::current() const { return table_.load(); }
 
 TrafficMap::TrafficMap(int map_fd) : fd_(map_fd), cpus_(libbpf_num_possible_cpus()) {
   if (cpus_ <= 0) throw system_error("possible cpus", -cpus_);
