@@ -127,6 +127,33 @@ TEST_P(AttachTest, CountsExactlyWhatTheKernelCountsOnTheHostVeth) {
   program.untrack(ifindex);
 }
 
+TEST_P(AttachTest, JumboFramesAreCountedWhole) {
+  // BPF_PROG_TEST_RUN refuses frames above one page, so 9000-byte frames are checked here, on a
+  // veth whose MTU allows them.
+  TestVeth veth('f', /*addressed=*/true);
+  test::must("ip link set " + veth.host + " mtu 9000");
+  veth.ns.ip("link set eth0 mtu 9000");
+  uint32_t ifindex = test::host_ifindex(veth.host);
+  TrafficProgram program = TrafficProgram::load();
+  program.track(ifindex);
+  Attachment attached = Attachment::attach(program, ifindex, veth.host, GetParam());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  psnic_traffic before = read_counters(program, ifindex);
+  uint64_t tx_bytes = test::link_statistic(veth.host, "tx_bytes");
+  uint64_t tx_packets = test::link_statistic(veth.host, "tx_packets");
+
+  // 8972 bytes of UDP payload + 8 UDP + 20 IPv4 = 9000-byte packets, 9014-byte frames.
+  ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 8972, 10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  psnic_traffic after = read_counters(program, ifindex);
+  EXPECT_EQ(after.egress.bytes - before.egress.bytes,
+            test::link_statistic(veth.host, "tx_bytes") - tx_bytes);
+  EXPECT_EQ(after.egress.packets - before.egress.packets,
+            test::link_statistic(veth.host, "tx_packets") - tx_packets);
+  EXPECT_GE(after.egress.bytes - before.egress.bytes, 10u * 9014u);
+  EXPECT_LT(after.egress.packets - before.egress.packets, 20u);  // not fragmented
+}
+
 TEST_P(AttachTest, ThousandAttachDetachCyclesLeaveNothingBehind) {
   TestVeth veth('b');
   uint32_t ifindex = test::host_ifindex(veth.host);
