@@ -53,6 +53,31 @@ void detach_tc_filter(uint32_t ifindex, bpf_tc_attach_point point, uint32_t prog
   bpf_tc_detach(&hook, &opts);
 }
 
+uint32_t prog_id(int prog_fd) {
+  bpf_prog_info info{};
+  uint32_t length = sizeof info;
+  return bpf_obj_get_info_by_fd(prog_fd, &info, &length) == 0 ? info.id : 0;
+}
+
+// Whether program `id` is on an interface's TCX hook.
+bool in_tcx_chain(uint32_t ifindex, int attach_type, uint32_t id) {
+  uint32_t ids[64] = {};
+  uint32_t count = 64;
+  uint32_t flags = 0;
+  if (bpf_prog_query(static_cast<int>(ifindex), static_cast<bpf_attach_type>(attach_type), 0,
+                     &flags, ids, &count) < 0)
+    return false;
+  for (uint32_t i = 0; i < count; ++i)
+    if (ids[i] == id) return true;
+  return false;
+}
+
+uint32_t tc_filter_prog(uint32_t ifindex, bpf_tc_attach_point point) {
+  bpf_tc_hook hook = tc_hook(ifindex, point);
+  LIBBPF_OPTS(bpf_tc_opts, query, .handle = kTcHandle, .priority = kTcPriority);
+  return bpf_tc_query(&hook, &query) == 0 ? query.prog_id : 0;
+}
+
 }  // namespace
 
 const char* attach_mode_name(AttachMode mode) { return mode == AttachMode::tcx ? "tcx" : "tc"; }
@@ -88,6 +113,8 @@ Attachment Attachment::attach(const TrafficProgram& program, uint32_t ifindex,
     int egress = create_tcx_link(program.egress_fd(), ifindex, kBpfTcxEgress);
     if (egress < 0) throw system_error(name + ": tcx egress link", -egress);
     a.egress_link_ = Fd(egress);
+    a.ingress_prog_id_ = prog_id(program.ingress_fd());
+    a.egress_prog_id_ = prog_id(program.egress_fd());
   } else {
     a.ingress_prog_id_ = attach_tc_filter(program.ingress_fd(), ifindex, BPF_TC_INGRESS, name);
     a.attached_ = true;  // so that a failing egress attach detaches the ingress filter
@@ -115,6 +142,15 @@ Attachment& Attachment::operator=(Attachment&& other) noexcept {
 }
 
 Attachment::~Attachment() { detach(); }
+
+bool Attachment::intact() const {
+  if (!attached_) return false;
+  if (mode_ == AttachMode::tcx)
+    return in_tcx_chain(ifindex_, kBpfTcxIngress, ingress_prog_id_) &&
+           in_tcx_chain(ifindex_, kBpfTcxEgress, egress_prog_id_);
+  return tc_filter_prog(ifindex_, BPF_TC_INGRESS) == ingress_prog_id_ &&
+         tc_filter_prog(ifindex_, BPF_TC_EGRESS) == egress_prog_id_;
+}
 
 void Attachment::detach() {
   if (!attached_) {

@@ -49,6 +49,9 @@ class Attachment {
   AttachMode mode() const { return mode_; }
   // Detaches now; further calls do nothing.
   void detach();
+  // Whether psnic's programs are still in place on both hooks: another tool may have detached
+  // a TCX link or deleted a filter.
+  bool intact() const;
 
  private:
   Attachment() = default;
@@ -60,7 +63,8 @@ class Attachment {
   // tcx: the links; closing a TCX link fd detaches it.
   Fd ingress_link_;
   Fd egress_link_;
-  // tc: the programs' ids, so detaching removes a filter only while it still runs psnic's.
+  // The programs' ids: in tc mode detaching removes a filter only while it still runs psnic's;
+  // in both modes intact() looks for them.
   uint32_t ingress_prog_id_ = 0;
   uint32_t egress_prog_id_ = 0;
 };

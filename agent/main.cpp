@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "agent/attach.h"
+#include "agent/host_agent.h"
+#include "agent/host_agent.h"
 #include "agent/pid_agent.h"
 #include "agent/privileges.h"
 #include "agent/program.h"
@@ -21,6 +23,8 @@ constexpr int kStartupFailure = 1;
 
 struct Options {
   std::vector<std::string> pids;
+  std::string reconcile_interval = "30s";
+  std::string retire_after = "2m";
   std::string listen{psnic::kDefaultListen};
   double interval = 5;
   bool quiet = false;
@@ -49,13 +53,27 @@ int run(const Options& options) {
   psnic::TrafficProgram program = psnic::TrafficProgram::load();
   if (!mode) mode = psnic::probe_attach_mode(program);
 
+  psnic::HostAgentOptions host_options;
+  host_options.mode = *mode;
+  host_options.reconcile_interval = psnic::parse_duration(options.reconcile_interval);
+  host_options.retire_after = psnic::parse_duration(options.retire_after);
+
   auto labels = std::make_shared<psnic::LabelSnapshot>();
-  auto self = std::make_shared<psnic::SelfMetrics>(std::vector<std::string>{"attach", "read_map"});
+  auto retired = std::make_shared<psnic::RetiredSnapshot>();
+  auto self = std::make_shared<psnic::SelfMetrics>(
+      std::vector<std::string>{"attach", "read_map", "reconcile", "identify", "describe"});
   auto map = std::make_shared<psnic::TrafficMap>(program.map_fd());
   auto traffic = std::make_shared<psnic::TrafficCollector>(
-      [map](uint32_t ifindex) { return map->read(ifindex); }, labels, self);
+      [map](uint32_t ifindex) { return map->read(ifindex); }, labels, self, retired);
   // Listen before attaching anything: a port in use fails the start with nothing to undo.
   psnic::MetricsServer server(options.listen, {traffic, self->registry()});
+
+  if (options.pids.empty()) {
+    std::fprintf(stderr, "psnic-agent: serving /metrics on %s\n", options.listen.c_str());
+    psnic::HostAgent agent(program, host_options, labels, retired, self, nullptr);
+    agent.run();
+    return 0;
+  }
 
   psnic::PidAgent agent(program, *mode, labels, self);
   int worst = 0;
@@ -73,15 +91,22 @@ int run(const Options& options) {
 int main(int argc, char** argv) {
   Options options;
   CLI::App app{
-      "Counts container traffic in the kernel (TC eBPF) and serves it to Prometheus.\n"
+      "Counts container traffic in the kernel (TC eBPF) and serves it to Prometheus: every "
+      "container on the host, or with --pid only those processes'.\n"
       "Exit status: 0 stopped by SIGINT/SIGTERM or every process exited; 1 start-up failure; "
       "2 bad argument.",
       "psnic-agent"};
   app.set_version_flag("--version", PSNIC_VERSION);
   app.add_option("--pid", options.pids,
-                 "count the host interfaces of this process's network namespace (repeatable)")
-      ->required()
+                 "count only the host interfaces of this process's network namespace "
+                 "(repeatable); without it, every container on the host")
       ->type_name("PID");
+  app.add_option("--reconcile-interval", options.reconcile_interval,
+                 "time between full passes over the host's links (500ms, 30s, 2m, 1h)")
+      ->capture_default_str();
+  app.add_option("--retire-after", options.retire_after,
+                 "how long a vanished interface's final values stay exported")
+      ->capture_default_str();
   app.add_option("--listen", options.listen, "address of the /metrics endpoint, ADDR:PORT")
       ->capture_default_str();
   app.add_option("--interval", options.interval, "seconds between lines of the rate table")

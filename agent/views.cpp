@@ -1,4 +1,4 @@
-// LabelSnapshot and TrafficMap: the views the agent offers scrape threads.
+// TrafficMap: the agent's view of the traffic map for scrape threads.
 #include "agent/views.h"
 
 #include <bpf/bpf.h>
@@ -27,22 +27,9 @@ static_assert(offsetof(psnic_counters, segments) == 16);
 
 namespace {
 
-const std::shared_ptr<const LabelTable>& empty_table() {
-  static const auto empty = std::make_shared<const LabelTable>();
-  return empty;
-}
-
 std::string map_object(int fd) { return "traffic map (fd " + std::to_string(fd) + ")"; }
 
 }  // namespace
-
-LabelSnapshot::LabelSnapshot() : table_(empty_table()) {}
-
-void LabelSnapshot::publish(std::shared_ptr<const LabelTable> table) {
-  table_.store(table ? std::move(table) : empty_table());
-}
-
-std::shared_ptr<const LabelTable> LabelSnapshot::current() const { return table_.load(); }
 
 TrafficMap::TrafficMap(int map_fd) : fd_(map_fd), cpus_(libbpf_num_possible_cpus()) {
   if (cpus_ <= 0) throw system_error("possible cpus", -cpus_);

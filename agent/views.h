@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "bpf/traffic.h"
 
@@ -27,18 +28,35 @@ struct InterfaceLabels {
 // Host ifindex -> labels. Published whole by the agent and never changed after publishing.
 using LabelTable = std::unordered_map<uint32_t, InterfaceLabels>;
 
-// The label table scrape threads read while the agent loop replaces it. Starts empty.
-class LabelSnapshot {
+// A value the agent loop replaces whole while scrape threads read it. Starts as an empty T.
+template <typename T>
+class Snapshot {
  public:
-  LabelSnapshot();
-  // Replaces the table; scrapes already running keep the one they took. nullptr means empty.
-  void publish(std::shared_ptr<const LabelTable> table);
+  Snapshot() : value_(empty()) {}
+  // Replaces the value; scrapes already running keep the one they took. nullptr means empty.
+  void publish(std::shared_ptr<const T> value) { value_.store(value ? std::move(value) : empty()); }
   // Never nullptr.
-  std::shared_ptr<const LabelTable> current() const;
+  std::shared_ptr<const T> current() const { return value_.load(); }
 
  private:
-  std::atomic<std::shared_ptr<const LabelTable>> table_;
+  static std::shared_ptr<const T> empty() {
+    static const auto none = std::make_shared<const T>();
+    return none;
+  }
+  std::atomic<std::shared_ptr<const T>> value_;
 };
+
+// The labels of the interfaces being counted.
+using LabelSnapshot = Snapshot<LabelTable>;
+
+// An interface that is gone, exported with the values it had (read from the map before its
+// entry was dropped) until its grace period ends, so that Prometheus scrapes its last increments.
+struct RetiredSeries {
+  InterfaceLabels labels;
+  psnic_traffic final{};
+};
+using RetiredTable = std::vector<RetiredSeries>;
+using RetiredSnapshot = Snapshot<RetiredTable>;
 
 // Reads the traffic map (BPF_MAP_TYPE_PERCPU_HASH, key __u32 host ifindex, value psnic_traffic)
 // and sums the CPUs. Does not own the fd, which must outlive it. Thread-safe.
@@ -66,6 +84,12 @@ class SelfReport {
   virtual void set_attached(std::string_view mode, double n) = 0;
   // One failed operation, e.g. "attach", "read_map".
   virtual void count_error(std::string_view op) = 0;
+  // From a host peer's link notification to its counter attached.
+  virtual void observe_attach_latency(double /*seconds*/) {}
+  // One full reconcile pass.
+  virtual void observe_reconcile(double /*seconds*/) {}
+  // Counted interfaces whose owner is not identified yet.
+  virtual void set_pending_owners(double /*n*/) {}
 };
 
 }  // namespace psnic

@@ -46,7 +46,26 @@ SelfMetrics::SelfMetrics(const std::vector<std::string>& error_ops)
       errors_(prometheus::BuildCounter()
                   .Name("psnic_errors_total")
                   .Help("Failed operations, by operation; each was logged and psnic went on")
-                  .Register(*registry_)) {
+                  .Register(*registry_)),
+      attach_latency_(
+          prometheus::BuildHistogram()
+              .Name("psnic_attach_latency_seconds")
+              .Help("From a host peer's link notification to its counter attached")
+              .Register(*registry_)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                               0.05, 0.1, 0.25, 0.5, 1})),
+      reconcile_duration_(
+          prometheus::BuildHistogram()
+              .Name("psnic_reconcile_duration_seconds")
+              .Help("Duration of a full reconcile of attachments with the host's links")
+              .Register(*registry_)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1,
+                                                               0.5, 1, 5})),
+      pending_owners_(prometheus::BuildGauge()
+                          .Name("psnic_pending_owners")
+                          .Help("Counted interfaces whose owner is not identified yet")
+                          .Register(*registry_)
+                          .Add({})) {
   prometheus::BuildGauge()
       .Name("psnic_build_info")
       .Help("psnic's version, as a label on a constant 1")
@@ -66,9 +85,17 @@ void SelfMetrics::count_error(std::string_view op) {
   errors_.Add({{"op", std::string(op)}}).Increment();
 }
 
+void SelfMetrics::observe_attach_latency(double seconds) { attach_latency_.Observe(seconds); }
+void SelfMetrics::observe_reconcile(double seconds) { reconcile_duration_.Observe(seconds); }
+void SelfMetrics::set_pending_owners(double n) { pending_owners_.Set(n); }
+
 TrafficCollector::TrafficCollector(Reader read, std::shared_ptr<const LabelSnapshot> labels,
-                                   std::shared_ptr<SelfMetrics> self)
-    : read_(std::move(read)), labels_(std::move(labels)), self_(std::move(self)) {}
+                                   std::shared_ptr<SelfMetrics> self,
+                                   std::shared_ptr<const RetiredSnapshot> retired)
+    : read_(std::move(read)),
+      labels_(std::move(labels)),
+      self_(std::move(self)),
+      retired_(std::move(retired)) {}
 
 std::vector<prometheus::MetricFamily> TrafficCollector::Collect() const {
   // Order is the exposition order; receive before transmit, as cAdvisor has them.
@@ -91,6 +118,17 @@ std::vector<prometheus::MetricFamily> TrafficCollector::Collect() const {
         "Packets the container transmitted on the interface (counted at the host peer's "
         "ingress)"));
 
+    // The host peer's egress is what the container receives, its ingress what it sends.
+    auto add = [&](const InterfaceLabels& interface, const psnic_traffic& traffic) {
+      const auto labels = label_pairs(interface);
+      add_sample(families[kReceiveBytes], labels, traffic.egress.bytes);
+      add_sample(families[kTransmitBytes], labels, traffic.ingress.bytes);
+      add_sample(families[kReceivePackets], labels, traffic.egress.packets);
+      add_sample(families[kTransmitPackets], labels, traffic.ingress.packets);
+    };
+    if (retired_)
+      for (const RetiredSeries& series : *retired_->current()) add(series.labels, series.final);
+
     const std::shared_ptr<const LabelTable> table = labels_ ? labels_->current() : nullptr;
     if (!table || !read_) return families;
 
@@ -110,12 +148,7 @@ std::vector<prometheus::MetricFamily> TrafficCollector::Collect() const {
         continue;
       }
       if (!traffic) continue;  // not attached yet, or already gone
-      const auto labels = label_pairs(table->at(ifindex));
-      // The host peer's egress is what the container receives, its ingress what it sends.
-      add_sample(families[kReceiveBytes], labels, traffic->egress.bytes);
-      add_sample(families[kTransmitBytes], labels, traffic->ingress.bytes);
-      add_sample(families[kReceivePackets], labels, traffic->egress.packets);
-      add_sample(families[kTransmitPackets], labels, traffic->ingress.packets);
+      add(table->at(ifindex), *traffic);
     }
   } catch (...) {
     // Out of memory, most likely: a scrape with what was gathered beats a dead agent.

@@ -6,6 +6,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 
@@ -50,11 +51,17 @@ class SelfMetrics : public SelfReport {
   void set_attached(std::string_view mode, double n) override;
   // One failed operation, e.g. "attach", "read_map".
   void count_error(std::string_view op) override;
+  void observe_attach_latency(double seconds) override;
+  void observe_reconcile(double seconds) override;
+  void set_pending_owners(double n) override;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Gauge>& attached_;
   prometheus::Family<prometheus::Counter>& errors_;
+  prometheus::Histogram& attach_latency_;
+  prometheus::Histogram& reconcile_duration_;
+  prometheus::Gauge& pending_owners_;
 };
 
 // The container traffic families, read when Prometheus scrapes (no polling in between):
@@ -69,9 +76,11 @@ class TrafficCollector : public prometheus::Collectable {
   // A TrafficMap does it: [map](uint32_t i) { return map->read(i); }.
   using Reader = std::function<std::optional<psnic_traffic>(uint32_t ifindex)>;
 
-  // `self` may be nullptr (errors are then only skipped).
+  // `self` may be nullptr (errors are then only skipped). `retired`, when given, adds the final
+  // values of interfaces that are gone, before the live ones.
   TrafficCollector(Reader read, std::shared_ptr<const LabelSnapshot> labels,
-                   std::shared_ptr<SelfMetrics> self);
+                   std::shared_ptr<SelfMetrics> self,
+                   std::shared_ptr<const RetiredSnapshot> retired = nullptr);
 
   std::vector<prometheus::MetricFamily> Collect() const override;
 
@@ -79,6 +88,7 @@ class TrafficCollector : public prometheus::Collectable {
   Reader read_;
   std::shared_ptr<const LabelSnapshot> labels_;
   std::shared_ptr<SelfMetrics> self_;
+  std::shared_ptr<const RetiredSnapshot> retired_;
 };
 
 // A listen address: "ADDR:PORT" with a numeric IPv4 address, "[IPv6]:PORT", or ":PORT" for all

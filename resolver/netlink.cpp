@@ -87,7 +87,7 @@ std::optional<Link> parse_link(const nlmsghdr* nlh, size_t available) {
   const void* attrs = nullptr;
   size_t length = 0;
   if (!attributes_of(nlh, available, sizeof(ifinfomsg), attrs, length)) return std::nullopt;
-  if (nlh->nlmsg_type != RTM_NEWLINK) return std::nullopt;
+  if (nlh->nlmsg_type != RTM_NEWLINK && nlh->nlmsg_type != RTM_DELLINK) return std::nullopt;
 
   ifinfomsg ifi;
   std::memcpy(&ifi, NLMSG_DATA(nlh), sizeof ifi);
@@ -301,6 +301,55 @@ int32_t NetlinkSocket::nsid_of(int netns_fd) {
   if (outcome.error != 0) throw system_error("rtnetlink nsid query", outcome.error);
   if (!nsid) throw Error("rtnetlink nsid query", EBADMSG, "malformed nsid reply");
   return *nsid;
+}
+
+LinkEvents LinkEvents::open() {
+  Fd fd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE));
+  if (!fd.valid()) throw system_error("rtnetlink link events", errno);
+  // Bursts (hundreds of containers starting at once) must not overrun the socket.
+  int size = 4 << 20;
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  sockaddr_nl local{};
+  local.nl_family = AF_NETLINK;
+  local.nl_groups = 1U << (RTNLGRP_LINK - 1);
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof local) < 0)
+    throw system_error("rtnetlink link events", errno);
+  return LinkEvents(std::move(fd));
+}
+
+std::vector<LinkEvent> LinkEvents::drain(bool& overrun) {
+  std::vector<LinkEvent> events;
+  overrun = false;
+  for (;;) {
+    sockaddr_nl from{};
+    iovec iov{buffer_.data(), buffer_.size()};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    ssize_t received = recvmsg(fd_.get(), &msg, 0);
+    if (received < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return events;
+      if (errno == ENOBUFS) {
+        overrun = true;
+        continue;
+      }
+      throw system_error("rtnetlink link events", errno);
+    }
+    if (from.nl_pid != 0 || (msg.msg_flags & MSG_TRUNC)) {
+      overrun = overrun || (msg.msg_flags & MSG_TRUNC);
+      continue;
+    }
+    size_t remaining = static_cast<size_t>(received);
+    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buffer_.data()); NLMSG_OK(nlh, remaining);
+         nlh = NLMSG_NEXT(nlh, remaining)) {
+      if (nlh->nlmsg_type != RTM_NEWLINK && nlh->nlmsg_type != RTM_DELLINK) continue;
+      std::optional<Link> link = parse_link(nlh, nlh->nlmsg_len);
+      if (link) events.push_back({std::move(*link), nlh->nlmsg_type == RTM_DELLINK});
+    }
+  }
 }
 
 }  // namespace psnic

@@ -26,8 +26,8 @@ struct Link {
   bool is_loopback() const;
 };
 
-// Parses one RTM_NEWLINK message that lies within `available` bytes. Returns nullopt for any
-// other message type and for a truncated or malformed message or attribute; it never reads
+// Parses one RTM_NEWLINK (or RTM_DELLINK, the same layout) message that lies within `available`
+// bytes. Returns nullopt for any other message type and for a truncated or malformed message or attribute; it never reads
 // outside [nlh, nlh + available).
 std::optional<Link> parse_link(const nlmsghdr* nlh, size_t available);
 
@@ -94,6 +94,32 @@ class NetlinkSocket {
 
   Fd fd_;
   uint32_t seq_ = 0;
+  std::vector<unsigned char> buffer_;
+};
+
+// A link notification: RTM_NEWLINK (added or changed) or RTM_DELLINK.
+struct LinkEvent {
+  Link link;
+  bool deleted = false;
+};
+
+// The caller's namespace's link notifications (RTNLGRP_LINK), read without blocking.
+class LinkEvents {
+ public:
+  // Throws Error.
+  static LinkEvents open();
+
+  // For poll/epoll: readable when notifications wait.
+  int fd() const { return fd_.get(); }
+
+  // Every notification waiting now. Sets `overrun` when the kernel dropped some because the
+  // socket's buffer was full (ENOBUFS): the caller must then resynchronise with a full dump.
+  std::vector<LinkEvent> drain(bool& overrun);
+
+ private:
+  explicit LinkEvents(Fd fd) : fd_(std::move(fd)), buffer_(32768) {}
+
+  Fd fd_;
   std::vector<unsigned char> buffer_;
 };
 

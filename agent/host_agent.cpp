@@ -1,0 +1,368 @@
+#include "agent/host_agent.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+
+#include "resolver/error.h"
+
+namespace psnic {
+namespace {
+
+void log_line(const std::string& message) {
+  std::fprintf(stderr, "psnic-agent: %s\n", message.c_str());
+}
+
+constexpr std::chrono::milliseconds kFirstIdentifyDelay{20};
+constexpr std::chrono::milliseconds kMaxIdentifyBackoff{5000};
+
+double seconds_since(HostAgent::Clock::time_point start) {
+  return std::chrono::duration<double>(HostAgent::Clock::now() - start).count();
+}
+
+bool same_labels(const InterfaceLabels& a, const InterfaceLabels& b) {
+  return a.container_id == b.container_id && a.container_name == b.container_name &&
+         a.pod == b.pod && a.namespace_name == b.namespace_name && a.interface == b.interface &&
+         a.host_interface == b.host_interface;
+}
+
+}  // namespace
+
+std::chrono::milliseconds parse_duration(std::string_view text) {
+  auto bad = [&](const char* why) {
+    return Error("duration " + std::string(text), EINVAL, why);
+  };
+  size_t unit_at = text.find_first_not_of("0123456789.");
+  std::string number(text.substr(0, unit_at));
+  std::string_view unit = unit_at == std::string_view::npos ? "" : text.substr(unit_at);
+  if (number.empty() || std::count(number.begin(), number.end(), '.') > 1)
+    throw bad("not a number with a unit (500ms, 30s, 2m, 1h)");
+  double value = std::strtod(number.c_str(), nullptr);
+  double ms_per_unit = 0;
+  if (unit == "ms") ms_per_unit = 1;
+  else if (unit == "s" || unit.empty()) ms_per_unit = 1000;
+  else if (unit == "m") ms_per_unit = 60000;
+  else if (unit == "h") ms_per_unit = 3600000;
+  else throw bad("unknown unit (use ms, s, m or h)");
+  double ms = value * ms_per_unit;
+  if (ms > 7.0 * 24 * 3600 * 1000) throw bad("longer than a week");
+  return std::chrono::milliseconds(static_cast<int64_t>(ms));
+}
+
+bool is_host_peer_candidate(const Link& link) {
+  return (link.kind == "veth" || link.kind == "netkit") && link.link_netnsid &&
+         *link.link_netnsid >= 0;
+}
+
+HostAgent::HostAgent(const TrafficProgram& program, HostAgentOptions options,
+                     std::shared_ptr<LabelSnapshot> labels,
+                     std::shared_ptr<RetiredSnapshot> retired, std::shared_ptr<SelfReport> self,
+                     DescribeOwner describe)
+    : program_(program),
+      options_(options),
+      labels_(std::move(labels)),
+      retired_snapshot_(std::move(retired)),
+      self_(std::move(self)),
+      describe_(std::move(describe)),
+      map_(program.map_fd()),
+      host_(NetlinkSocket::open()) {}
+
+HostAgent::~HostAgent() {
+  for (auto& [ifindex, tracked] : tracked_) {
+    tracked.attachment.detach();
+    program_.untrack(ifindex);
+  }
+  tracked_.clear();
+  publish();
+}
+
+size_t HostAgent::pending() const {
+  return static_cast<size_t>(std::count_if(tracked_.begin(), tracked_.end(),
+                                           [](const auto& t) { return !t.second.identified; }));
+}
+
+bool HostAgent::attach(uint32_t ifindex, const std::string& name) {
+  try {
+    program_.track(ifindex);
+    Tracked tracked{Attachment::attach(program_, ifindex, name, options_.mode), {}, false};
+    tracked.labels.host_interface = name;
+    tracked_.insert_or_assign(ifindex, std::move(tracked));
+    log_line("attached " + name + " (" + attach_mode_name(options_.mode) + ")");
+    if (next_identify_ == Clock::time_point{}) {
+      identify_backoff_ = kFirstIdentifyDelay;
+      next_identify_ = Clock::now() + identify_backoff_;
+    }
+    return true;
+  } catch (const Error& e) {
+    program_.untrack(ifindex);
+    if (self_) self_->count_error("attach");
+    log_line(e.what());
+    return false;
+  }
+}
+
+void HostAgent::retire(uint32_t ifindex, Clock::time_point now) {
+  auto it = tracked_.find(ifindex);
+  if (it == tracked_.end()) return;
+  Tracked& tracked = it->second;
+  // The last values are read before the map entry goes, and exported for the grace period.
+  std::optional<psnic_traffic> final;
+  try {
+    final = map_.read(ifindex);
+  } catch (const Error&) {
+    if (self_) self_->count_error("read_map");
+  }
+  tracked.attachment.detach();
+  program_.untrack(ifindex);
+  if (final) retired_.push_back({{tracked.labels, *final}, now + options_.retire_after});
+  log_line("detached " + tracked.labels.host_interface + " (gone" +
+           (tracked.labels.container_id.empty() ? "" : ", " + tracked.labels.container_id) + ")");
+  tracked_.erase(it);
+}
+
+void HostAgent::name_owner(const NetnsReport& owner, const InterfacePair& pair) {
+  auto it = tracked_.find(pair.host_ifindex);
+  if (it == tracked_.end()) return;
+  InterfaceLabels labels;
+  labels.container_id = owner.identity.id;
+  labels.interface = pair.name;
+  labels.host_interface = pair.host_name;
+  // A namespace made with `ip netns add NAME` is named NAME.
+  labels.container_name = owner.netns_name;
+  if (describe_) {
+    try {
+      describe_(owner, labels);
+    } catch (const std::exception& e) {
+      if (self_) self_->count_error("describe");
+      log_line(pair.host_name + ": describing its owner failed: " + e.what());
+    }
+  }
+  Tracked& tracked = it->second;
+  if (!tracked.identified || !same_labels(tracked.labels, labels)) {
+    log_line(pair.host_name + " is " + pair.name + " of " +
+             (labels.container_name.empty() ? "" : labels.container_name + " ") +
+             (labels.container_id.empty() ? "(no container id)" : labels.container_id));
+  }
+  tracked.labels = std::move(labels);
+  tracked.identified = true;
+}
+
+void HostAgent::reconcile() {
+  Clock::time_point start = Clock::now();
+  try {
+    ResolveOptions options;
+    options.identity = true;
+    BatchReport batch = resolver_.resolve_all(options);
+    std::set<uint32_t> live;
+    for (const Link& link : host_.dump_links())
+      if (is_host_peer_candidate(link)) {
+        live.insert(link.ifindex);
+        auto it = tracked_.find(link.ifindex);
+        if (it == tracked_.end()) {
+          attach(link.ifindex, link.name);
+        } else if (!it->second.attachment.intact()) {
+          // Another tool removed psnic's program: put it back, counters continue in the map.
+          log_line(link.name + ": psnic's program was removed; attaching again");
+          InterfaceLabels labels = it->second.labels;
+          bool identified = it->second.identified;
+          it->second.attachment.detach();
+          try {
+            it->second.attachment =
+                Attachment::attach(program_, link.ifindex, link.name, options_.mode);
+          } catch (const Error& e) {
+            if (self_) self_->count_error("attach");
+            log_line(e.what());
+          }
+          it->second.labels = labels;
+          it->second.identified = identified;
+        }
+      }
+    // Links that vanished without a notification reaching psnic (an overrun socket).
+    std::vector<uint32_t> gone;
+    for (const auto& [ifindex, tracked] : tracked_)
+      if (!live.count(ifindex)) gone.push_back(ifindex);
+    for (uint32_t ifindex : gone) retire(ifindex, start);
+
+    for (const NetnsReport& owner : batch.namespaces)
+      for (const InterfacePair& pair : owner.interfaces)
+        if (pair.placement == Placement::host_peer) name_owner(owner, pair);
+  } catch (const Error& e) {
+    if (self_) self_->count_error("reconcile");
+    log_line("reconcile: " + std::string(e.what()));
+  }
+  publish();
+  next_reconcile_ = Clock::now() + options_.reconcile_interval;
+  if (self_) self_->observe_reconcile(seconds_since(start));
+}
+
+void HostAgent::handle(const LinkEvent& event, Clock::time_point seen) {
+  const Link& link = event.link;
+  auto it = tracked_.find(link.ifindex);
+  if (event.deleted) {
+    if (it != tracked_.end()) {
+      retire(link.ifindex, seen);
+      publish();
+    }
+    return;
+  }
+  if (it == tracked_.end()) {
+    if (!is_host_peer_candidate(link)) return;
+    if (attach(link.ifindex, link.name)) {
+      if (self_) self_->observe_attach_latency(seconds_since(seen));
+      publish();
+    }
+    return;
+  }
+  if (it->second.labels.host_interface != link.name) {  // renamed
+    it->second.labels.host_interface = link.name;
+    publish();
+  }
+}
+
+void HostAgent::identify_pending() {
+  if (pending() == 0) {
+    next_identify_ = {};
+    return;
+  }
+  try {
+    ResolveOptions options;
+    options.identity = true;
+    for (const NetnsReport& owner : resolver_.resolve_all(options).namespaces)
+      for (const InterfacePair& pair : owner.interfaces)
+        if (pair.placement == Placement::host_peer) {
+          auto it = tracked_.find(pair.host_ifindex);
+          if (it != tracked_.end() && !it->second.identified) name_owner(owner, pair);
+        }
+  } catch (const Error& e) {
+    if (self_) self_->count_error("identify");
+    log_line("identify: " + std::string(e.what()));
+  }
+  publish();
+  // Retry with backoff until a process shows up in every pending namespace.
+  if (pending() == 0) {
+    next_identify_ = {};
+  } else {
+    identify_backoff_ = std::min(identify_backoff_ * 2, kMaxIdentifyBackoff);
+    next_identify_ = Clock::now() + identify_backoff_;
+  }
+}
+
+void HostAgent::expire_retired(Clock::time_point now) {
+  auto end = std::remove_if(retired_.begin(), retired_.end(),
+                            [&](const Retired& r) { return r.expires <= now; });
+  if (end == retired_.end()) return;
+  retired_.erase(end, retired_.end());
+  publish();
+}
+
+void HostAgent::publish() {
+  auto table = std::make_shared<LabelTable>();
+  size_t tcx = 0;
+  for (const auto& [ifindex, tracked] : tracked_) {
+    table->emplace(ifindex, tracked.labels);
+    if (tracked.attachment.mode() == AttachMode::tcx) ++tcx;
+  }
+  // A retired series whose labels a live one has again (a namespace made anew with the same
+  // names) would be a duplicate series: the live one wins. Of two retired alike, the newer.
+  auto gone = std::make_shared<RetiredTable>();
+  for (auto r = retired_.rbegin(); r != retired_.rend(); ++r) {
+    auto same = [&](const InterfaceLabels& l) { return same_labels(l, r->series.labels); };
+    bool shadowed = std::any_of(table->begin(), table->end(),
+                                [&](const auto& entry) { return same(entry.second); }) ||
+                    std::any_of(gone->begin(), gone->end(),
+                                [&](const RetiredSeries& s) { return same(s.labels); });
+    if (!shadowed) gone->push_back(r->series);
+  }
+  if (self_) {
+    self_->set_attached("tcx", static_cast<double>(tcx));
+    self_->set_attached("tc", static_cast<double>(table->size() - tcx));
+    self_->set_pending_owners(static_cast<double>(pending()));
+  }
+  labels_->publish(std::move(table));
+  if (retired_snapshot_) retired_snapshot_->publish(std::move(gone));
+}
+
+HostAgent::Clock::time_point HostAgent::next_deadline() const {
+  Clock::time_point next = next_reconcile_;
+  if (next_identify_ != Clock::time_point{}) next = std::min(next, next_identify_);
+  for (const Retired& r : retired_) next = std::min(next, r.expires);
+  return next;
+}
+
+void HostAgent::run() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  Fd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC));
+  Fd timer_fd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC));
+  Fd epoll(epoll_create1(EPOLL_CLOEXEC));
+  if (!signal_fd.valid() || !timer_fd.valid() || !epoll.valid())
+    throw system_error("agent event loop", errno);
+  // Subscribe before the first full pass, so that nothing added meanwhile is missed.
+  LinkEvents events = LinkEvents::open();
+  for (int fd : {signal_fd.get(), timer_fd.get(), events.fd()}) {
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.fd = fd;
+    if (epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &event) < 0)
+      throw system_error("agent event loop", errno);
+  }
+  reconcile();
+
+  for (;;) {
+    // One timer for whichever comes first: reconcile, identification, a retirement.
+    itimerspec when{};
+    auto wait = std::max(next_deadline() - Clock::now(), Clock::duration(std::chrono::milliseconds(1)));
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
+    when.it_value.tv_sec = ns / 1000000000;
+    when.it_value.tv_nsec = ns % 1000000000;
+    timerfd_settime(timer_fd.get(), 0, &when, nullptr);
+
+    epoll_event ready[4];
+    int n = epoll_wait(epoll.get(), ready, 4, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw system_error("agent event loop", errno);
+    }
+    for (int i = 0; i < n; ++i) {
+      int fd = ready[i].data.fd;
+      if (fd == signal_fd.get()) {
+        signalfd_siginfo info{};
+        if (read(signal_fd.get(), &info, sizeof info) != sizeof info) continue;
+        const char* name = sigabbrev_np(static_cast<int>(info.ssi_signo));
+        size_t count = tracked_.size();
+        log_line(std::string("SIG") + (name ? name : "?") + ", detaching " +
+                 std::to_string(count) + " interface" + (count == 1 ? "" : "s"));
+        return;
+      }
+      if (fd == events.fd()) {
+        Clock::time_point seen = Clock::now();
+        bool overrun = false;
+        for (const LinkEvent& event : events.drain(overrun)) handle(event, seen);
+        if (overrun) {
+          log_line("link notifications overran; reconciling");
+          reconcile();
+        }
+        continue;
+      }
+      uint64_t expirations = 0;
+      if (read(timer_fd.get(), &expirations, sizeof expirations) < 0) continue;
+      Clock::time_point now = Clock::now();
+      if (now >= next_reconcile_) reconcile();
+      if (next_identify_ != Clock::time_point{} && now >= next_identify_) identify_pending();
+      expire_retired(now);
+    }
+  }
+}
+
+}  // namespace psnic

@@ -1,0 +1,105 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "agent/attach.h"
+#include "agent/program.h"
+#include "agent/views.h"
+#include "resolver/netlink.h"
+#include "resolver/resolver.h"
+
+namespace psnic {
+
+struct HostAgentOptions {
+  AttachMode mode = AttachMode::tcx;
+  std::chrono::milliseconds reconcile_interval{30000};
+  std::chrono::milliseconds retire_after{120000};
+};
+
+// Fills what a namespace's owner is called (container_name, pod, namespace) into its labels,
+// e.g. from the Docker Engine API. container_id and interface names are already set.
+using DescribeOwner = std::function<void(const NetnsReport& owner, InterfaceLabels& labels)>;
+
+// `psnic-agent` on its own: counts every host peer (veth, netkit) on the host, follows links as
+// they come and go, names their owners, and keeps the series of vanished interfaces for a grace
+// period. Owns all mutable state; one thread. Ephemeral: everything it attached is detached when
+// it is destroyed.
+class HostAgent {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // `self` and `describe` may be null.
+  HostAgent(const TrafficProgram& program, HostAgentOptions options,
+            std::shared_ptr<LabelSnapshot> labels, std::shared_ptr<RetiredSnapshot> retired,
+            std::shared_ptr<SelfReport> self, DescribeOwner describe);
+  HostAgent(const HostAgent&) = delete;
+  HostAgent& operator=(const HostAgent&) = delete;
+  ~HostAgent();
+
+  // A full pass: attach every host peer not attached (or no longer intact), name owners, retire
+  // what is gone. Cost: one host link dump, and one query per namespace.
+  void reconcile();
+  // One link notification, received at `seen`.
+  void handle(const LinkEvent& event, Clock::time_point seen);
+  // Names the owners of interfaces attached before they were known (one batch lookup).
+  void identify_pending();
+  // Drops retired series whose grace period is over.
+  void expire_retired(Clock::time_point now);
+
+  // Runs until SIGINT/SIGTERM (which the caller has blocked): link notifications, reconcile
+  // timer, owner identification with backoff, retirement. Reconciles first.
+  void run();
+
+  size_t attached() const { return tracked_.size(); }
+  size_t pending() const;
+  size_t retired() const { return retired_.size(); }
+
+ private:
+  struct Tracked {
+    Attachment attachment;
+    InterfaceLabels labels;
+    bool identified = false;
+  };
+  struct Retired {
+    RetiredSeries series;
+    Clock::time_point expires;
+  };
+
+  // Attaches to a host peer and starts counting it; labels come later. Returns false on
+  // failure, which is logged and counted.
+  bool attach(uint32_t ifindex, const std::string& name);
+  void retire(uint32_t ifindex, Clock::time_point now);
+  void name_owner(const NetnsReport& owner, const InterfacePair& pair);
+  void publish();
+  Clock::time_point next_deadline() const;
+
+  const TrafficProgram& program_;
+  HostAgentOptions options_;
+  std::shared_ptr<LabelSnapshot> labels_;
+  std::shared_ptr<RetiredSnapshot> retired_snapshot_;
+  std::shared_ptr<SelfReport> self_;
+  DescribeOwner describe_;
+  TrafficMap map_;
+  Resolver resolver_;
+  NetlinkSocket host_;
+
+  std::map<uint32_t, Tracked> tracked_;  // by host ifindex
+  std::vector<Retired> retired_;
+  Clock::time_point next_reconcile_{};
+  Clock::time_point next_identify_{};
+  std::chrono::milliseconds identify_backoff_{20};
+};
+
+// A host link psnic counts: a veth or netkit whose peer lives in another namespace.
+bool is_host_peer_candidate(const Link& link);
+
+// "500ms", "30s", "2m", "1h", or a plain number of seconds ("1.5"). Throws Error naming the
+// text when it is none of these, negative, or longer than a week.
+std::chrono::milliseconds parse_duration(std::string_view text);
+
+}  // namespace psnic
