@@ -38,9 +38,7 @@ bool same_labels(const InterfaceLabels& a, const InterfaceLabels& b) {
 }  // namespace
 
 std::chrono::milliseconds parse_duration(std::string_view text) {
-  auto bad = [&](const char* why) {
-    return Error("duration " + std::string(text), EINVAL, why);
-  };
+  auto bad = [&](const char* why) { return Error("duration " + std::string(text), EINVAL, why); };
   size_t unit_at = text.find_first_not_of("0123456789.");
   std::string number(text.substr(0, unit_at));
   std::string_view unit = unit_at == std::string_view::npos ? "" : text.substr(unit_at);
@@ -48,11 +46,16 @@ std::chrono::milliseconds parse_duration(std::string_view text) {
     throw bad("not a number with a unit (500ms, 30s, 2m, 1h)");
   double value = std::strtod(number.c_str(), nullptr);
   double ms_per_unit = 0;
-  if (unit == "ms") ms_per_unit = 1;
-  else if (unit == "s" || unit.empty()) ms_per_unit = 1000;
-  else if (unit == "m") ms_per_unit = 60000;
-  else if (unit == "h") ms_per_unit = 3600000;
-  else throw bad("unknown unit (use ms, s, m or h)");
+  if (unit == "ms")
+    ms_per_unit = 1;
+  else if (unit == "s" || unit.empty())
+    ms_per_unit = 1000;
+  else if (unit == "m")
+    ms_per_unit = 60000;
+  else if (unit == "h")
+    ms_per_unit = 3600000;
+  else
+    throw bad("unknown unit (use ms, s, m or h)");
   double ms = value * ms_per_unit;
   if (ms > 7.0 * 24 * 3600 * 1000) throw bad("longer than a week");
   return std::chrono::milliseconds(static_cast<int64_t>(ms));
@@ -322,7 +325,8 @@ void HostAgent::run() {
   for (;;) {
     // One timer for whichever comes first: reconcile, identification, a retirement.
     itimerspec when{};
-    auto wait = std::max(next_deadline() - Clock::now(), Clock::duration(std::chrono::milliseconds(1)));
+    auto wait =
+        std::max(next_deadline() - Clock::now(), Clock::duration(std::chrono::milliseconds(1)));
     auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
     when.it_value.tv_sec = ns / 1000000000;
     when.it_value.tv_nsec = ns % 1000000000;
@@ -341,8 +345,8 @@ void HostAgent::run() {
         if (read(signal_fd.get(), &info, sizeof info) != sizeof info) continue;
         const char* name = sigabbrev_np(static_cast<int>(info.ssi_signo));
         size_t count = tracked_.size();
-        log_line(std::string("SIG") + (name ? name : "?") + ", detaching " +
-                 std::to_string(count) + " interface" + (count == 1 ? "" : "s"));
+        log_line(std::string("SIG") + (name ? name : "?") + ", detaching " + std::to_string(count) +
+                 " interface" + (count == 1 ? "" : "s"));
         return;
       }
       if (fd == events.fd()) {

@@ -10,7 +10,6 @@
 
 #include "agent/attach.h"
 #include "agent/host_agent.h"
-#include "agent/host_agent.h"
 #include "agent/pid_agent.h"
 #include "agent/privileges.h"
 #include "agent/program.h"

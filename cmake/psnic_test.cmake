@@ -12,7 +12,9 @@ function(psnic_add_gtest name)
   set(properties LABELS ${ARG_LABEL})
   if(NOT ARG_LABEL STREQUAL "unit")
     # Kernel-touching tiers start on a host cleared of earlier crashed runs' leftovers.
-    list(APPEND properties FIXTURES_REQUIRED ${ARG_FIXTURE})
+    # One at a time: an automatic agent under test attaches to every veth on the host, and two
+    # tc attachments of psnic's filter to one veth would collide.
+    list(APPEND properties FIXTURES_REQUIRED ${ARG_FIXTURE} RUN_SERIAL TRUE)
   endif()
   gtest_discover_tests(${name}
     TEST_PREFIX "${ARG_LABEL}."

@@ -1,0 +1,158 @@
+// HostAgent, the state behind `psnic-agent` on its own, on namespaces and veths the test makes.
+// The agent counts every host peer on the machine; assertions look only at the test's own.
+#include "agent/host_agent.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "resolver/error.h"
+#include "tests/support/support.h"
+
+namespace psnic {
+namespace {
+
+using test::Sleeper;
+using test::TestVeth;
+
+class HostAgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    PSNIC_REQUIRE_ROOT();
+    program_ = std::make_unique<TrafficProgram>(TrafficProgram::load());
+    labels_ = std::make_shared<LabelSnapshot>();
+    retired_ = std::make_shared<RetiredSnapshot>();
+  }
+  std::unique_ptr<HostAgent> make_agent(AttachMode mode = AttachMode::tcx) {
+    HostAgentOptions options;
+    options.mode = mode;
+    options.retire_after = std::chrono::seconds(60);
+    return std::make_unique<HostAgent>(*program_, options, labels_, retired_, nullptr, nullptr);
+  }
+  const InterfaceLabels* live(const std::string& host) const {
+    for (const auto& [ifindex, labels] : *labels_->current())
+      if (labels.host_interface == host) return &labels;
+    return nullptr;
+  }
+  const RetiredSeries* retired(const std::string& host) const {
+    for (const RetiredSeries& series : *retired_->current())
+      if (series.labels.host_interface == host) return &series;
+    return nullptr;
+  }
+  // Feeds the agent every link notification waiting on `events`.
+  void deliver(LinkEvents& events, HostAgent& agent) {
+    bool overrun = false;
+    for (const LinkEvent& event : events.drain(overrun))
+      agent.handle(event, HostAgent::Clock::now());
+    EXPECT_FALSE(overrun);
+  }
+
+  std::unique_ptr<TrafficProgram> program_;
+  std::shared_ptr<LabelSnapshot> labels_;
+  std::shared_ptr<RetiredSnapshot> retired_;
+};
+
+TEST_F(HostAgentTest, ReconcileAttachesAndNamesWhatIsAlreadyThere) {
+  TestVeth veth('a');
+  Sleeper inside(veth.ns.path());
+  auto agent = make_agent();
+  agent->reconcile();
+  const InterfaceLabels* labels = live(veth.host);
+  ASSERT_NE(labels, nullptr);
+  EXPECT_EQ(labels->interface, "eth0");
+  EXPECT_EQ(labels->container_name, veth.ns.name());  // an `ip netns` namespace's name
+  EXPECT_EQ(labels->container_id, "");
+}
+
+TEST_F(HostAgentTest, NamedNamespaceWithoutProcessIsNamedToo) {
+  TestVeth veth('b');
+  auto agent = make_agent();
+  agent->reconcile();
+  ASSERT_NE(live(veth.host), nullptr);
+  EXPECT_EQ(live(veth.host)->container_name, veth.ns.name());
+}
+
+TEST_F(HostAgentTest, NotificationAttachesAtOnceAndTheOwnerIsNamedAfter) {
+  auto agent = make_agent();
+  agent->reconcile();
+  LinkEvents events = LinkEvents::open();
+  TestVeth veth('c');
+  deliver(events, *agent);
+  // Counting before the owner is known.
+  ASSERT_NE(live(veth.host), nullptr);
+  EXPECT_EQ(live(veth.host)->interface, "");
+  EXPECT_GE(agent->pending(), 1u);
+  agent->identify_pending();
+  EXPECT_EQ(live(veth.host)->interface, "eth0");
+  EXPECT_EQ(live(veth.host)->container_name, veth.ns.name());
+}
+
+TEST_F(HostAgentTest, VanishedInterfaceKeepsItsFinalValuesThenGoes) {
+  auto agent = make_agent();
+  LinkEvents events = LinkEvents::open();
+  std::string host;
+  uint64_t sent = 0;
+  {
+    TestVeth veth('d', /*addressed=*/true);
+    host = veth.host;
+    agent->reconcile();
+    ASSERT_NE(live(host), nullptr);
+    ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 500, 20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    sent = test::link_statistic(host, "tx_bytes");
+    deliver(events, *agent);
+  }  // the veth and its namespace are deleted here
+  deliver(events, *agent);
+  EXPECT_EQ(live(host), nullptr);
+  const RetiredSeries* series = retired(host);
+  ASSERT_NE(series, nullptr);
+  EXPECT_GE(series->final.egress.bytes, 20u * 500u);
+  EXPECT_LE(series->final.egress.bytes, sent);
+  EXPECT_EQ(series->labels.interface, "eth0");
+  agent->expire_retired(HostAgent::Clock::now() + std::chrono::seconds(61));
+  EXPECT_EQ(retired(host), nullptr);
+}
+
+TEST_F(HostAgentTest, ReconcileReattachesWhatAnotherToolRemoved) {
+  TestVeth veth('e');
+  Sleeper inside(veth.ns.path());
+  auto agent = make_agent(AttachMode::tc);
+  agent->reconcile();
+  ASSERT_NE(live(veth.host), nullptr);
+  test::must("tc filter del dev " + veth.host + " ingress pref 1 handle 0x5053 bpf");
+  EXPECT_EQ(test::must("tc filter show dev " + veth.host + " ingress"), "");
+  agent->reconcile();
+  EXPECT_NE(test::must("tc filter show dev " + veth.host + " ingress").find("psnic_ingress"),
+            std::string::npos);
+  EXPECT_NE(live(veth.host), nullptr);
+}
+
+TEST_F(HostAgentTest, DestructionDetachesEverything) {
+  TestVeth veth('f');
+  {
+    auto agent = make_agent(AttachMode::tc);
+    agent->reconcile();
+    ASSERT_NE(live(veth.host), nullptr);
+  }
+  EXPECT_EQ(test::must("tc filter show dev " + veth.host + " ingress"), "");
+  EXPECT_EQ(test::must("tc filter show dev " + veth.host + " egress"), "");
+  EXPECT_TRUE(labels_->current()->empty());
+}
+
+TEST(ParseDuration, AcceptsUnitsAndPlainSeconds) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(parse_duration("500ms"), milliseconds(500));
+  EXPECT_EQ(parse_duration("30s"), milliseconds(30000));
+  EXPECT_EQ(parse_duration("2m"), milliseconds(120000));
+  EXPECT_EQ(parse_duration("1h"), milliseconds(3600000));
+  EXPECT_EQ(parse_duration("1.5"), milliseconds(1500));
+  EXPECT_EQ(parse_duration("0s"), milliseconds(0));
+}
+
+TEST(ParseDuration, RejectsTheRest) {
+  for (const char* text : {"", "s", "-1s", "2x", "1..2s", "10d", "1e3s", "8d", "1000h"})
+    EXPECT_THROW(parse_duration(text), Error) << text;
+}
+
+}  // namespace
+}  // namespace psnic
