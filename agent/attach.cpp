@@ -2,7 +2,9 @@
 
 #include <bpf/bpf.h>
 
+#include <atomic>
 #include <cerrno>
+#include <thread>
 #include <utility>
 
 #include "resolver/error.h"
@@ -166,6 +168,44 @@ void Attachment::detach() {
     if (ingress_prog_id_ != 0) detach_tc_filter(ifindex_, BPF_TC_INGRESS, ingress_prog_id_);
     if (egress_prog_id_ != 0) detach_tc_filter(ifindex_, BPF_TC_EGRESS, egress_prog_id_);
   }
+}
+
+namespace {
+
+// Runs work(i) for i in [0, n) on up to `threads` threads.
+template <typename Work>
+void in_parallel(size_t n, size_t threads, Work work) {
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i = next++; i < n; i = next++) work(i);
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < std::min(threads, n); ++t) pool.emplace_back(worker);
+  worker();
+  for (std::thread& thread : pool) thread.join();
+}
+
+}  // namespace
+
+std::vector<AttachResult> attach_all(const TrafficProgram& program,
+                                     const std::vector<AttachRequest>& requests, AttachMode mode,
+                                     size_t threads) {
+  std::vector<AttachResult> results(requests.size());
+  in_parallel(requests.size(), threads, [&](size_t i) {
+    try {
+      program.track(requests[i].ifindex);
+      results[i].attachment =
+          Attachment::attach(program, requests[i].ifindex, requests[i].name, mode);
+    } catch (const Error& e) {
+      program.untrack(requests[i].ifindex);
+      results[i].error = e;
+    }
+  });
+  return results;
+}
+
+void detach_all(std::vector<Attachment*>& attachments, size_t threads) {
+  in_parallel(attachments.size(), threads, [&](size_t i) { attachments[i]->detach(); });
 }
 
 }  // namespace psnic

@@ -6,8 +6,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "agent/program.h"
+#include "resolver/error.h"
 #include "resolver/namespace.h"
 
 namespace psnic {
@@ -68,5 +70,21 @@ class Attachment {
   uint32_t ingress_prog_id_ = 0;
   uint32_t egress_prog_id_ = 0;
 };
+
+// Attaching or detaching a TCX link waits for an RCU grace period (~12 ms here): done one after
+// another, 1000 interfaces would take half a minute. These run up to `threads` at once, so the
+// waits overlap. Failures come back as Errors in place of attachments; nothing is thrown.
+struct AttachRequest {
+  uint32_t ifindex = 0;
+  std::string name;
+};
+struct AttachResult {
+  std::optional<Attachment> attachment;
+  std::optional<Error> error;
+};
+std::vector<AttachResult> attach_all(const TrafficProgram& program,
+                                     const std::vector<AttachRequest>& requests, AttachMode mode,
+                                     size_t threads = 32);
+void detach_all(std::vector<Attachment*>& attachments, size_t threads = 32);
 
 }  // namespace psnic

@@ -80,10 +80,10 @@ HostAgent::HostAgent(const TrafficProgram& program, HostAgentOptions options,
       host_(NetlinkSocket::open()) {}
 
 HostAgent::~HostAgent() {
-  for (auto& [ifindex, tracked] : tracked_) {
-    tracked.attachment.detach();
-    program_.untrack(ifindex);
-  }
+  std::vector<Attachment*> all;
+  for (auto& [ifindex, tracked] : tracked_) all.push_back(&tracked.attachment);
+  detach_all(all);
+  for (const auto& [ifindex, tracked] : tracked_) program_.untrack(ifindex);
   tracked_.clear();
   publish();
 }
@@ -94,23 +94,25 @@ size_t HostAgent::pending() const {
 }
 
 bool HostAgent::attach(uint32_t ifindex, const std::string& name) {
-  try {
-    program_.track(ifindex);
-    Tracked tracked{Attachment::attach(program_, ifindex, name, options_.mode), {}, false};
-    tracked.labels.host_interface = name;
-    tracked_.insert_or_assign(ifindex, std::move(tracked));
-    log_line("attached " + name + " (" + attach_mode_name(options_.mode) + ")");
-    if (next_identify_ == Clock::time_point{}) {
-      identify_backoff_ = kFirstIdentifyDelay;
-      next_identify_ = Clock::now() + identify_backoff_;
-    }
-    return true;
-  } catch (const Error& e) {
-    program_.untrack(ifindex);
+  AttachRequest request{ifindex, name};
+  return adopt_result(request, std::move(attach_all(program_, {request}, options_.mode, 1)[0]));
+}
+
+bool HostAgent::adopt_result(const AttachRequest& request, AttachResult result) {
+  if (!result.attachment) {
     if (self_) self_->count_error("attach");
-    log_line(e.what());
+    log_line(result.error ? result.error->what() : request.name + ": attach failed");
     return false;
   }
+  Tracked tracked{std::move(*result.attachment), {}, false};
+  tracked.labels.host_interface = request.name;
+  tracked_.insert_or_assign(request.ifindex, std::move(tracked));
+  log_line("attached " + request.name + " (" + attach_mode_name(options_.mode) + ")");
+  if (next_identify_ == Clock::time_point{}) {
+    identify_backoff_ = kFirstIdentifyDelay;
+    next_identify_ = Clock::now() + identify_backoff_;
+  }
+  return true;
 }
 
 void HostAgent::retire(uint32_t ifindex, Clock::time_point now) {
@@ -166,12 +168,13 @@ void HostAgent::reconcile() {
     options.identity = true;
     BatchReport batch = resolver_.resolve_all(options);
     std::set<uint32_t> live;
+    std::vector<AttachRequest> missing;
     for (const Link& link : host_.dump_links())
       if (is_host_peer_candidate(link)) {
         live.insert(link.ifindex);
         auto it = tracked_.find(link.ifindex);
         if (it == tracked_.end()) {
-          attach(link.ifindex, link.name);
+          missing.push_back({link.ifindex, link.name});
         } else if (!it->second.attachment.intact()) {
           // Another tool removed psnic's program: put it back, counters continue in the map.
           log_line(link.name + ": psnic's program was removed; attaching again");
@@ -189,6 +192,9 @@ void HostAgent::reconcile() {
           it->second.identified = identified;
         }
       }
+    std::vector<AttachResult> results = attach_all(program_, missing, options_.mode);
+    for (size_t i = 0; i < missing.size(); ++i) adopt_result(missing[i], std::move(results[i]));
+
     // Links that vanished without a notification reaching psnic (an overrun socket).
     std::vector<uint32_t> gone;
     for (const auto& [ifindex, tracked] : tracked_)
@@ -208,27 +214,42 @@ void HostAgent::reconcile() {
 }
 
 void HostAgent::handle(const LinkEvent& event, Clock::time_point seen) {
-  const Link& link = event.link;
-  auto it = tracked_.find(link.ifindex);
-  if (event.deleted) {
-    if (it != tracked_.end()) {
-      retire(link.ifindex, seen);
-      publish();
+  handle_all({event}, seen);
+}
+
+void HostAgent::handle_all(const std::vector<LinkEvent>& events, Clock::time_point seen) {
+  // New host peers are attached together, so that their TCX grace-period waits overlap.
+  std::vector<AttachRequest> fresh;
+  bool changed = false;
+  for (const LinkEvent& event : events) {
+    const Link& link = event.link;
+    auto it = tracked_.find(link.ifindex);
+    auto queued = std::find_if(fresh.begin(), fresh.end(),
+                               [&](const AttachRequest& r) { return r.ifindex == link.ifindex; });
+    if (event.deleted) {
+      if (queued != fresh.end()) fresh.erase(queued);
+      if (it != tracked_.end()) {
+        retire(link.ifindex, seen);
+        changed = true;
+      }
+    } else if (it == tracked_.end()) {
+      if (queued == fresh.end() && is_host_peer_candidate(link))
+        fresh.push_back({link.ifindex, link.name});
+      else if (queued != fresh.end())
+        queued->name = link.name;
+    } else if (it->second.labels.host_interface != link.name) {  // renamed
+      it->second.labels.host_interface = link.name;
+      changed = true;
     }
-    return;
   }
-  if (it == tracked_.end()) {
-    if (!is_host_peer_candidate(link)) return;
-    if (attach(link.ifindex, link.name)) {
-      if (self_) self_->observe_attach_latency(seconds_since(seen));
-      publish();
-    }
-    return;
+  if (!fresh.empty()) {
+    std::vector<AttachResult> results = attach_all(program_, fresh, options_.mode);
+    for (size_t i = 0; i < fresh.size(); ++i)
+      if (adopt_result(fresh[i], std::move(results[i])) && self_)
+        self_->observe_attach_latency(seconds_since(seen));
+    changed = true;
   }
-  if (it->second.labels.host_interface != link.name) {  // renamed
-    it->second.labels.host_interface = link.name;
-    publish();
-  }
+  if (changed) publish();
 }
 
 void HostAgent::identify_pending() {
@@ -352,7 +373,7 @@ void HostAgent::run() {
       if (fd == events.fd()) {
         Clock::time_point seen = Clock::now();
         bool overrun = false;
-        for (const LinkEvent& event : events.drain(overrun)) handle(event, seen);
+        handle_all(events.drain(overrun), seen);
         if (overrun) {
           log_line("link notifications overran; reconciling");
           reconcile();

@@ -44,7 +44,8 @@ class HostAgent {
   // A full pass: attach every host peer not attached (or no longer intact), name owners, retire
   // what is gone. Cost: one host link dump, and one query per namespace.
   void reconcile();
-  // One link notification, received at `seen`.
+  // Link notifications received at `seen`, in order; new host peers are attached together.
+  void handle_all(const std::vector<LinkEvent>& events, Clock::time_point seen);
   void handle(const LinkEvent& event, Clock::time_point seen);
   // Names the owners of interfaces attached before they were known (one batch lookup).
   void identify_pending();
@@ -73,6 +74,8 @@ class HostAgent {
   // Attaches to a host peer and starts counting it; labels come later. Returns false on
   // failure, which is logged and counted.
   bool attach(uint32_t ifindex, const std::string& name);
+  // Takes an attach result into tracked_, or logs and counts its failure.
+  bool adopt_result(const AttachRequest& request, AttachResult result);
   void retire(uint32_t ifindex, Clock::time_point now);
   void name_owner(const NetnsReport& owner, const InterfacePair& pair);
   void publish();

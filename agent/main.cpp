@@ -10,6 +10,7 @@
 
 #include "agent/attach.h"
 #include "agent/host_agent.h"
+#include "agent/owner.h"
 #include "agent/pid_agent.h"
 #include "agent/privileges.h"
 #include "agent/program.h"
@@ -69,7 +70,12 @@ int run(const Options& options) {
 
   if (options.pids.empty()) {
     std::fprintf(stderr, "psnic-agent: serving /metrics on %s\n", options.listen.c_str());
-    psnic::HostAgent agent(program, host_options, labels, retired, self, nullptr);
+    psnic::OwnerDescriber describer;
+    psnic::HostAgent agent(program, host_options, labels, retired, self,
+                           [&describer](const psnic::NetnsReport& owner,
+                                        psnic::InterfaceLabels& labels) {
+                             describer.describe(owner, labels);
+                           });
     agent.run();
     return 0;
   }

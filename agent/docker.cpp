@@ -1,0 +1,425 @@
+#include "agent/docker.h"
+
+#include <curl/curl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "resolver/error.h"
+
+namespace psnic {
+namespace {
+
+using nlohmann::json;
+
+// The object named by parse errors; DockerClient replaces it with the socket and request.
+constexpr const char* kParseObject = "container JSON";
+constexpr size_t kFullIdLength = 64;
+
+Error bad_message(std::string cause) { return Error(kParseObject, EBADMSG, std::move(cause)); }
+
+// Text from outside (a daemon message, a caller's id) made fit for a one-line error: control
+// characters become '?', and it is cut at 200 bytes, on a UTF-8 character boundary.
+std::string printable(std::string_view text) {
+  constexpr size_t kMax = 200;
+  std::string out;
+  for (char c : text.substr(0, kMax)) {
+    const auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u == 0x7f) ? '?' : c;
+  }
+  if (text.size() > kMax) {
+    // Drop a multi-byte character the cut went through.
+    auto byte = [&](size_t i) { return static_cast<unsigned char>(out[i]); };
+    size_t lead = out.size();
+    size_t continuation = 0;
+    while (lead > 0 && continuation < 3 && (byte(lead - 1) & 0xc0) == 0x80) --lead, ++continuation;
+    if (lead > 0 && byte(lead - 1) >= 0xc0) {
+      const size_t needed = byte(lead - 1) >= 0xf0 ? 3 : byte(lead - 1) >= 0xe0 ? 2 : 1;
+      if (continuation < needed) out.resize(lead - 1);
+    }
+    out += "...";
+  }
+  return out;
+}
+
+std::string lowercase_first(std::string s) {
+  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
+  return s;
+}
+
+bool contains_nocase(std::string_view haystack, std::string_view needle) {
+  auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(),
+                        [](char a, char b) {
+                          return std::tolower(static_cast<unsigned char>(a)) ==
+                                 std::tolower(static_cast<unsigned char>(b));
+                        });
+  return it != haystack.end();
+}
+
+json parse_json(std::string_view text) {
+  try {
+    return json::parse(text.data(), text.data() + text.size());
+  } catch (const json::parse_error& e) {
+    throw bad_message("malformed JSON at byte " + std::to_string(e.byte));
+  } catch (const json::exception&) {
+    throw bad_message("malformed JSON");
+  }
+}
+
+// A member that is present and not null, or nullptr.
+const json* member(const json& object, const char* key) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+const json* object_member(const json& object, const char* key, const std::string& path) {
+  const json* m = member(object, key);
+  if (m && !m->is_object()) throw bad_message(path + " is not an object");
+  return m;
+}
+
+std::string string_member(const json& object, const char* key, const std::string& path) {
+  const json* m = member(object, key);
+  if (!m) return "";
+  if (!m->is_string()) throw bad_message(path + " is not a string");
+  return m->get<std::string>();
+}
+
+std::string label(const ContainerInfo& info, const std::string& key) {
+  auto it = info.labels.find(key);
+  return it == info.labels.end() ? "" : it->second;
+}
+
+// "M.N" with at most 4 digits each.
+std::optional<std::pair<unsigned, unsigned>> parse_api_version(std::string_view v) {
+  const size_t dot = v.find('.');
+  if (dot == std::string_view::npos) return std::nullopt;
+  auto number = [](std::string_view digits) -> std::optional<unsigned> {
+    if (digits.empty() || digits.size() > 4) return std::nullopt;
+    unsigned n = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return std::nullopt;
+      n = n * 10 + static_cast<unsigned>(c - '0');
+    }
+    return n;
+  };
+  auto major = number(v.substr(0, dot));
+  auto minor = number(v.substr(dot + 1));
+  if (!major || !minor) return std::nullopt;
+  return std::pair{*major, *minor};
+}
+
+// The "message" of a Docker error body ({"message":"..."}), else the body itself.
+std::string daemon_message(const std::string& body) {
+  json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_object()) {
+    auto it = doc.find("message");
+    if (it != doc.end() && it->is_string()) return it->get<std::string>();
+  }
+  return body;
+}
+
+CURLcode init_libcurl_once() {
+  static std::once_flag once;
+  static CURLcode result = CURLE_OK;
+  std::call_once(once, [] { result = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  return result;
+}
+
+}  // namespace
+
+std::string ContainerInfo::pod() const { return label(*this, "io.kubernetes.pod.name"); }
+
+std::string ContainerInfo::pod_namespace() const {
+  return label(*this, "io.kubernetes.pod.namespace");
+}
+
+bool is_container_id(std::string_view id) {
+  if (id.size() < 12 || id.size() > kFullIdLength) return false;
+  return std::all_of(id.begin(), id.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+std::string choose_api_version(std::string_view daemon_version) {
+  auto daemon = parse_api_version(daemon_version);
+  if (!daemon) return "";
+  const auto chosen = std::min(*daemon, *parse_api_version(kDockerApiNewest));
+  return std::to_string(chosen.first) + "." + std::to_string(chosen.second);
+}
+
+ContainerInfo parse_container_json(std::string_view text) {
+  const json doc = parse_json(text);
+  if (!doc.is_object()) throw bad_message("not a JSON object");
+
+  ContainerInfo info;
+  info.id = string_member(doc, "Id", "Id");
+  if (info.id.empty()) throw bad_message("no Id");
+  if (info.id.size() != kFullIdLength || !is_container_id(info.id))
+    throw bad_message("Id \"" + printable(info.id) + "\" is not a 64-hex container id");
+
+  info.name = string_member(doc, "Name", "Name");
+  if (!info.name.empty() && info.name.front() == '/') info.name.erase(0, 1);
+
+  if (const json* config = object_member(doc, "Config", "Config")) {
+    info.image = string_member(*config, "Image", "Config.Image");
+    if (const json* labels = object_member(*config, "Labels", "Config.Labels")) {
+      for (const auto& [key, value] : labels->items()) {
+        if (!value.is_string())
+          throw bad_message("Config.Labels[\"" + printable(key) + "\"] is not a string");
+        info.labels.emplace(key, value.get<std::string>());
+      }
+    }
+  }
+
+  if (const json* state = object_member(doc, "State", "State")) {
+    if (const json* pid = member(*state, "Pid")) {
+      if (!pid->is_number_unsigned() || pid->get<uint64_t>() > static_cast<uint64_t>(INT_MAX))
+        throw bad_message("State.Pid is not a process id");
+      info.pid = static_cast<pid_t>(pid->get<uint64_t>());
+    }
+  }
+
+  if (const json* host_config = object_member(doc, "HostConfig", "HostConfig")) {
+    info.network_mode = string_member(*host_config, "NetworkMode", "HostConfig.NetworkMode");
+    // API < 1.44 daemons (before Docker 26) say "default" for the default bridge network.
+    if (info.network_mode == "default") info.network_mode = "bridge";
+    info.host_network = info.network_mode == "host";
+  }
+  return info;
+}
+
+struct DockerClient::Impl {
+  struct Response {
+    std::string path;  // as requested, with its version prefix
+    long status = 0;
+    std::string body;
+    std::string api_version;  // the Api-Version header, "" when absent
+  };
+
+  std::string socket;
+  CURL* curl = nullptr;
+  // The negotiated version: "1.41", or "" for unversioned paths; nullopt until negotiated.
+  std::optional<std::string> version;
+  std::string body;
+  bool too_large = false;
+  char errbuf[CURL_ERROR_SIZE] = {};
+
+  explicit Impl(std::string socket_path) : socket(std::move(socket_path)) {
+    const CURLcode init = init_libcurl_once();
+    if (init != CURLE_OK)
+      throw Error(socket, EIO,
+                  "cannot initialise libcurl: " + lowercase_first(curl_easy_strerror(init)));
+    curl = curl_easy_init();
+    if (!curl) throw Error(socket, ENOMEM, "cannot create a libcurl handle");
+    try {
+      configure();
+    } catch (...) {
+      curl_easy_cleanup(curl);
+      throw;
+    }
+  }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+  ~Impl() { curl_easy_cleanup(curl); }
+
+  template <typename T>
+  void set(CURLoption option, T value, const char* what) {
+    const CURLcode rc = curl_easy_setopt(curl, option, value);
+    if (rc != CURLE_OK)
+      throw Error(
+          socket, EINVAL,
+          std::string("libcurl refuses ") + what + ": " + lowercase_first(curl_easy_strerror(rc)));
+  }
+
+  static size_t write_body(char* data, size_t size, size_t count, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    const size_t n = size * count;
+    if (n > kMaxResponseBytes - self->body.size()) {
+      self->too_large = true;
+      return 0;  // anything but n aborts the transfer
+    }
+    self->body.append(data, n);
+    return n;
+  }
+
+  void configure() {
+    set(CURLOPT_UNIX_SOCKET_PATH, socket.c_str(), "the unix socket path");
+    // Never a proxy, whatever http_proxy/ALL_PROXY say: the daemon is on the socket.
+    set(CURLOPT_PROXY, "", "disabling proxies");
+    set(CURLOPT_NOPROXY, "*", "disabling proxies");
+    set(CURLOPT_FOLLOWLOCATION, 0L, "disabling redirects");
+#if LIBCURL_VERSION_NUM >= 0x075500
+    set(CURLOPT_PROTOCOLS_STR, "http", "restricting protocols");
+#else
+    set(CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP), "restricting protocols");
+#endif
+    set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1), "HTTP/1.1");
+    set(CURLOPT_TIMEOUT_MS, kTimeoutMs, "the timeout");
+    set(CURLOPT_CONNECTTIMEOUT_MS, kConnectTimeoutMs, "the connect timeout");
+    set(CURLOPT_NOSIGNAL, 1L, "no signals");  // timeouts without SIGALRM: thread-safe
+    set(CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxResponseBytes), "the size limit");
+    set(CURLOPT_WRITEFUNCTION, &Impl::write_body, "the write callback");
+    set(CURLOPT_WRITEDATA, static_cast<void*>(this), "the write callback");
+    set(CURLOPT_ERRORBUFFER, errbuf, "the error buffer");
+    set(CURLOPT_USERAGENT, "psnic-agent", "the user agent");
+  }
+
+  Error transport_error(CURLcode rc, const std::string& path) {
+    const std::string request = "GET " + path + ": ";
+    if (too_large || rc == CURLE_FILESIZE_EXCEEDED)
+      return Error(
+          socket, EMSGSIZE,
+          request + "response larger than " + std::to_string(kMaxResponseBytes >> 20) + " MiB");
+    long os_errno = 0;
+    curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
+    if (rc == CURLE_COULDNT_CONNECT) {
+      // curl's own text would name "localhost port 80"; the errno says what happened.
+      const int errnum = os_errno ? static_cast<int>(os_errno) : ECONNREFUSED;
+      return Error(
+          socket, errnum,
+          "cannot connect to the docker daemon: " +
+              lowercase_first(strerrordesc_np(errnum) ? strerrordesc_np(errnum) : "unknown error"));
+    }
+    std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
+    const int errnum = rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT
+                       : os_errno                     ? static_cast<int>(os_errno)
+                                                      : EIO;
+    return Error(socket, errnum, request + lowercase_first(printable(detail)));
+  }
+
+  Error http_error(const Response& r) const {
+    std::string cause = "GET " + r.path + ": HTTP " + std::to_string(r.status);
+    const std::string message = daemon_message(r.body);
+    if (!message.empty()) cause += ": " + printable(message);
+    return Error(socket, EPROTO, cause);
+  }
+
+  // Re-throws a parse error of a response as this socket's, naming the request.
+  [[noreturn]] void rethrow_bad_response(const Error& e, const Response& r) const {
+    const std::string what = e.what();
+    const std::string prefix = e.object() + ": ";
+    const std::string cause = what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what;
+    throw Error(socket, e.errnum(), "GET " + r.path + ": bad response: " + cause);
+  }
+
+  Response get(const std::string& path) {
+    body.clear();
+    too_large = false;
+    errbuf[0] = '\0';
+    const std::string url = "http://localhost" + path;
+    set(CURLOPT_URL, url.c_str(), "the URL");
+    const CURLcode rc = curl_easy_perform(curl);
+    if (rc != CURLE_OK) throw transport_error(rc, path);
+    Response r;
+    r.path = path;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+    struct curl_header* header = nullptr;
+    if (curl_easy_header(curl, "Api-Version", 0, CURLH_HEADER, -1, &header) == CURLHE_OK)
+      r.api_version = header->value;
+    r.body = std::move(body);
+    body = std::string();
+    return r;
+  }
+
+  void negotiate() {
+    Response r = get("/_ping");
+    if (r.status != 200) throw http_error(r);
+    version = choose_api_version(r.api_version);
+  }
+
+  static bool is_version_refusal(const Response& r) {
+    return r.status == 400 && daemon_message(r.body).rfind("client version ", 0) == 0;
+  }
+
+  // GET of an API path ("/containers/json") at the negotiated version.
+  Response api_get(const std::string& path) {
+    if (!version) negotiate();
+    Response r = get((version->empty() ? "" : "/v" + *version) + path);
+    if (!is_version_refusal(r)) return r;
+    // The daemon changed under us (upgrade, downgrade): ask again, once.
+    const std::string refused = *version;
+    negotiate();
+    if (*version == refused) version = "";  // its own version refused: unversioned paths
+    return get((version->empty() ? "" : "/v" + *version) + path);
+  }
+};
+
+DockerClient::DockerClient(std::string socket_path)
+    : impl_(std::make_unique<Impl>(std::move(socket_path))) {}
+DockerClient::~DockerClient() = default;
+DockerClient::DockerClient(DockerClient&&) noexcept = default;
+DockerClient& DockerClient::operator=(DockerClient&&) noexcept = default;
+
+const std::string& DockerClient::socket_path() const { return impl_->socket; }
+
+const std::string& DockerClient::api_version() const {
+  static const std::string none;
+  return impl_->version ? *impl_->version : none;
+}
+
+bool DockerClient::available() {
+  struct stat st {};
+  if (stat(impl_->socket.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  try {
+    Impl::Response r = impl_->get("/_ping");
+    if (r.status != 200) return false;
+    if (!impl_->version) impl_->version = choose_api_version(r.api_version);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+std::optional<ContainerInfo> DockerClient::inspect(std::string_view id) {
+  if (!is_container_id(id))
+    throw Error(impl_->socket, EINVAL,
+                "not a container id (12 to 64 lowercase hex digits): \"" + printable(id) + "\"");
+  const Impl::Response r = impl_->api_get("/containers/" + std::string(id) + "/json");
+  if (r.status == 404 && contains_nocase(daemon_message(r.body), "no such container"))
+    return std::nullopt;
+  if (r.status != 200) throw impl_->http_error(r);
+  ContainerInfo info;
+  try {
+    info = parse_container_json(r.body);
+  } catch (const Error& e) {
+    impl_->rethrow_bad_response(e, r);
+  }
+  // Docker looks a container up by full id, then by name, then by id prefix: a prefix that is
+  // also some container's name finds that container.
+  if (info.id.compare(0, id.size(), id) != 0)
+    throw Error(impl_->socket, EPROTO,
+                "GET " + r.path + ": the daemon answered for container " + info.id +
+                    " (a container named " + std::string(id) + "?)");
+  return info;
+}
+
+std::vector<std::string> DockerClient::running() {
+  const Impl::Response r = impl_->api_get("/containers/json");
+  if (r.status != 200) throw impl_->http_error(r);
+  std::vector<std::string> ids;
+  try {
+    const json doc = parse_json(r.body);
+    if (!doc.is_array()) throw bad_message("not a JSON array");
+    for (const json& entry : doc) {
+      if (!entry.is_object()) throw bad_message("an entry is not an object");
+      std::string id = string_member(entry, "Id", "Id");
+      if (id.size() != kFullIdLength || !is_container_id(id))
+        throw bad_message("Id \"" + printable(id) + "\" is not a 64-hex container id");
+      ids.push_back(std::move(id));
+    }
+  } catch (const Error& e) {
+    impl_->rethrow_bad_response(e, r);
+  }
+  return ids;
+}
+
+}  // namespace psnic

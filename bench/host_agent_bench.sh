@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# host_agent_bench.sh: the automatic psnic-agent, against its issue's targets.
+#
+# 1. Attach latency: with the agent running, 100 veths into fresh namespaces are made one at a
+#    time; for each, the time from `ip link add` returning to its series appearing in /metrics
+#    (end to end, so it includes one scrape), and the agent's own psnic_attach_latency_seconds
+#    (link notification read -> counting). Target: p99 <= 50 ms.
+# 2. Scale: N (default 1000) namespaces with veths exist when the agent starts: time until all
+#    are attached (<= 2 s), scrape of /metrics with N owners, gzip, median of 20 (<= 20 ms), RSS
+#    (<= 40 MB), CPU over 10 idle seconds (~0).
+# Everything made is named psnictest-hab-* / psnictesth*, and removed on exit. Needs root.
+# Environment: PSNIC_AGENT (default build/release/psnic-agent), N (default 1000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+AGENT=${PSNIC_AGENT:-build/release/psnic-agent}
+N=${N:-1000}
+LATENCY_ROUNDS=100
+PORT=19899
+[ "$(id -u)" -eq 0 ] || { echo "host_agent_bench.sh: needs root" >&2; exit 2; }
+[ -x "$AGENT" ] || { echo "host_agent_bench.sh: $AGENT not built" >&2; exit 2; }
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+
+agent=""
+batch=$(mktemp /tmp/psnictest-hab.XXXXXX)
+stop_agent() {
+  if [ -n "$agent" ]; then kill -INT "$agent" 2>/dev/null || true; wait "$agent" 2>/dev/null || true; fi
+  agent=""
+}
+cleanup() {
+  stop_agent
+  ip netns list | awk '$1 ~ /^psnictest-hab-/ {print "netns del " $1}' >"$batch"
+  ip -force -batch "$batch" 2>/dev/null || true
+  rm -f "$batch"
+}
+trap cleanup EXIT
+start_agent() {
+  "$AGENT" --listen 127.0.0.1:$PORT "$@" 2>>/tmp/psnictest-hab-agent.log &
+  agent=$!
+  for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$PORT/metrics" && return; sleep 0.01; done
+  echo "agent did not start" >&2; exit 1
+}
+scrape() { curl -s "http://127.0.0.1:$PORT/metrics"; }
+veth_name() { printf 'psnictesth%04x' "$1"; }
+percentile() {  # p, values on stdin (ms)
+  sort -g | awk -v p="$1" '{v[NR]=$1} END {i=int(p*NR+0.999999); if (i<1) i=1; printf "%.1f", v[i]}'
+}
+: >/tmp/psnictest-hab-agent.log
+
+# 1. Attach latency.
+start_agent
+latencies=$(mktemp /tmp/psnictest-hab-lat.XXXXXX)
+for i in $(seq 0 $((LATENCY_ROUNDS - 1))); do
+  ip netns add "psnictest-hab-$i"
+  name=$(veth_name "$i")
+  t0=$(date +%s%N)
+  ip link add "$name" type veth peer name eth0 netns "psnictest-hab-$i"
+  t0=$(date +%s%N)
+  until scrape | grep -q "host_interface=\"$name\""; do :; done
+  echo $(( ($(date +%s%N) - t0) / 1000 )) | awk '{printf "%.3f\n", $1/1000}' >>"$latencies"
+done
+e2e_p50=$(percentile 0.5 <"$latencies"); e2e_p99=$(percentile 0.99 <"$latencies")
+hist=$(scrape | grep '^psnic_attach_latency_seconds')
+count=$(echo "$hist" | awk '$1 == "psnic_attach_latency_seconds_count" {print $2}')
+bucket() {  # the smallest bucket bound holding fraction q of the observations
+  echo "$hist" | grep _bucket | sed -E 's/.*le="([^"]+)"\} (.*)/\1 \2/' |
+    awk -v q="$1" -v n="$count" '$2 >= q * n {print $1 * 1000; exit}'
+}
+agent_p50=$(bucket 0.5); agent_p99=$(bucket 0.99)
+stop_agent
+rm -f "$latencies"
+
+# 2. Scale.
+echo "making $N namespaces with veths..." >&2
+for i in $(seq "$LATENCY_ROUNDS" $((LATENCY_ROUNDS + N - 1))); do echo "netns add psnictest-hab-$i"; done >"$batch"
+for i in $(seq "$LATENCY_ROUNDS" $((LATENCY_ROUNDS + N - 1))); do
+  echo "link add $(veth_name "$i") type veth peer name eth0 netns psnictest-hab-$i"
+done >>"$batch"
+ip -batch "$batch"
+total=$((LATENCY_ROUNDS + N))
+start=$(date +%s%N)
+start_agent
+attached=0
+until [ "${attached%.*}" -ge "$total" ]; do
+  attached=$(scrape | awk '$1 == "psnic_attached_interfaces{mode=\"tcx\"}" {print $2}')
+  attached=${attached:-0}
+  [ $(( $(date +%s%N) - start )) -lt 60000000000 ] || { echo "only $attached of $total attached after 60 s" >&2; exit 1; }
+done
+all_attached=$(awk -v ns=$(( $(date +%s%N) - start )) 'BEGIN {printf "%.2f", ns / 1e9}')
+scrapes=$(for _ in $(seq 1 20); do
+  curl -s -o /dev/null -w '%{time_total}\n' -H 'Accept-Encoding: gzip' "http://127.0.0.1:$PORT/metrics"
+done | awk '{printf "%.3f\n", $1 * 1000}')
+scrape_median=$(echo "$scrapes" | percentile 0.5)
+rss_kb=$(awk '/^VmRSS/ {print $2}' /proc/$agent/status)
+ticks() { awk '{print $14 + $15}' /proc/$agent/stat; }
+t0=$(ticks); sleep 10; t1=$(ticks)
+idle_cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (b - a) / hz / 10 * 100}')
+
+echo "## psnic-agent (kernel $(uname -r), nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg))"
+echo
+echo "| measure | value | target |"
+echo "|---|---:|---|"
+echo "| attach latency, \`ip link add\` to series in /metrics, p50 / p99 of $LATENCY_ROUNDS | $e2e_p50 / $e2e_p99 ms | p99 <= 50 ms |"
+echo "| attach latency, agent's histogram (notification -> counting), p50 / p99 bucket bound | <= $agent_p50 / <= $agent_p99 ms | |"
+echo "| start to all $total attached | $all_attached s | <= 2 s |"
+echo "| scrape /metrics with $total owners, gzip, median of 20 | $scrape_median ms | <= 20 ms |"
+echo "| RSS with $total interfaces | $((rss_kb / 1024)) MB | <= 40 MB |"
+echo "| CPU while idle, 10 s | $idle_cpu % | ~0 |"
