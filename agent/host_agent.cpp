@@ -100,6 +100,9 @@ bool HostAgent::attach(uint32_t ifindex, const std::string& name) {
 
 bool HostAgent::adopt_result(const AttachRequest& request, AttachResult result) {
   if (!result.attachment) {
+    // A link deleted before psnic got to it is an ordinary race (a container that lived for
+    // milliseconds), not a failure.
+    if (result.error && result.error->errnum() == ENODEV) return false;
     if (self_) self_->count_error("attach");
     log_line(result.error ? result.error->what() : request.name + ": attach failed");
     return false;

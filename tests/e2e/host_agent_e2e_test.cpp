@@ -568,9 +568,9 @@ class HostAgentE2eTest : public ::testing::Test {
   // what it held still loaded, and nothing of psnic's on `veths` (those still there).
   void stop(Agent& agent, const std::set<std::string>& held, const std::vector<std::string>& veths,
             size_t live) {
-    const Clock::time_point t0 = Clock::now();
+    // Generous: on a busy host the agent holds other tests' interfaces too, and detaching takes
+    // some 20 ms each (over 5 s seen for 219).
     EXPECT_EQ(agent.interrupt(30s), 0) << agent.err();
-    std::cerr << "TIMING exit " << seconds(Clock::now() - t0) << "\n";
     const std::string err = agent.err();
     static const std::regex last(R"(\npsnic-agent: SIGINT, detaching (\d+) interfaces?\n$)");
     std::smatch m;
@@ -928,9 +928,7 @@ TEST_F(HostAgentE2eTest, TwoHundredNamespacesComingAndGoingLeaveNothingBehind) {
       // its veth pairs (batched, in a work queue).
       del += "netns del " + name + "\n";
     }
-    std::cerr << "TIMING round start " << seconds(Clock::now() - agent.started_at()) << "\n";
     ASSERT_TRUE(ChurnCleanup::ip_batch(add));
-    std::cerr << "TIMING added " << seconds(Clock::now() - agent.started_at()) << "\n";
     // Each attached before it goes.
     std::vector<std::string> missing = round;
     for (auto end = Clock::now() + 3s; !missing.empty() && Clock::now() < end;) {
@@ -941,14 +939,12 @@ TEST_F(HostAgentE2eTest, TwoHundredNamespacesComingAndGoingLeaveNothingBehind) {
       if (!missing.empty()) std::this_thread::sleep_for(20ms);
     }
     EXPECT_TRUE(missing.empty()) << "not attached: " << ::testing::PrintToString(missing);
-    std::cerr << "TIMING attached " << seconds(Clock::now() - agent.started_at()) << "\n";
     ASSERT_TRUE(ChurnCleanup::ip_batch(del));
-    std::cerr << "TIMING deleted " << seconds(Clock::now() - agent.started_at()) << "\n";
   }
 
   // Each retired, then dropped after its second of grace.
   std::vector<std::string> missing = all;
-  for (auto end = Clock::now() + 3s; !missing.empty() && Clock::now() < end;) {
+  for (auto end = Clock::now() + 5s; !missing.empty() && Clock::now() < end;) {
     const std::string err = agent.err();
     std::erase_if(missing, [&](const std::string& name) {
       return err.find("psnic-agent: detached " + name + " (gone") != std::string::npos;
@@ -956,15 +952,17 @@ TEST_F(HostAgentE2eTest, TwoHundredNamespacesComingAndGoingLeaveNothingBehind) {
     if (!missing.empty()) std::this_thread::sleep_for(20ms);
   }
   EXPECT_TRUE(missing.empty()) << "not detached: " << ::testing::PrintToString(missing);
-  std::cerr << "TIMING all detached " << seconds(Clock::now() - agent.started_at()) << "\n";
-  std::this_thread::sleep_for(2s);
-  const std::string metrics = scrape(agent.port());
-  for (const Series& s : parse(metrics)) {
-    EXPECT_FALSE(mine.count(s.labels.count("host_interface") ? s.labels.at("host_interface") : ""))
-        << s.name << " " << ::testing::PrintToString(s.labels);
-    EXPECT_FALSE(mine.count(s.labels.count("container_name") ? s.labels.at("container_name") : ""))
-        << s.name << " " << ::testing::PrintToString(s.labels);
-  }
+  auto none_of_mine = [&](const std::string& m) {
+    for (const Series& s : parse(m))
+      for (const char* label : {"host_interface", "container_name"})
+        if (auto it = s.labels.find(label); it != s.labels.end() && mine.count(it->second))
+          return false;
+    return true;
+  };
+  std::string metrics;
+  EXPECT_TRUE(poll(agent.port(), Clock::now() + 3s, none_of_mine, metrics))
+      << "series of deleted interfaces still exported:\n"
+      << metrics;
   const double tcx_after =
       value_of(metrics, "psnic_attached_interfaces", {{"mode", "tcx"}}).value_or(-1);
   const size_t fds_after = agent.fds();
