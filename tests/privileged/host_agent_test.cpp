@@ -139,6 +139,26 @@ TEST_F(HostAgentTest, DestructionDetachesEverything) {
   EXPECT_TRUE(labels_->current()->empty());
 }
 
+TEST_F(HostAgentTest, ALinkGoneBeforeItIsAttachedIsNoError) {
+  struct Errors : SelfReport {
+    void set_attached(std::string_view, double) override {}
+    void count_error(std::string_view) override { ++count; }
+    int count = 0;
+  };
+  auto errors = std::make_shared<Errors>();
+  HostAgentOptions options;
+  HostAgent agent(*program_, options, labels_, retired_, errors, nullptr);
+  LinkEvent event;
+  event.link.ifindex = 0x7ffffff0;  // no such link: deleted right after its notification
+  event.link.name = "psnictest-gone";
+  event.link.kind = "veth";
+  event.link.link = 2;
+  event.link.link_netnsid = 0;
+  agent.handle(event, HostAgent::Clock::now());
+  EXPECT_EQ(agent.attached(), 0u);
+  EXPECT_EQ(errors->count, 0);
+}
+
 TEST(ParseDuration, AcceptsUnitsAndPlainSeconds) {
   using std::chrono::milliseconds;
   EXPECT_EQ(parse_duration("500ms"), milliseconds(500));
