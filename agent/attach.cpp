@@ -2,9 +2,7 @@
 
 #include <bpf/bpf.h>
 
-#include <atomic>
 #include <cerrno>
-#include <thread>
 #include <utility>
 
 #include "resolver/error.h"
@@ -170,28 +168,10 @@ void Attachment::detach() {
   }
 }
 
-namespace {
-
-// Runs work(i) for i in [0, n) on up to `threads` threads.
-template <typename Work>
-void in_parallel(size_t n, size_t threads, Work work) {
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i = next++; i < n; i = next++) work(i);
-  };
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < std::min(threads, n); ++t) pool.emplace_back(worker);
-  worker();
-  for (std::thread& thread : pool) thread.join();
-}
-
-}  // namespace
-
 std::vector<AttachResult> attach_all(const TrafficProgram& program,
-                                     const std::vector<AttachRequest>& requests, AttachMode mode,
-                                     size_t threads) {
+                                     const std::vector<AttachRequest>& requests, AttachMode mode) {
   std::vector<AttachResult> results(requests.size());
-  in_parallel(requests.size(), threads, [&](size_t i) {
+  for (size_t i = 0; i < requests.size(); ++i) {
     try {
       program.track(requests[i].ifindex);
       results[i].attachment =
@@ -200,12 +180,12 @@ std::vector<AttachResult> attach_all(const TrafficProgram& program,
       program.untrack(requests[i].ifindex);
       results[i].error = e;
     }
-  });
+  }
   return results;
 }
 
-void detach_all(std::vector<Attachment*>& attachments, size_t threads) {
-  in_parallel(attachments.size(), threads, [&](size_t i) { attachments[i]->detach(); });
+void detach_all(std::vector<Attachment*>& attachments) {
+  for (Attachment* attachment : attachments) attachment->detach();
 }
 
 }  // namespace psnic

@@ -95,7 +95,7 @@ size_t HostAgent::pending() const {
 
 bool HostAgent::attach(uint32_t ifindex, const std::string& name) {
   AttachRequest request{ifindex, name};
-  return adopt_result(request, std::move(attach_all(program_, {request}, options_.mode, 1)[0]));
+  return adopt_result(request, std::move(attach_all(program_, {request}, options_.mode)[0]));
 }
 
 bool HostAgent::adopt_result(const AttachRequest& request, AttachResult result) {
@@ -221,7 +221,8 @@ void HostAgent::handle(const LinkEvent& event, Clock::time_point seen) {
 }
 
 void HostAgent::handle_all(const std::vector<LinkEvent>& events, Clock::time_point seen) {
-  // New host peers are attached together, so that their TCX grace-period waits overlap.
+  // New host peers are attached once the whole batch is read: a link added and deleted within
+  // one batch is never attached.
   std::vector<AttachRequest> fresh;
   bool changed = false;
   for (const LinkEvent& event : events) {

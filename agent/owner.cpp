@@ -31,7 +31,8 @@ std::optional<PodRef> find_pod(const std::string& pods_dir, std::string_view uid
 }
 
 OwnerDescriber::OwnerDescriber(std::string docker_socket, std::string pods_dir)
-    : docker_(docker_socket), docker_socket_(std::move(docker_socket)),
+    : docker_(docker_socket),
+      docker_socket_(std::move(docker_socket)),
       pods_dir_(std::move(pods_dir)) {}
 
 void OwnerDescriber::describe(const NetnsReport& owner, InterfaceLabels& labels) {

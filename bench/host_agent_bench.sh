@@ -9,11 +9,13 @@
 #    are attached (<= 2 s), scrape of /metrics with N owners, gzip, median of 20 (<= 20 ms), RSS
 #    (<= 40 MB), CPU over 10 idle seconds (~0).
 # Everything made is named psnictest-hab-* / psnictesth*, and removed on exit. Needs root.
-# Environment: PSNIC_AGENT (default build/release/psnic-agent), N (default 1000).
+# Environment: PSNIC_AGENT (default build/release/psnic-agent), N (default 1000), ATTACH_MODE
+# (auto, tcx or tc; default auto).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AGENT=${PSNIC_AGENT:-build/release/psnic-agent}
 N=${N:-1000}
+ATTACH_MODE=${ATTACH_MODE:-auto}
 LATENCY_ROUNDS=100
 PORT=19899
 [ "$(id -u)" -eq 0 ] || { echo "host_agent_bench.sh: needs root" >&2; exit 2; }
@@ -34,7 +36,8 @@ cleanup() {
 }
 trap cleanup EXIT
 start_agent() {
-  "$AGENT" --listen 127.0.0.1:$PORT "$@" 2>>/tmp/psnictest-hab-agent.log &
+  "$AGENT" --listen 127.0.0.1:$PORT --attach-mode "$ATTACH_MODE" "$@" \
+    2>>/tmp/psnictest-hab-agent.log &
   agent=$!
   for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$PORT/metrics" && return; sleep 0.01; done
   echo "agent did not start" >&2; exit 1
@@ -81,7 +84,7 @@ start=$(date +%s%N)
 start_agent
 attached=0
 until [ "${attached%.*}" -ge "$total" ]; do
-  attached=$(scrape | awk '$1 == "psnic_attached_interfaces{mode=\"tcx\"}" {print $2}')
+  attached=$(scrape | awk '$1 ~ /^psnic_attached_interfaces/ {n += $2} END {print n + 0}')
   attached=${attached:-0}
   [ $(( $(date +%s%N) - start )) -lt 60000000000 ] || { echo "only $attached of $total attached after 60 s" >&2; exit 1; }
 done
@@ -95,7 +98,7 @@ ticks() { awk '{print $14 + $15}' /proc/$agent/stat; }
 t0=$(ticks); sleep 10; t1=$(ticks)
 idle_cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (b - a) / hz / 10 * 100}')
 
-echo "## psnic-agent (kernel $(uname -r), nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "## psnic-agent, attach mode $ATTACH_MODE (kernel $(uname -r), nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg))"
 echo
 echo "| measure | value | target |"
 echo "|---|---:|---|"
