@@ -1,11 +1,5 @@
 #include "agent/host_agent.h"
 
-#include <signal.h>
-#include <sys/epoll.h>
-#include <sys/signalfd.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -13,6 +7,7 @@
 #include <cstring>
 #include <set>
 
+#include "agent/event_loop.h"
 #include "resolver/error.h"
 
 namespace psnic {
@@ -327,54 +322,24 @@ HostAgent::Clock::time_point HostAgent::next_deadline() const {
 }
 
 void HostAgent::run() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  Fd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC));
-  Fd timer_fd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC));
-  Fd epoll(epoll_create1(EPOLL_CLOEXEC));
-  if (!signal_fd.valid() || !timer_fd.valid() || !epoll.valid())
-    throw system_error("agent event loop", errno);
+  EventLoop loop;
+  constexpr uint64_t kLinks = 0;
   // Subscribe before the first full pass, so that nothing added meanwhile is missed.
   LinkEvents events = LinkEvents::open();
-  for (int fd : {signal_fd.get(), timer_fd.get(), events.fd()}) {
-    epoll_event event{};
-    event.events = EPOLLIN;
-    event.data.fd = fd;
-    if (epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &event) < 0)
-      throw system_error("agent event loop", errno);
-  }
+  loop.watch(events.fd(), kLinks);
   reconcile();
 
   for (;;) {
     // One timer for whichever comes first: reconcile, identification, a retirement.
-    itimerspec when{};
-    auto wait =
-        std::max(next_deadline() - Clock::now(), Clock::duration(std::chrono::milliseconds(1)));
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
-    when.it_value.tv_sec = ns / 1000000000;
-    when.it_value.tv_nsec = ns % 1000000000;
-    timerfd_settime(timer_fd.get(), 0, &when, nullptr);
-
-    epoll_event ready[4];
-    int n = epoll_wait(epoll.get(), ready, 4, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw system_error("agent event loop", errno);
-    }
-    for (int i = 0; i < n; ++i) {
-      int fd = ready[i].data.fd;
-      if (fd == signal_fd.get()) {
-        signalfd_siginfo info{};
-        if (read(signal_fd.get(), &info, sizeof info) != sizeof info) continue;
-        const char* name = sigabbrev_np(static_cast<int>(info.ssi_signo));
+    loop.arm(next_deadline() - Clock::now(), /*repeat=*/false);
+    for (uint64_t tag : loop.wait()) {
+      if (tag == EventLoop::kStop) {
         size_t count = tracked_.size();
-        log_line(std::string("SIG") + (name ? name : "?") + ", detaching " + std::to_string(count) +
-                 " interface" + (count == 1 ? "" : "s"));
+        log_line(loop.stop_signal() + ", detaching " + std::to_string(count) + " interface" +
+                 (count == 1 ? "" : "s"));
         return;
       }
-      if (fd == events.fd()) {
+      if (tag == kLinks) {
         Clock::time_point seen = Clock::now();
         bool overrun = false;
         handle_all(events.drain(overrun), seen);
@@ -384,8 +349,6 @@ void HostAgent::run() {
         }
         continue;
       }
-      uint64_t expirations = 0;
-      if (read(timer_fd.get(), &expirations, sizeof expirations) < 0) continue;
       Clock::time_point now = Clock::now();
       if (now >= next_reconcile_) reconcile();
       if (next_identify_ != Clock::time_point{} && now >= next_identify_) identify_pending();

@@ -2,7 +2,6 @@
 #include <malloc.h>
 #include <signal.h>
 
-#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -16,6 +15,7 @@
 #include "agent/privileges.h"
 #include "agent/program.h"
 #include "exporter/metrics.h"
+#include "resolver/cli.h"
 #include "resolver/error.h"
 
 namespace {
@@ -127,18 +127,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "tcx", "tc"}));
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::string what = e.what();
-    if (!what.empty()) what[0] = static_cast<char>(std::tolower(what[0]));
-    complain(what + " (see --help)");
-    return 2;
-  }
+  if (std::optional<int> status = psnic::parse_command_line(app, argc, argv)) return *status;
 
   try {
     return run(options);

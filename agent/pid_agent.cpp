@@ -1,15 +1,12 @@
 #include "agent/pid_agent.h"
 
-#include <signal.h>
-#include <sys/epoll.h>
-#include <sys/signalfd.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include "agent/event_loop.h"
 #include "resolver/error.h"
 #include "resolver/report.h"
 
@@ -19,10 +16,6 @@ namespace {
 void complain(const std::string& message) {
   std::fprintf(stderr, "psnic-agent: %s\n", message.c_str());
 }
-
-// epoll tags: the signalfd and the timer; any other value is an index into watched_ + 2.
-constexpr uint64_t kSignalTag = 0;
-constexpr uint64_t kTimerTag = 1;
 
 }  // namespace
 
@@ -157,65 +150,29 @@ void PidAgent::print_rates(std::FILE* table, double seconds) {
 }
 
 void PidAgent::run(std::chrono::milliseconds interval, std::FILE* table) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  Fd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC));
-  Fd timer_fd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC));
-  Fd epoll(epoll_create1(EPOLL_CLOEXEC));
-  if (!signal_fd.valid() || !timer_fd.valid() || !epoll.valid())
-    throw system_error("agent event loop", errno);
-
-  auto watch = [&](int fd, uint64_t tag) {
-    epoll_event event{};
-    event.events = EPOLLIN;
-    event.data.u64 = tag;
-    if (epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &event) < 0)
-      throw system_error("agent event loop", errno);
-  };
-  watch(signal_fd.get(), kSignalTag);
-  if (table != nullptr) {
-    itimerspec every{};
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(interval).count();
-    every.it_interval.tv_sec = ns / 1000000000;
-    every.it_interval.tv_nsec = ns % 1000000000;
-    every.it_value = every.it_interval;
-    timerfd_settime(timer_fd.get(), 0, &every, nullptr);
-    watch(timer_fd.get(), kTimerTag);
-  }
-  for (size_t i = 0; i < watched_.size(); ++i) watch(watched_[i]->pidfd.get(), kTimerTag + 1 + i);
+  EventLoop loop;
+  if (table != nullptr) loop.arm(interval, /*repeat=*/true);
+  // A watched process's tag is its index in watched_.
+  for (size_t i = 0; i < watched_.size(); ++i) loop.watch(watched_[i]->pidfd.get(), i);
 
   const double seconds = std::chrono::duration<double>(interval).count();
   size_t alive = watched_.size();
   while (alive > 0) {
-    epoll_event events[16];
-    int n = epoll_wait(epoll.get(), events, 16, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw system_error("agent event loop", errno);
-    }
-    for (int i = 0; i < n; ++i) {
-      uint64_t tag = events[i].data.u64;
-      if (tag == kSignalTag) {
-        signalfd_siginfo info{};
-        if (read(signal_fd.get(), &info, sizeof info) != sizeof info) continue;
+    for (uint64_t tag : loop.wait()) {
+      if (tag == EventLoop::kStop) {
         size_t count = attached();
         for (auto& watched : watched_) release(*watched, nullptr);
         publish_labels();
-        const char* name = sigabbrev_np(static_cast<int>(info.ssi_signo));
-        std::fprintf(stderr, "psnic-agent: SIG%s, detached %zu interface%s\n", name ? name : "?",
-                     count, count == 1 ? "" : "s");
+        std::fprintf(stderr, "psnic-agent: %s, detached %zu interface%s\n",
+                     loop.stop_signal().c_str(), count, count == 1 ? "" : "s");
         return;
       }
-      if (tag == kTimerTag) {
-        uint64_t expirations = 0;
-        if (read(timer_fd.get(), &expirations, sizeof expirations) == sizeof expirations)
-          print_rates(table, seconds * static_cast<double>(expirations));
+      if (tag == EventLoop::kTimer) {
+        print_rates(table, seconds * static_cast<double>(loop.timer_expirations()));
         continue;
       }
-      Watched& watched = *watched_[tag - kTimerTag - 1];
-      epoll_ctl(epoll.get(), EPOLL_CTL_DEL, watched.pidfd.get(), nullptr);
+      Watched& watched = *watched_[tag];
+      loop.unwatch(watched.pidfd.get());
       release(watched, "exited");
       publish_labels();
       --alive;

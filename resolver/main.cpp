@@ -2,12 +2,12 @@
 // network namespace.
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "resolver/cli.h"
 #include "resolver/error.h"
 #include "resolver/report.h"
 #include "resolver/resolver.h"
@@ -89,20 +89,11 @@ int main(int argc, char** argv) {
                "every network namespace but the caller's, once, with its lowest PID");
   app.add_flag("--json", options.json, "print one JSON array of objects, one per interface");
 
-  try {
-    app.parse(argc, argv);
-    if (options.all == !options.pids.empty())
-      throw CLI::ValidationError("give one or more PIDs, or --all");
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::string what = e.what();
-    if (!what.empty()) what[0] = static_cast<char>(std::tolower(what[0]));
-    complain(what + " (see --help)");
-    return kTrouble;
-  }
+  if (std::optional<int> status = psnic::parse_command_line(app, argc, argv, [&] {
+        if (options.all == !options.pids.empty())
+          throw CLI::ValidationError("give one or more PIDs, or --all");
+      }))
+    return *status;
 
   try {
     psnic::Resolver resolver;
