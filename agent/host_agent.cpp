@@ -164,7 +164,10 @@ void HostAgent::reconcile() {
   try {
     ResolveOptions options;
     options.identity = true;
+    options.host_network_containers = true;
     BatchReport batch = resolver_.resolve_all(options);
+    if (self_)
+      self_->set_host_network_containers(static_cast<double>(batch.host_network_containers));
     std::set<uint32_t> live;
     std::vector<AttachRequest> missing;
     for (const Link& link : host_.dump_links())

@@ -90,6 +90,8 @@ class SelfReport {
   virtual void observe_reconcile(double /*seconds*/) {}
   // Counted interfaces whose owner is not identified yet.
   virtual void set_pending_owners(double /*n*/) {}
+  // Containers in the host's network namespace: no interface of their own, so no series.
+  virtual void set_host_network_containers(double /*n*/) {}
 };
 
 }  // namespace psnic

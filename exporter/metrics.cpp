@@ -59,13 +59,20 @@ SelfMetrics::SelfMetrics(const std::vector<std::string>& error_ops)
               .Name("psnic_reconcile_duration_seconds")
               .Help("Duration of a full reconcile of attachments with the host's links")
               .Register(*registry_)
-              .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1,
-                                                               0.5, 1, 5})),
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
+                                                               1, 5})),
       pending_owners_(prometheus::BuildGauge()
                           .Name("psnic_pending_owners")
                           .Help("Counted interfaces whose owner is not identified yet")
                           .Register(*registry_)
-                          .Add({})) {
+                          .Add({})),
+      host_network_containers_(
+          prometheus::BuildGauge()
+              .Name("psnic_host_network_containers")
+              .Help("Containers in the host's network namespace, which have no series of their "
+                    "own")
+              .Register(*registry_)
+              .Add({})) {
   prometheus::BuildGauge()
       .Name("psnic_build_info")
       .Help("psnic's version, as a label on a constant 1")
@@ -88,6 +95,7 @@ void SelfMetrics::count_error(std::string_view op) {
 void SelfMetrics::observe_attach_latency(double seconds) { attach_latency_.Observe(seconds); }
 void SelfMetrics::observe_reconcile(double seconds) { reconcile_duration_.Observe(seconds); }
 void SelfMetrics::set_pending_owners(double n) { pending_owners_.Set(n); }
+void SelfMetrics::set_host_network_containers(double n) { host_network_containers_.Set(n); }
 
 TrafficCollector::TrafficCollector(Reader read, std::shared_ptr<const LabelSnapshot> labels,
                                    std::shared_ptr<SelfMetrics> self,

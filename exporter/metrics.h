@@ -54,6 +54,7 @@ class SelfMetrics : public SelfReport {
   void observe_attach_latency(double seconds) override;
   void observe_reconcile(double seconds) override;
   void set_pending_owners(double n) override;
+  void set_host_network_containers(double n) override;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -62,6 +63,7 @@ class SelfMetrics : public SelfReport {
   prometheus::Histogram& attach_latency_;
   prometheus::Histogram& reconcile_duration_;
   prometheus::Gauge& pending_owners_;
+  prometheus::Gauge& host_network_containers_;
 };
 
 // The container traffic families, read when Prometheus scrapes (no polling in between):

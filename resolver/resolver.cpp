@@ -87,6 +87,7 @@ BatchReport Resolver::resolve_all(const ResolveOptions& options) {
 
   // The lowest PID in each namespace. /proc lists PIDs in ascending order, so the first seen wins.
   std::map<uint64_t, pid_t> first_pid;
+  std::set<std::string> host_network_ids;
   if (DIR* proc = opendir("/proc")) {
     char path[64];
     while (dirent* entry = readdir(proc)) {
@@ -102,12 +103,23 @@ BatchReport Resolver::resolve_all(const ResolveOptions& options) {
           ++batch.skipped_gone;
         continue;
       }
-      if (st.st_ino != own_inode_) first_pid.emplace(st.st_ino, pid);
+      if (st.st_ino != own_inode_) {
+        first_pid.emplace(st.st_ino, pid);
+      } else if (options.host_network_containers) {
+        try {
+          ContainerIdentity identity = read_container_identity(pid);
+          if (!identity.id.empty()) host_network_ids.insert(std::move(identity.id));
+        } catch (const Error&) {
+          // Gone since the stat: nothing to count.
+        }
+      }
     }
     closedir(proc);
   } else {
     throw system_error("/proc", errno);
   }
+
+  batch.host_network_containers = host_network_ids.size();
 
   // Named namespaces (`ip netns add`) need no process to exist. An entry is a namespace only
   // while a namespace is mounted on it: `ip netns add` creates the file before the mount and

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ struct NetnsReport {
 
 struct ResolveOptions {
   bool identity = false;  // also read the container identity from /proc/PID/cgroup
+  // resolve_all: also count the containers whose processes share the caller's namespace (host
+  // network), reading /proc/PID/cgroup of every process in it.
+  bool host_network_containers = false;
 };
 
 // Every namespace on the host other than the caller's, and what could not be looked at.
@@ -35,6 +39,8 @@ struct BatchReport {
   std::vector<NetnsReport> namespaces;  // ordered by PID; named namespaces without one last
   size_t skipped_gone = 0;              // processes that exited while they were looked at
   size_t skipped_denied = 0;  // processes whose namespace could not be opened (EACCES, EPERM)
+  // Distinct container ids among the caller's namespace's processes, when asked for.
+  size_t host_network_containers = 0;
 };
 
 // Resolves namespaces against the network namespace of the thread that constructed it (the
