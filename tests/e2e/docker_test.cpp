@@ -10,18 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "tests/e2e/e2e_support.h"
 #include "tests/support/support.h"
 
-namespace psnic {
+// In psnic::test::e2e, so that the helpers of e2e_support.h and support.h need no
+// using-declarations.
+namespace psnic::test::e2e {
 namespace {
-
-using test::chomp;
-using test::CommandResult;
-using test::must;
-using test::run;
-using test::unique_name;
-
-constexpr const char* kImage = "psnic-test:latest";
 
 CommandResult psnic(const std::string& args) { return run(test::psnic_binary() + " " + args); }
 
@@ -59,37 +54,6 @@ class Network {
 
  private:
   std::string name_;
-};
-
-// A container sleeping in psnic-test:latest, force-removed on destruction. A failure to start
-// is a test failure (non-fatal here: check HasFailure() before going on).
-class Container {
- public:
-  explicit Container(char tag, const std::string& options = "") : name_(unique_name(tag)) {
-    must("docker run -d --stop-timeout 1 --name " + name_ + " " + options + " " + kImage +
-         " sleep 3600");
-    id_ = chomp(must("docker inspect -f '{{.Id}}' " + name_));
-    pid_ = chomp(must("docker inspect -f '{{.State.Pid}}' " + name_));
-  }
-  Container(const Container&) = delete;
-  Container& operator=(const Container&) = delete;
-  ~Container() { run("docker rm -f " + name_); }
-
-  const std::string& name() const { return name_; }
-  const std::string& id() const { return id_; }  // full 64-hex id
-  const std::string& pid() const { return pid_; }
-  std::string exec(const std::string& command) const {
-    return must("docker exec " + name_ + " " + command);
-  }
-  // Runs an iproute2 command in the container's network namespace, from the host.
-  std::string ip(const std::string& args) const {
-    return must("nsenter -t " + pid_ + " -n ip " + args);
-  }
-
- private:
-  std::string name_;
-  std::string id_;
-  std::string pid_;
 };
 
 // What the container's own sysfs says about one of its interfaces.
@@ -194,14 +158,7 @@ std::string json_field(const std::string& name, const std::string& value) {
   return "\"" + name + "\":\"" + value + "\"";
 }
 
-class DockerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    PSNIC_REQUIRE_ROOT();
-    ASSERT_EQ(run(std::string("docker image inspect ") + kImage).status, 0)
-        << "no dockerd or no " << kImage << ": tests/e2e/ensure-docker.sh makes both";
-  }
-};
+class DockerTest : public E2eTest {};
 
 TEST_F(DockerTest, DefaultBridgeContainerPrintsItsHostVeth) {
   Container c('a');
@@ -393,4 +350,4 @@ TEST_F(DockerTest, CollidingEth0IfindexesGetTheirOwnHostVeths) {
 }
 
 }  // namespace
-}  // namespace psnic
+}  // namespace psnic::test::e2e

@@ -1,0 +1,198 @@
+#pragma once
+
+// What the end-to-end tests of psnic-agent and psnic share: containers of the real dockerd, the
+// agent as a child process, its /metrics read over loopback, and the kernel's own view to check
+// it against (traffic counters of a host veth, BPF objects). In psnic::test::e2e, apart from the
+// general helpers of tests/support/support.h (psnic::test), because all of it needs dockerd and
+// the local psnic-test:latest image (tests/e2e/ensure-docker.sh makes both). The e2e test files
+// open this namespace too, so that they use both without using-declarations.
+#include <gtest/gtest.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/support/support.h"
+
+namespace psnic::test::e2e {
+
+using Clock = std::chrono::steady_clock;
+
+// Local only (busybox): nothing is ever pulled.
+constexpr const char* kImage = "psnic-test:latest";
+
+// The fixture of the tests that use these: skipped unless root (PSNIC_REQUIRE_ROOT), failed
+// unless dockerd is there with the local image.
+class E2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+};
+
+// A free TCP port on the loopback address (free when asked: the caller binds it soon after).
+uint16_t free_port();
+
+// "127.0.0.1:PORT", what psnic-agent's --listen takes and its "serving" line names.
+std::string listen_address(uint16_t port);
+
+// A container sleeping in psnic-test:latest, force-removed on destruction. `options` go to
+// every `docker run` of it ("--network host", say). A failure to start it is a test failure
+// (non-fatal here: check HasFailure() before going on).
+class Container {
+ public:
+  explicit Container(char tag, std::string options = "");
+  Container(const Container&) = delete;
+  Container& operator=(const Container&) = delete;
+  ~Container();
+
+  const std::string& name() const { return name_; }
+  const std::string& id() const { return id_; }  // full 64-hex id
+  const std::string& pid() const { return pid_; }
+  const std::string& address() const { return address_; }  // "" without a network of its own
+  // When the last `docker run` or `docker restart` returned.
+  Clock::time_point up_at() const { return up_at_; }
+
+  void restart();
+  void remove();
+  // `docker run` again under the same name (after remove()): a new container.
+  void start();
+
+  // Runs `command` in it with `docker exec`; its stdout.
+  std::string exec(const std::string& command) const;
+  // Runs an iproute2 command in its network namespace, from the host (no `ip` needed inside).
+  std::string ip(const std::string& args) const;
+
+  // The host end of eth0, without psnic: the host veth "N: NAME@ifM:" whose ifindex N is eth0's
+  // iflink and whose peer M is eth0's ifindex. "" (after a failure) when there is none.
+  std::string host_veth() const;
+
+  // A TCP server on `port` that discards what it reads, listening when this returns.
+  void start_sink(int port) const;
+  // Sends `bytes` bytes to to's address:port with busybox nc.
+  void send(const Container& to, int port, size_t bytes) const;
+
+ private:
+  void inspect();
+
+  std::string name_;
+  std::string options_;
+  std::string id_;
+  std::string pid_;
+  std::string address_;
+  Clock::time_point up_at_;
+};
+
+// The traffic of the exact-count tests, both ways between two containers: 20 pings from `a` to
+// `b`, then `a_to_b` bytes from a to a sink on b (port 5000) and `b_to_a` bytes from b to a sink
+// on a (port 5001).
+void exchange(const Container& a, const Container& b, size_t a_to_b, size_t b_to_a);
+
+// psnic-agent as a child process listening on a free loopback port (`--listen` comes first;
+// `args` follow), its stdout and stderr in files. Stopped (by its PID) and reaped on destruction
+// if it is still there.
+class Agent {
+ public:
+  explicit Agent(std::vector<std::string> args = {});
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+  ~Agent();
+
+  pid_t pid() const { return pid_; }
+  uint16_t port() const { return port_; }
+  Clock::time_point started_at() const { return started_at_; }
+  std::string out() const;
+  std::string err() const;
+
+  // Waits up to `timeout` for `text` on stderr; false (and no more waiting) once it exited.
+  bool wait_for_err(const std::string& text,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Waits for its "serving /metrics on 127.0.0.1:PORT" line.
+  bool serving();
+  // The exit status (or 128 + signal) once it has exited, within `timeout`.
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout);
+  // SIGINT (unless it has exited already), then wait_exit(timeout).
+  std::optional<int> interrupt(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  // Its open file descriptors, and its resident set in kB (-1 when unknown).
+  size_t fds() const;
+  long rss_kb() const;
+
+ private:
+  bool exited();
+
+  uint16_t port_;
+  pid_t pid_ = -1;
+  Clock::time_point started_at_;
+  std::optional<int> status_;
+  std::string out_path_;
+  std::string err_path_;
+};
+
+// GET http://127.0.0.1:port/metrics; the body, after a failure unless the answer is a 200.
+std::string scrape(uint16_t port);
+
+// One sample line of the exposition: name{labels} value.
+struct Series {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  double value = 0;
+};
+
+std::vector<Series> parse(const std::string& metrics);
+
+// The value of the one series `name` whose labels include all of `labels`; nullopt when there
+// is none, and a failure too when there are several.
+std::optional<double> value_of(const std::string& metrics, const std::string& name,
+                               const std::map<std::string, std::string>& labels = {});
+
+// Traffic in the container's view: receive is the host veth's transmit.
+struct Counts {
+  uint64_t receive_bytes = 0, receive_packets = 0, transmit_bytes = 0, transmit_packets = 0;
+  bool operator==(const Counts&) const = default;
+  Counts operator-(const Counts& o) const {
+    return {receive_bytes - o.receive_bytes, receive_packets - o.receive_packets,
+            transmit_bytes - o.transmit_bytes, transmit_packets - o.transmit_packets};
+  }
+  // Whether each count is at least o's.
+  bool covers(const Counts& o) const {
+    return receive_bytes >= o.receive_bytes && receive_packets >= o.receive_packets &&
+           transmit_bytes >= o.transmit_bytes && transmit_packets >= o.transmit_packets;
+  }
+};
+
+std::ostream& operator<<(std::ostream& out, const Counts& c);
+
+// The kernel's own statistics of host veth `veth`, turned round to the container's view.
+Counts kernel_counts(const std::string& veth);
+
+// The exported counts of `veth` (of container `id` when given); nullopt unless each of the four
+// series is there exactly once.
+std::optional<Counts> agent_counts(const std::string& metrics, const std::string& veth,
+                                   const std::string& id = "");
+
+struct Snapshot {
+  Counts agent;
+  Counts kernel;
+  std::string metrics;
+};
+
+// A scrape and the kernel's counters at one quiet moment: read right before and right after the
+// scrape, and equal; tried again while background traffic moves them. A failure (and an empty
+// snapshot) unless the scrape has the four series of `veth`.
+Snapshot quiet_snapshot(uint16_t port, const std::string& veth);
+
+// The ids of the BPF programs and links `pid` holds open, from /proc/PID/fdinfo: "prog 7",
+// "link 3".
+std::set<std::string> bpf_ids(pid_t pid);
+
+// Whether "prog 7" (`bpftool prog show id 7`) is still there after up to 3 s: the kernel frees a
+// program removed with its tc filter after an RCU grace period, in a work queue.
+bool still_loaded(const std::string& id);
+
+}  // namespace psnic::test::e2e
