@@ -45,10 +45,16 @@ uint32_t attach_tc_filter(int prog_fd, uint32_t ifindex, bpf_tc_attach_point poi
 
 // Removes psnic's filter from one hook, only if it is still there and still runs psnic's
 // program: a filter someone else put at the same handle and priority stays.
-void detach_tc_filter(uint32_t ifindex, bpf_tc_attach_point point, uint32_t prog_id) {
+// The id of the program in psnic's filter on one hook, 0 when there is no such filter.
+uint32_t tc_filter_prog(uint32_t ifindex, bpf_tc_attach_point point) {
   bpf_tc_hook hook = tc_hook(ifindex, point);
   LIBBPF_OPTS(bpf_tc_opts, query, .handle = kTcHandle, .priority = kTcPriority);
-  if (bpf_tc_query(&hook, &query) < 0 || query.prog_id != prog_id) return;
+  return bpf_tc_query(&hook, &query) == 0 ? query.prog_id : 0;
+}
+
+void detach_tc_filter(uint32_t ifindex, bpf_tc_attach_point point, uint32_t prog_id) {
+  if (tc_filter_prog(ifindex, point) != prog_id) return;
+  bpf_tc_hook hook = tc_hook(ifindex, point);
   LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
   bpf_tc_detach(&hook, &opts);
 }
@@ -70,12 +76,6 @@ bool in_tcx_chain(uint32_t ifindex, int attach_type, uint32_t id) {
   for (uint32_t i = 0; i < count; ++i)
     if (ids[i] == id) return true;
   return false;
-}
-
-uint32_t tc_filter_prog(uint32_t ifindex, bpf_tc_attach_point point) {
-  bpf_tc_hook hook = tc_hook(ifindex, point);
-  LIBBPF_OPTS(bpf_tc_opts, query, .handle = kTcHandle, .priority = kTcPriority);
-  return bpf_tc_query(&hook, &query) == 0 ? query.prog_id : 0;
 }
 
 }  // namespace
