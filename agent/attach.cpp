@@ -29,6 +29,19 @@ bpf_tc_hook tc_hook(uint32_t ifindex, bpf_tc_attach_point point) {
   return hook;
 }
 
+// A loaded program's name ("psnic_ingress"), "" when it cannot be read.
+std::string program_name_of(int prog_fd) {
+  bpf_prog_info info{};
+  uint32_t length = sizeof info;
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &length) != 0) return "";
+  return info.name;
+}
+
+std::string program_name(uint32_t prog_id) {
+  Fd fd(bpf_prog_get_fd_by_id(prog_id));
+  return fd.valid() ? program_name_of(fd.get()) : "";
+}
+
 // Attaches one cls_bpf filter with psnic's handle and priority; returns the program id.
 uint32_t attach_tc_filter(int prog_fd, uint32_t ifindex, bpf_tc_attach_point point,
                           const std::string& name) {
@@ -39,6 +52,18 @@ uint32_t attach_tc_filter(int prog_fd, uint32_t ifindex, bpf_tc_attach_point poi
   if (err < 0 && err != -EEXIST) throw system_error(name + ": clsact qdisc", -err);
   LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .handle = kTcHandle, .priority = kTcPriority);
   err = bpf_tc_attach(&hook, &opts);
+  if (err == -EEXIST) {
+    // A filter outlives its agent (kill -9): one at psnic's handle that runs a program of
+    // psnic's own name is an earlier psnic's, and is replaced. Anything else there is left alone.
+    LIBBPF_OPTS(bpf_tc_opts, query, .handle = kTcHandle, .priority = kTcPriority);
+    if (bpf_tc_query(&hook, &query) < 0 || program_name(query.prog_id) != program_name_of(prog_fd))
+      throw Error(name + ": tc filter", EEXIST,
+                  "handle 0x5053 priority 1 is taken by a program that is not psnic's");
+    LIBBPF_OPTS(bpf_tc_opts, replace, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE,
+                .handle = kTcHandle, .priority = kTcPriority);
+    err = bpf_tc_attach(&hook, &replace);
+    opts.prog_id = replace.prog_id;
+  }
   if (err < 0) throw system_error(name + ": tc filter", -err);
   return opts.prog_id;
 }

@@ -276,6 +276,38 @@ TEST_F(CoexistenceTest, DetachLeavesAFilterSomeoneElsePutInPsnicsPlace) {
   EXPECT_EQ(tc_filter(ifindex, BPF_TC_INGRESS, kTcHandle, kTcPriority), prog_id(foreign_fd()));
 }
 
+TEST_F(CoexistenceTest, FilterLeftByAKilledAgentIsReplacedAndAForeignOneRefused) {
+  TestVeth veth('g');
+  uint32_t ifindex = test::host_ifindex(veth.host);
+  {
+    // An earlier agent's filters, as kill -9 leaves them: attached, never detached.
+    TrafficProgram earlier = TrafficProgram::load();
+    for (auto [point, fd] : {std::pair{BPF_TC_INGRESS, earlier.ingress_fd()},
+                             std::pair{BPF_TC_EGRESS, earlier.egress_fd()}}) {
+      LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = point);
+      bpf_tc_hook_create(&hook);
+      LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = fd, .handle = kTcHandle, .priority = kTcPriority);
+      ASSERT_EQ(bpf_tc_attach(&hook, &opts), 0);
+    }
+  }
+  TrafficProgram program = TrafficProgram::load();
+  {
+    Attachment attached = Attachment::attach(program, ifindex, veth.host, AttachMode::tc);
+    EXPECT_EQ(tc_filter(ifindex, BPF_TC_INGRESS, kTcHandle, kTcPriority),
+              prog_id(program.ingress_fd()));
+    EXPECT_EQ(tc_filter(ifindex, BPF_TC_EGRESS, kTcHandle, kTcPriority),
+              prog_id(program.egress_fd()));
+  }
+  // Another tool's program at psnic's handle is not psnic's to replace.
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex),
+              .attach_point = BPF_TC_INGRESS);
+  LIBBPF_OPTS(bpf_tc_opts, foreign, .prog_fd = foreign_fd(), .handle = kTcHandle,
+              .priority = kTcPriority);
+  ASSERT_EQ(bpf_tc_attach(&hook, &foreign), 0);
+  EXPECT_THROW(Attachment::attach(program, ifindex, veth.host, AttachMode::tc), Error);
+  EXPECT_EQ(tc_filter(ifindex, BPF_TC_INGRESS, kTcHandle, kTcPriority), prog_id(foreign_fd()));
+}
+
 TEST(AttachMode, ProbeFindsTcxOnThisKernel) {
   PSNIC_REQUIRE_ROOT();
   // The test machines run Linux >= 6.6; on older kernels the probe answers tc.
