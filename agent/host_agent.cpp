@@ -71,8 +71,7 @@ HostAgent::HostAgent(const TrafficProgram& program, HostAgentOptions options,
       retired_snapshot_(std::move(retired)),
       self_(std::move(self)),
       describe_(std::move(describe)),
-      map_(program.map_fd()),
-      host_(NetlinkSocket::open()) {}
+      map_(program.map_fd()) {}
 
 HostAgent::~HostAgent() {
   std::vector<Attachment*> all;
@@ -170,7 +169,7 @@ void HostAgent::reconcile() {
       self_->set_host_network_containers(static_cast<double>(batch.host_network_containers));
     std::set<uint32_t> live;
     std::vector<AttachRequest> missing;
-    for (const Link& link : host_.dump_links())
+    for (const Link& link : batch.host_links)
       if (is_host_peer_candidate(link)) {
         live.insert(link.ifindex);
         auto it = tracked_.find(link.ifindex);

@@ -89,7 +89,6 @@ class HostAgent {
   DescribeOwner describe_;
   TrafficMap map_;
   Resolver resolver_;
-  NetlinkSocket host_;
 
   std::map<uint32_t, Tracked> tracked_;  // by host ifindex
   std::vector<Retired> retired_;

@@ -4,7 +4,6 @@
 #include <bpf/libbpf.h>
 
 #include <cerrno>
-#include <cstddef>
 #include <vector>
 
 #include "resolver/error.h"

@@ -61,6 +61,7 @@ class HostLinks {
   explicit HostLinks(std::vector<Link> links);
 
   std::optional<Link> find(uint32_t ifindex) const;
+  const std::vector<Link>& links() const { return links_; }
 
  private:
   std::vector<Link> links_;

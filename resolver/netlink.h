@@ -27,8 +27,8 @@ struct Link {
 };
 
 // Parses one RTM_NEWLINK (or RTM_DELLINK, the same layout) message that lies within `available`
-// bytes. Returns nullopt for any other message type and for a truncated or malformed message or attribute; it never reads
-// outside [nlh, nlh + available).
+// bytes. Returns nullopt for any other message type and for a truncated or malformed message or
+// attribute; it never reads outside [nlh, nlh + available).
 std::optional<Link> parse_link(const nlmsghdr* nlh, size_t available);
 
 // Parses an RTM_NEWNSID reply: the NETNSA_NSID value (NETNSA_NSID_NOT_ASSIGNED is -1).

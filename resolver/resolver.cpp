@@ -191,6 +191,7 @@ BatchReport Resolver::resolve_all(const ResolveOptions& options) {
     resolve_held(report, netns.get());
     batch.namespaces.push_back(std::move(report));
   }
+  batch.host_links = dumped.links();
   return batch;
 }
 

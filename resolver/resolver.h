@@ -39,6 +39,9 @@ struct BatchReport {
   std::vector<NetnsReport> namespaces;  // ordered by PID; named namespaces without one last
   size_t skipped_gone = 0;              // processes that exited while they were looked at
   size_t skipped_denied = 0;  // processes whose namespace could not be opened (EACCES, EPERM)
+  // The caller's own links, from the one dump the batch made (what the agent's reconcile
+  // walks, so that it need not dump them again).
+  std::vector<Link> host_links;
   // Distinct container ids among the caller's namespace's processes, when asked for.
   size_t host_network_containers = 0;
 };
