@@ -36,6 +36,34 @@ psnic_traffic read_counters(const TrafficProgram& program, uint32_t ifindex) {
   return counters.value_or(psnic_traffic{});
 }
 
+// psnic's counters and the kernel's statistics of one host veth, read at one quiet moment.
+struct Counters {
+  psnic_traffic psnic{};
+  uint64_t tx_bytes = 0, tx_packets = 0, rx_bytes = 0, rx_packets = 0;
+
+  static Counters read(const TrafficProgram& program, uint32_t ifindex, const std::string& host) {
+    Counters c;
+    c.psnic = read_counters(program, ifindex);
+    c.tx_bytes = test::link_statistic(host, "tx_bytes");
+    c.tx_packets = test::link_statistic(host, "tx_packets");
+    c.rx_bytes = test::link_statistic(host, "rx_bytes");
+    c.rx_packets = test::link_statistic(host, "rx_packets");
+    return c;
+  }
+};
+
+// psnic's deltas equal the kernel's: host egress is the host veth's transmit (the container's
+// receive), ingress its receive.
+void expect_same_deltas(const Counters& before, const Counters& after) {
+  EXPECT_EQ(after.psnic.egress.bytes - before.psnic.egress.bytes, after.tx_bytes - before.tx_bytes);
+  EXPECT_EQ(after.psnic.egress.packets - before.psnic.egress.packets,
+            after.tx_packets - before.tx_packets);
+  EXPECT_EQ(after.psnic.ingress.bytes - before.psnic.ingress.bytes,
+            after.rx_bytes - before.rx_bytes);
+  EXPECT_EQ(after.psnic.ingress.packets - before.psnic.ingress.packets,
+            after.rx_packets - before.rx_packets);
+}
+
 // Program ids attached to an interface's TCX hook, head first.
 std::vector<uint32_t> tcx_chain(uint32_t ifindex, int attach_type) {
   uint32_t ids[64] = {};
@@ -99,11 +127,7 @@ TEST_P(AttachTest, CountsExactlyWhatTheKernelCountsOnTheHostVeth) {
 
   // Quiet first: the kernel's counters and psnic's must move together from here on.
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  psnic_traffic before = read_counters(program, ifindex);
-  uint64_t tx_bytes = test::link_statistic(veth.host, "tx_bytes");
-  uint64_t tx_packets = test::link_statistic(veth.host, "tx_packets");
-  uint64_t rx_bytes = test::link_statistic(veth.host, "rx_bytes");
-  uint64_t rx_packets = test::link_statistic(veth.host, "rx_packets");
+  Counters before = Counters::read(program, ifindex, veth.host);
 
   // Into the namespace: TCP (GSO super-packets) and UDP of several sizes; out of it: the ACKs
   // and the ICMP port-unreachable answers.
@@ -112,18 +136,10 @@ TEST_P(AttachTest, CountsExactlyWhatTheKernelCountsOnTheHostVeth) {
     ASSERT_TRUE(test::send_udp(veth.inside_address, 9, size, 20));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
 
-  psnic_traffic after = read_counters(program, ifindex);
-  // Host egress is the host veth's transmit (the container's receive), ingress its receive.
-  EXPECT_EQ(after.egress.bytes - before.egress.bytes,
-            test::link_statistic(veth.host, "tx_bytes") - tx_bytes);
-  EXPECT_EQ(after.egress.packets - before.egress.packets,
-            test::link_statistic(veth.host, "tx_packets") - tx_packets);
-  EXPECT_EQ(after.ingress.bytes - before.ingress.bytes,
-            test::link_statistic(veth.host, "rx_bytes") - rx_bytes);
-  EXPECT_EQ(after.ingress.packets - before.ingress.packets,
-            test::link_statistic(veth.host, "rx_packets") - rx_packets);
-  EXPECT_GT(after.egress.bytes - before.egress.bytes, 4u << 20);
-  EXPECT_GE(after.egress.segments, after.egress.packets);
+  Counters after = Counters::read(program, ifindex, veth.host);
+  expect_same_deltas(before, after);
+  EXPECT_GT(after.psnic.egress.bytes - before.psnic.egress.bytes, 4u << 20);
+  EXPECT_GE(after.psnic.egress.segments, after.psnic.egress.packets);
   program.untrack(ifindex);
 }
 
@@ -138,20 +154,15 @@ TEST_P(AttachTest, JumboFramesAreCountedWhole) {
   program.track(ifindex);
   Attachment attached = Attachment::attach(program, ifindex, veth.host, GetParam());
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  psnic_traffic before = read_counters(program, ifindex);
-  uint64_t tx_bytes = test::link_statistic(veth.host, "tx_bytes");
-  uint64_t tx_packets = test::link_statistic(veth.host, "tx_packets");
+  Counters before = Counters::read(program, ifindex, veth.host);
 
   // 8972 bytes of UDP payload + 8 UDP + 20 IPv4 = 9000-byte packets, 9014-byte frames.
   ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 8972, 10));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  psnic_traffic after = read_counters(program, ifindex);
-  EXPECT_EQ(after.egress.bytes - before.egress.bytes,
-            test::link_statistic(veth.host, "tx_bytes") - tx_bytes);
-  EXPECT_EQ(after.egress.packets - before.egress.packets,
-            test::link_statistic(veth.host, "tx_packets") - tx_packets);
-  EXPECT_GE(after.egress.bytes - before.egress.bytes, 10u * 9014u);
-  EXPECT_LT(after.egress.packets - before.egress.packets, 20u);  // not fragmented
+  Counters after = Counters::read(program, ifindex, veth.host);
+  expect_same_deltas(before, after);
+  EXPECT_GE(after.psnic.egress.bytes - before.psnic.egress.bytes, 10u * 9014u);
+  EXPECT_LT(after.psnic.egress.packets - before.psnic.egress.packets, 20u);  // not fragmented
 }
 
 TEST_P(AttachTest, ThousandAttachDetachCyclesLeaveNothingBehind) {
