@@ -2,7 +2,11 @@
 
 #include <bpf/bpf.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
+#include <cstddef>
+#include <cstring>
 #include <utility>
 
 #include "resolver/error.h"
@@ -14,6 +18,20 @@ namespace {
 constexpr int kBpfTcxIngress = 46;         // BPF_TCX_INGRESS
 constexpr int kBpfTcxEgress = 47;          // BPF_TCX_EGRESS
 constexpr uint32_t kBpfFBefore = 1U << 3;  // BPF_F_BEFORE: with no relative program, the head
+constexpr uint32_t kBpfLinkTypeTcx = 11;   // BPF_LINK_TYPE_TCX
+
+// bpf_link_info as the kernel fills it for a TCX link: the same header as every link, then
+// tcx.ifindex (0 once the interface is gone or the link was detached) and tcx.attach_type.
+struct TcxLinkInfo {
+  uint32_t type = 0;
+  uint32_t id = 0;
+  uint32_t prog_id = 0;
+  uint32_t padding = 0;
+  uint32_t ifindex = 0;
+  uint32_t attach_type = 0;
+  std::array<uint8_t, sizeof(bpf_link_info)> rest{};  // room for what newer kernels add
+};
+static_assert(offsetof(TcxLinkInfo, ifindex) == offsetof(bpf_link_info, xdp.ifindex));
 
 // A TCX link at the head of the interface's chain, so that no program before psnic's can
 // redirect or drop traffic unseen. Returns the link fd or -errno.
@@ -29,17 +47,42 @@ bpf_tc_hook tc_hook(uint32_t ifindex, bpf_tc_attach_point point) {
   return hook;
 }
 
-// A loaded program's name ("psnic_ingress"), "" when it cannot be read.
-std::string program_name_of(int prog_fd) {
+// What tells one loaded program from another: psnic's by name, an earlier pinned agent's by the
+// map it writes, the same code by its tag.
+struct ProgramFacts {
+  uint32_t id = 0;
+  std::string name;  // "psnic_ingress"
+  std::array<uint8_t, BPF_TAG_SIZE> tag{};
+  std::vector<uint32_t> map_ids;
+};
+
+ProgramFacts program_facts_of(int prog_fd) {
+  ProgramFacts facts;
+  std::array<uint32_t, 8> map_ids{};
   bpf_prog_info info{};
+  info.nr_map_ids = map_ids.size();
+  info.map_ids = reinterpret_cast<uintptr_t>(map_ids.data());
   uint32_t length = sizeof info;
-  if (bpf_obj_get_info_by_fd(prog_fd, &info, &length) != 0) return "";
-  return info.name;
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &length) != 0) return facts;
+  facts.id = info.id;
+  facts.name = info.name;
+  std::memcpy(facts.tag.data(), info.tag, facts.tag.size());
+  facts.map_ids.assign(map_ids.begin(),
+                       map_ids.begin() + std::min<size_t>(info.nr_map_ids, map_ids.size()));
+  return facts;
 }
 
-std::string program_name(uint32_t prog_id) {
+ProgramFacts program_facts(uint32_t prog_id) {
   Fd fd(bpf_prog_get_fd_by_id(prog_id));
-  return fd.valid() ? program_name_of(fd.get()) : "";
+  return fd.valid() ? program_facts_of(fd.get()) : ProgramFacts{};
+}
+
+std::string program_name_of(int prog_fd) { return program_facts_of(prog_fd).name; }
+std::string program_name(uint32_t prog_id) { return program_facts(prog_id).name; }
+
+bool writes_map(const ProgramFacts& facts, uint32_t map_id) {
+  return map_id != 0 &&
+         std::find(facts.map_ids.begin(), facts.map_ids.end(), map_id) != facts.map_ids.end();
 }
 
 // Attaches one cls_bpf filter with psnic's handle and priority; returns the program id.
@@ -84,10 +127,33 @@ void detach_tc_filter(uint32_t ifindex, bpf_tc_attach_point point, uint32_t prog
   bpf_tc_detach(&hook, &opts);
 }
 
-uint32_t prog_id(int prog_fd) {
-  bpf_prog_info info{};
+uint32_t prog_id(int prog_fd) { return program_facts_of(prog_fd).id; }
+
+bpf_tc_attach_point tc_point(bool ingress) { return ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS; }
+int tcx_type(bool ingress) { return ingress ? kBpfTcxIngress : kBpfTcxEgress; }
+
+// A pinned TCX link still attached to `ifindex` on the hook of `ingress`, with its program's id;
+// an invalid Fd when the pin is missing or its link no longer attached there.
+Fd live_pinned_link(const PinDir& pins, uint32_t ifindex, bool ingress, uint32_t& link_prog) {
+  Fd link = pins.pinned_link(ifindex, ingress);
+  if (!link.valid()) return link;
+  TcxLinkInfo info;
   uint32_t length = sizeof info;
-  return bpf_obj_get_info_by_fd(prog_fd, &info, &length) == 0 ? info.id : 0;
+  if (bpf_obj_get_info_by_fd(link.get(), &info, &length) != 0 || info.type != kBpfLinkTypeTcx ||
+      info.ifindex != ifindex || info.attach_type != static_cast<uint32_t>(tcx_type(ingress)))
+    return Fd();
+  link_prog = info.prog_id;
+  return link;
+}
+
+// Runs `program_fd`'s code on a link whose program may be an older psnic's. Switching programs
+// waits for an RCU grace period in the kernel, so a link running the same code is left alone.
+void run_program_on_link(int link_fd, uint32_t& link_prog, int program_fd, const std::string& what) {
+  ProgramFacts current = program_facts(link_prog);
+  ProgramFacts wanted = program_facts_of(program_fd);
+  if (current.tag == wanted.tag) return;
+  if (bpf_link_update(link_fd, program_fd, nullptr) < 0) throw system_error(what, errno);
+  link_prog = wanted.id;
 }
 
 // Whether program `id` is on an interface's TCX hook.
@@ -126,7 +192,8 @@ AttachMode probe_attach_mode(const TrafficProgram& program) {
 }
 
 Attachment Attachment::attach(const TrafficProgram& program, uint32_t ifindex,
-                              const std::string& name, AttachMode mode) {
+                              const std::string& name, AttachMode mode,
+                              const PinDir* pins) {
   Attachment a;
   a.ifindex_ = ifindex;
   a.name_ = name;
@@ -140,12 +207,53 @@ Attachment Attachment::attach(const TrafficProgram& program, uint32_t ifindex,
     a.egress_link_ = Fd(egress);
     a.ingress_prog_id_ = prog_id(program.ingress_fd());
     a.egress_prog_id_ = prog_id(program.egress_fd());
+    if (pins != nullptr) {
+      a.pins_ = pins;
+      a.attached_ = true;  // so that a failing pin unpins what was pinned
+      pins->pin_link(a.ingress_link_.get(), ifindex, true);
+      pins->pin_link(a.egress_link_.get(), ifindex, false);
+    }
   } else {
     a.ingress_prog_id_ = attach_tc_filter(program.ingress_fd(), ifindex, BPF_TC_INGRESS, name);
     a.attached_ = true;  // so that a failing egress attach detaches the ingress filter
     a.egress_prog_id_ = attach_tc_filter(program.egress_fd(), ifindex, BPF_TC_EGRESS, name);
   }
   a.attached_ = true;
+  return a;
+}
+
+std::optional<Attachment> Attachment::adopt(const TrafficProgram& program, uint32_t ifindex,
+                                            const std::string& name, AttachMode mode,
+                                            const PinDir& pins) {
+  Attachment a;
+  a.ifindex_ = ifindex;
+  a.name_ = name;
+  a.mode_ = mode;
+  if (mode == AttachMode::tcx) {
+    a.ingress_link_ = live_pinned_link(pins, ifindex, true, a.ingress_prog_id_);
+    a.egress_link_ = live_pinned_link(pins, ifindex, false, a.egress_prog_id_);
+    if (!a.ingress_link_.valid() || !a.egress_link_.valid()) return std::nullopt;
+    a.pins_ = &pins;
+    a.attached_ = true;
+    run_program_on_link(a.ingress_link_.get(), a.ingress_prog_id_, program.ingress_fd(),
+                        name + ": tcx ingress link");
+    run_program_on_link(a.egress_link_.get(), a.egress_prog_id_, program.egress_fd(),
+                        name + ": tcx egress link");
+    return a;
+  }
+  for (bool ingress : {true, false}) {
+    ProgramFacts facts = program_facts(tc_filter_prog(ifindex, tc_point(ingress)));
+    if (!writes_map(facts, program.map_id())) return std::nullopt;
+    (ingress ? a.ingress_prog_id_ : a.egress_prog_id_) = facts.id;
+  }
+  a.attached_ = true;
+  // An older psnic's code is replaced in place: cls_bpf swaps the program atomically.
+  for (bool ingress : {true, false}) {
+    int fd = ingress ? program.ingress_fd() : program.egress_fd();
+    uint32_t& id = ingress ? a.ingress_prog_id_ : a.egress_prog_id_;
+    if (program_facts(id).tag != program_facts_of(fd).tag)
+      id = attach_tc_filter(fd, ifindex, tc_point(ingress), name);
+  }
   return a;
 }
 
@@ -158,6 +266,7 @@ Attachment& Attachment::operator=(Attachment&& other) noexcept {
     name_ = std::move(other.name_);
     mode_ = other.mode_;
     attached_ = std::exchange(other.attached_, false);
+    pins_ = other.pins_;
     ingress_link_ = std::move(other.ingress_link_);
     egress_link_ = std::move(other.egress_link_);
     ingress_prog_id_ = other.ingress_prog_id_;
@@ -185,6 +294,10 @@ void Attachment::detach() {
   }
   attached_ = false;
   if (mode_ == AttachMode::tcx) {
+    if (pins_ != nullptr) {
+      pins_->unpin_link(ifindex_, true);
+      pins_->unpin_link(ifindex_, false);
+    }
     ingress_link_ = Fd();
     egress_link_ = Fd();
   } else {
@@ -193,14 +306,39 @@ void Attachment::detach() {
   }
 }
 
+void Attachment::release() {
+  attached_ = false;
+  ingress_link_ = Fd();
+  egress_link_ = Fd();
+}
+
+size_t remove_tc_filters_of_map(uint32_t ifindex, uint32_t map_id) {
+  size_t removed = 0;
+  for (bool ingress : {true, false}) {
+    uint32_t id = tc_filter_prog(ifindex, tc_point(ingress));
+    if (id != 0 && writes_map(program_facts(id), map_id)) {
+      detach_tc_filter(ifindex, tc_point(ingress), id);
+      ++removed;
+    }
+  }
+  return removed;
+}
+
+void remove_remnants(const TrafficProgram& program, uint32_t ifindex, const PinDir& pins) {
+  pins.unpin_link(ifindex, true);
+  pins.unpin_link(ifindex, false);
+  remove_tc_filters_of_map(ifindex, program.map_id());
+}
+
 std::vector<AttachResult> attach_all(const TrafficProgram& program,
-                                     const std::vector<AttachRequest>& requests, AttachMode mode) {
+                                     const std::vector<AttachRequest>& requests, AttachMode mode,
+                                     const PinDir* pins) {
   std::vector<AttachResult> results(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) {
     try {
       program.track(requests[i].ifindex);
       results[i].attachment =
-          Attachment::attach(program, requests[i].ifindex, requests[i].name, mode);
+          Attachment::attach(program, requests[i].ifindex, requests[i].name, mode, pins);
     } catch (const Error& e) {
       program.untrack(requests[i].ifindex);
       results[i].error = e;

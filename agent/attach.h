@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/pins.h"
 #include "agent/program.h"
 #include "resolver/error.h"
 #include "resolver/namespace.h"
@@ -35,10 +36,18 @@ inline constexpr uint32_t kTcPriority = 1;
 // Move-only.
 class Attachment {
  public:
-  // Attaches ingress then egress; on failure nothing stays attached. Throws Error naming the
-  // interface.
+  // Attaches ingress then egress; on failure nothing stays attached. With `pins`, TCX links are
+  // pinned there and outlive the agent. Throws Error naming the interface.
   static Attachment attach(const TrafficProgram& program, uint32_t ifindex, const std::string& name,
-                           AttachMode mode);
+                           AttachMode mode, const PinDir* pins = nullptr);
+  // Takes over the pair an earlier pinned agent left on the interface in this mode: both TCX
+  // links pinned in `pins` and still attached there, or both tc filters at psnic's handle running
+  // programs that write `program`'s map. Those have counted all along, so the counter continues.
+  // A pair running other code than `program`'s is switched to it in place. nullopt when there
+  // is no such pair.
+  static std::optional<Attachment> adopt(const TrafficProgram& program, uint32_t ifindex,
+                                         const std::string& name, AttachMode mode,
+                                         const PinDir& pins);
 
   Attachment(Attachment&& other) noexcept;
   Attachment& operator=(Attachment&& other) noexcept;
@@ -49,8 +58,11 @@ class Attachment {
   uint32_t ifindex() const { return ifindex_; }
   const std::string& name() const { return name_; }
   AttachMode mode() const { return mode_; }
-  // Detaches now; further calls do nothing.
+  // Detaches now (and removes TCX link pins); further calls do nothing.
   void detach();
+  // Leaves the programs attached (and pinned) for the next agent to adopt; further calls do
+  // nothing.
+  void release();
   // Whether psnic's programs are still in place on both hooks: another tool may have detached
   // a TCX link or deleted a filter.
   bool intact() const;
@@ -62,6 +74,7 @@ class Attachment {
   std::string name_;
   AttachMode mode_ = AttachMode::tcx;
   bool attached_ = false;
+  const PinDir* pins_ = nullptr;  // where the TCX links are pinned, if they are
   // tcx: the links; closing a TCX link fd detaches it.
   Fd ingress_link_;
   Fd egress_link_;
@@ -70,6 +83,14 @@ class Attachment {
   uint32_t ingress_prog_id_ = 0;
   uint32_t egress_prog_id_ = 0;
 };
+
+// Removes what an earlier pinned agent left on one interface that cannot be adopted (half a
+// pair, a pair of the other mode): its link pins and its tc filters (those running a program
+// that writes `program`'s map). Another tool's and another psnic's programs stay.
+void remove_remnants(const TrafficProgram& program, uint32_t ifindex, const PinDir& pins);
+
+// Removes the tc filters at psnic's handle whose program writes map `map_id`; returns how many.
+size_t remove_tc_filters_of_map(uint32_t ifindex, uint32_t map_id);
 
 // Attaches or detaches many interfaces. One after another: the kernel serialises TCX attach and
 // detach under the RTNL lock, each waiting for an RCU grace period (~12 ms per link on this
@@ -84,7 +105,8 @@ struct AttachResult {
   std::optional<Error> error;
 };
 std::vector<AttachResult> attach_all(const TrafficProgram& program,
-                                     const std::vector<AttachRequest>& requests, AttachMode mode);
+                                     const std::vector<AttachRequest>& requests, AttachMode mode,
+                                     const PinDir* pins = nullptr);
 void detach_all(std::vector<Attachment*>& attachments);
 
 }  // namespace psnic

@@ -74,10 +74,14 @@ HostAgent::HostAgent(const TrafficProgram& program, HostAgentOptions options,
       map_(program.map_fd()) {}
 
 HostAgent::~HostAgent() {
-  std::vector<Attachment*> all;
-  for (auto& [ifindex, tracked] : tracked_) all.push_back(&tracked.attachment);
-  detach_all(all);
-  for (const auto& [ifindex, tracked] : tracked_) program_.untrack(ifindex);
+  if (options_.pins != nullptr) {
+    for (auto& [ifindex, tracked] : tracked_) tracked.attachment.release();
+  } else {
+    std::vector<Attachment*> all;
+    for (auto& [ifindex, tracked] : tracked_) all.push_back(&tracked.attachment);
+    detach_all(all);
+    for (const auto& [ifindex, tracked] : tracked_) program_.untrack(ifindex);
+  }
   tracked_.clear();
   publish();
 }
@@ -89,7 +93,8 @@ size_t HostAgent::pending() const {
 
 bool HostAgent::attach(uint32_t ifindex, const std::string& name) {
   AttachRequest request{ifindex, name};
-  return adopt_result(request, std::move(attach_all(program_, {request}, options_.mode)[0]));
+  return adopt_result(request,
+                      std::move(attach_all(program_, {request}, options_.mode, options_.pins)[0]));
 }
 
 bool HostAgent::adopt_result(const AttachRequest& request, AttachResult result) {
@@ -101,15 +106,61 @@ bool HostAgent::adopt_result(const AttachRequest& request, AttachResult result) 
     log_line(result.error ? result.error->what() : request.name + ": attach failed");
     return false;
   }
-  Tracked tracked{std::move(*result.attachment), {}, false};
+  track(request, std::move(*result.attachment));
+  log_line("attached " + request.name + " (" + attach_mode_name(options_.mode) + ")");
+  return true;
+}
+
+void HostAgent::track(const AttachRequest& request, Attachment attachment) {
+  Tracked tracked{std::move(attachment), {}, false};
   tracked.labels.host_interface = request.name;
   tracked_.insert_or_assign(request.ifindex, std::move(tracked));
-  log_line("attached " + request.name + " (" + attach_mode_name(options_.mode) + ")");
   if (next_identify_ == Clock::time_point{}) {
     identify_backoff_ = kFirstIdentifyDelay;
     next_identify_ = Clock::now() + identify_backoff_;
   }
-  return true;
+}
+
+std::vector<AttachRequest> HostAgent::adopt_pinned(const std::vector<AttachRequest>& candidates) {
+  const PinDir& pins = *options_.pins;
+  std::vector<AttachRequest> fresh;
+  for (const AttachRequest& request : candidates) {
+    std::optional<Attachment> adopted;
+    try {
+      adopted = Attachment::adopt(program_, request.ifindex, request.name, options_.mode, pins);
+    } catch (const Error& e) {
+      if (self_) self_->count_error("attach");
+      log_line(e.what());
+    }
+    if (adopted) {
+      program_.track(request.ifindex);  // present already, unless someone deleted it
+      track(request, std::move(*adopted));
+      continue;
+    }
+    // Half a pair, the other mode's pair, or none: what is there goes, and so does a counter
+    // that may be an earlier interface's with the same ifindex.
+    remove_remnants(program_, request.ifindex, pins);
+    program_.untrack(request.ifindex);
+    fresh.push_back(request);
+  }
+  size_t gone = 0;
+  // Pins of links whose interface went (the kernel detached them), and counters without an
+  // interface: nothing can name their owner any more.
+  for (uint32_t ifindex : pins.pinned_ifindexes())
+    if (!tracked_.count(ifindex)) {
+      pins.unpin_link(ifindex, true);
+      pins.unpin_link(ifindex, false);
+    }
+  for (uint32_t ifindex : program_.tracked())
+    if (!tracked_.count(ifindex)) {
+      program_.untrack(ifindex);
+      ++gone;
+    }
+  log_line("adopted " + std::to_string(tracked_.size()) + " counting interface" +
+           (tracked_.size() == 1 ? "" : "s") + " from " + pins.path() + "; " +
+           std::to_string(fresh.size()) + " to attach; " + std::to_string(gone) +
+           " gone while no agent ran");
+  return fresh;
 }
 
 void HostAgent::retire(uint32_t ifindex, Clock::time_point now) {
@@ -183,7 +234,7 @@ void HostAgent::reconcile() {
           it->second.attachment.detach();
           try {
             it->second.attachment =
-                Attachment::attach(program_, link.ifindex, link.name, options_.mode);
+                Attachment::attach(program_, link.ifindex, link.name, options_.mode, options_.pins);
           } catch (const Error& e) {
             if (self_) self_->count_error("attach");
             log_line(e.what());
@@ -192,7 +243,9 @@ void HostAgent::reconcile() {
           it->second.identified = identified;
         }
       }
-    std::vector<AttachResult> results = attach_all(program_, missing, options_.mode);
+    if (first_pass_ && options_.pins != nullptr) missing = adopt_pinned(missing);
+    first_pass_ = false;
+    std::vector<AttachResult> results = attach_all(program_, missing, options_.mode, options_.pins);
     for (size_t i = 0; i < missing.size(); ++i) adopt_result(missing[i], std::move(results[i]));
 
     // Links that vanished without a notification reaching psnic (an overrun socket).
@@ -244,7 +297,7 @@ void HostAgent::handle_all(const std::vector<LinkEvent>& events, Clock::time_poi
     }
   }
   if (!fresh.empty()) {
-    std::vector<AttachResult> results = attach_all(program_, fresh, options_.mode);
+    std::vector<AttachResult> results = attach_all(program_, fresh, options_.mode, options_.pins);
     for (size_t i = 0; i < fresh.size(); ++i)
       if (adopt_result(fresh[i], std::move(results[i])) && self_)
         self_->observe_attach_latency(seconds_since(seen));
@@ -337,8 +390,12 @@ void HostAgent::run() {
     for (uint64_t tag : loop.wait()) {
       if (tag == EventLoop::kStop) {
         size_t count = tracked_.size();
-        log_line(loop.stop_signal() + ", detaching " + std::to_string(count) + " interface" +
-                 (count == 1 ? "" : "s"));
+        std::string interfaces = std::to_string(count) + " interface" + (count == 1 ? "" : "s");
+        if (options_.pins != nullptr)
+          log_line(loop.stop_signal() + ", leaving " + interfaces + " counting, pinned in " +
+                   options_.pins->path() + " for the next agent (psnic-agent --cleanup removes it)");
+        else
+          log_line(loop.stop_signal() + ", detaching " + interfaces);
         return;
       }
       if (tag == kLinks) {

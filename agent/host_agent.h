@@ -17,6 +17,10 @@ namespace psnic {
 
 struct HostAgentOptions {
   AttachMode mode = AttachMode::tcx;
+  // Pinned: TCX links are pinned here, the first reconcile adopts what an earlier agent left,
+  // and stopping leaves every interface counting for the next agent. Null: ephemeral, everything
+  // is detached when the agent stops. The program's map must be pinned in the same directory.
+  const PinDir* pins = nullptr;
   std::chrono::milliseconds reconcile_interval{30000};
   std::chrono::milliseconds retire_after{120000};
 };
@@ -27,8 +31,8 @@ using DescribeOwner = std::function<void(const NetnsReport& owner, InterfaceLabe
 
 // `psnic-agent` on its own: counts every host peer (veth, netkit) on the host, follows links as
 // they come and go, names their owners, and keeps the series of vanished interfaces for a grace
-// period. Owns all mutable state; one thread. Ephemeral: everything it attached is detached when
-// it is destroyed.
+// period. Owns all mutable state; one thread. When destroyed, an ephemeral agent detaches
+// everything it attached; a pinned one leaves it all counting, for the next agent to adopt.
 class HostAgent {
  public:
   using Clock = std::chrono::steady_clock;
@@ -76,6 +80,11 @@ class HostAgent {
   bool attach(uint32_t ifindex, const std::string& name);
   // Takes an attach result into tracked_, or logs and counts its failure.
   bool adopt_result(const AttachRequest& request, AttachResult result);
+  void track(const AttachRequest& request, Attachment attachment);
+  // First pass of a pinned agent: takes over what an earlier agent left on `candidates` and
+  // returns the rest, whose remnants are removed and counters restarted; drops the pins and
+  // counters of interfaces that went while no agent ran.
+  std::vector<AttachRequest> adopt_pinned(const std::vector<AttachRequest>& candidates);
   void retire(uint32_t ifindex, Clock::time_point now);
   void name_owner(const NetnsReport& owner, const InterfacePair& pair);
   void publish();
@@ -92,6 +101,7 @@ class HostAgent {
 
   std::map<uint32_t, Tracked> tracked_;  // by host ifindex
   std::vector<Retired> retired_;
+  bool first_pass_ = true;
   Clock::time_point next_reconcile_{};
   Clock::time_point next_identify_{};
   std::chrono::milliseconds identify_backoff_{20};

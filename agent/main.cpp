@@ -1,6 +1,7 @@
 // psnic-agent: counts container traffic in the kernel and serves it to Prometheus.
 #include <malloc.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -8,10 +9,13 @@
 #include <string>
 #include <vector>
 
+#include <bpf/libbpf.h>
+
 #include "agent/attach.h"
 #include "agent/host_agent.h"
 #include "agent/owner.h"
 #include "agent/pid_agent.h"
+#include "agent/pins.h"
 #include "agent/privileges.h"
 #include "agent/program.h"
 #include "exporter/metrics.h"
@@ -30,10 +34,27 @@ struct Options {
   double interval = 5;
   bool quiet = false;
   std::string attach_mode = "auto";
+  std::string pin_dir{psnic::kDefaultPinDir};
+  bool no_pin = false;
+  bool cleanup = false;
 };
 
 void complain(const std::string& message) {
   std::fprintf(stderr, "psnic-agent: %s\n", message.c_str());
+}
+
+int cleanup(const Options& options) {
+  psnic::CleanupReport report = psnic::cleanup_pins(options.pin_dir);
+  if (!report.map && !report.directory && report.links == 0 && report.tc_filters == 0) {
+    std::fprintf(stderr, "psnic-agent: nothing pinned in %s\n", options.pin_dir.c_str());
+    return 0;
+  }
+  std::fprintf(stderr,
+               "psnic-agent: removed %zu tcx link pin%s, %zu tc filter%s and the traffic map "
+               "from %s\n",
+               report.links, report.links == 1 ? "" : "s", report.tc_filters,
+               report.tc_filters == 1 ? "" : "s", options.pin_dir.c_str());
+  return 0;
 }
 
 int run(const Options& options) {
@@ -54,11 +75,23 @@ int run(const Options& options) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  psnic::TrafficProgram program = psnic::TrafficProgram::load();
+  // libbpf prints its own diagnostics; psnic reports one line of its own instead.
+  libbpf_set_print([](libbpf_print_level, const char*, va_list) { return 0; });
+  if (options.cleanup) return cleanup(options);
+
+  // The host agent pins its map and links unless told not to; --pid runs are always ephemeral.
+  std::optional<psnic::PinDir> pins;
+  bool map_was_pinned = false;
+  if (options.pids.empty() && !options.no_pin) {
+    pins = psnic::PinDir::open(options.pin_dir);
+    map_was_pinned = access(pins->map_path().c_str(), F_OK) == 0;
+  }
+  psnic::TrafficProgram program = psnic::TrafficProgram::load(pins ? pins->map_path() : "");
   if (!mode) mode = psnic::probe_attach_mode(program);
 
   psnic::HostAgentOptions host_options;
   host_options.mode = *mode;
+  host_options.pins = pins ? &*pins : nullptr;
   host_options.reconcile_interval = psnic::parse_duration(options.reconcile_interval);
   host_options.retire_after = psnic::parse_duration(options.retire_after);
 
@@ -69,8 +102,20 @@ int run(const Options& options) {
   auto map = std::make_shared<psnic::TrafficMap>(program.map_fd());
   auto traffic = std::make_shared<psnic::TrafficCollector>(
       [map](uint32_t ifindex) { return map->read(ifindex); }, labels, self, retired);
-  // Listen before attaching anything: a port in use fails the start with nothing to undo.
-  psnic::MetricsServer server(options.listen, {traffic, self->registry()});
+  // Listen before attaching anything: a port in use fails the start with nothing to undo but
+  // a map pinned just now.
+  std::optional<psnic::MetricsServer> server;
+  try {
+    server.emplace(options.listen, std::vector<std::shared_ptr<prometheus::Collectable>>{
+                                       traffic, self->registry()});
+  } catch (const psnic::Error&) {
+    if (pins && !map_was_pinned) {
+      std::string dir = pins->path();
+      pins.reset();
+      psnic::cleanup_pins(dir);
+    }
+    throw;
+  }
 
   if (options.pids.empty()) {
     std::fprintf(stderr, "psnic-agent: serving /metrics on %s\n", options.listen.c_str());
@@ -102,8 +147,10 @@ int main(int argc, char** argv) {
   CLI::App app{
       "Counts container traffic in the kernel (TC eBPF) and serves it to Prometheus: every "
       "container on the host, or with --pid only those processes'.\n"
-      "Exit status: 0 stopped by SIGINT/SIGTERM or every process exited; 1 start-up failure; "
-      "2 bad argument.",
+      "On SIGINT/SIGTERM the host agent leaves its programs counting, pinned for the next "
+      "agent to adopt; --no-pin and --pid detach them.\n"
+      "Exit status: 0 stopped by SIGINT/SIGTERM, every process exited, or --cleanup done; "
+      "1 start-up failure; 2 bad argument.",
       "psnic-agent"};
   app.set_version_flag("--version", PSNIC_VERSION);
   app.add_option("--pid", options.pids,
@@ -122,6 +169,15 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0.1, 3600.0));
   app.add_flag("--quiet", options.quiet, "print no rate table");
+  app.add_option("--pin-dir", options.pin_dir,
+                 "bpf filesystem directory where the counters and links are pinned, so that a "
+                 "restarted agent adopts them (a bpf filesystem is mounted on /sys/fs/bpf if "
+                 "none is)")
+      ->capture_default_str();
+  app.add_flag("--no-pin", options.no_pin,
+               "pin nothing: detach everything on exit, adopt nothing (--pid always runs so)");
+  app.add_flag("--cleanup", options.cleanup,
+               "remove everything pinned in --pin-dir and the programs it attached, then exit");
   app.add_option("--attach-mode", options.attach_mode,
                  "auto (TCX when the kernel has it, else tc), tcx, or tc")
       ->capture_default_str()

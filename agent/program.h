@@ -2,6 +2,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 struct traffic_bpf;
 
@@ -11,19 +13,23 @@ namespace psnic {
 // by every interface psnic counts. Per-interface state is a map key, not a program.
 class TrafficProgram {
  public:
-  // Opens and loads the skeleton. Throws Error; without the privilege to load BPF the message
-  // says what is missing.
-  static TrafficProgram load();
+  // Opens and loads the skeleton. With `map_pin`, the traffic map pinned there is reused (its
+  // counters continue), or pinned there when absent. Throws Error; without the privilege to load
+  // BPF the message says what is missing, and a pinned map of another layout is named.
+  static TrafficProgram load(const std::string& map_pin = {});
 
   int ingress_fd() const;
   int egress_fd() const;
   int map_fd() const;
+  uint32_t map_id() const;
 
   // Inserts a zeroed counter for a host ifindex, so the program starts counting it; an existing
   // counter is left as it is. Throws Error.
   void track(uint32_t ifindex) const;
   // Removes the counter of a host ifindex, if there is one.
   void untrack(uint32_t ifindex) const;
+  // The host ifindexes that have a counter.
+  std::vector<uint32_t> tracked() const;
 
  private:
   struct Destroy {

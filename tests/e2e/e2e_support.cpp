@@ -137,6 +137,13 @@ Agent::Agent(std::vector<std::string> args) : port_(free_port()) {
   err_path_ = err_path;
   std::vector<std::string> argv{agent_binary(), "--listen", listen_address(port_)};
   argv.insert(argv.end(), args.begin(), args.end());
+  auto given = [&](const char* flag) { return std::find(args.begin(), args.end(), flag) != args.end(); };
+  if (!given("--pid") && !given("--pin-dir") && !given("--no-pin") && !given("--cleanup")) {
+    static int agents = 0;
+    pin_dir_ = "/sys/fs/bpf/psnictest-agent-" + std::to_string(getpid()) + "-" +
+               std::to_string(++agents);
+    argv.insert(argv.end(), {"--pin-dir", pin_dir_});
+  }
   std::vector<char*> c_argv;
   for (std::string& arg : argv) c_argv.push_back(arg.data());
   c_argv.push_back(nullptr);
@@ -168,8 +175,13 @@ Agent::~Agent() {
     while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
     }
   }
+  if (!pin_dir_.empty()) run_cleanup(pin_dir_);
   unlink(out_path_.c_str());
   unlink(err_path_.c_str());
+}
+
+CommandResult run_cleanup(const std::string& pin_dir) {
+  return run(agent_binary() + " --cleanup --pin-dir " + pin_dir);
 }
 
 std::string Agent::out() const { return slurp(out_path_); }

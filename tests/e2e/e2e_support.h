@@ -95,7 +95,9 @@ void exchange(const Container& a, const Container& b, size_t a_to_b, size_t b_to
 
 // psnic-agent as a child process listening on a free loopback port (`--listen` comes first;
 // `args` follow), its stdout and stderr in files. Stopped (by its PID) and reaped on destruction
-// if it is still there.
+// if it is still there. A host agent (no --pid) given neither --pin-dir nor --no-pin pins in a
+// directory of its own, /sys/fs/bpf/psnictest-agent-*, which `psnic-agent --cleanup` clears on
+// destruction.
 class Agent {
  public:
   explicit Agent(std::vector<std::string> args = {});
@@ -105,6 +107,8 @@ class Agent {
 
   pid_t pid() const { return pid_; }
   uint16_t port() const { return port_; }
+  // The pin directory it was given here, "" when none.
+  const std::string& pin_dir() const { return pin_dir_; }
   Clock::time_point started_at() const { return started_at_; }
   std::string out() const;
   std::string err() const;
@@ -130,9 +134,13 @@ class Agent {
   pid_t pid_ = -1;
   Clock::time_point started_at_;
   std::optional<int> status_;
+  std::string pin_dir_;
   std::string out_path_;
   std::string err_path_;
 };
+
+// `psnic-agent --cleanup --pin-dir DIR`: its status and stderr.
+CommandResult run_cleanup(const std::string& pin_dir);
 
 // GET http://127.0.0.1:port/metrics; the body, after a failure unless the answer is a 200.
 std::string scrape(uint16_t port);

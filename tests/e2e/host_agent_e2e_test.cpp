@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -158,27 +159,34 @@ class HostAgentE2eTest : public E2eTest {
     return held;
   }
 
-  // SIGINT: exit 0 after "SIGINT, detaching N interfaces" with at least `live` of them, nothing of
-  // what it held still loaded, and nothing of psnic's on `veths` (those still there).
+  // SIGINT: exit 0 after "SIGINT, leaving N interfaces counting, pinned in DIR" with at least
+  // `live` of them; then `psnic-agent --cleanup`: nothing of what the agent held still loaded,
+  // nothing of psnic's on `veths` (those still there), and its pin directory gone.
   void stop(Agent& agent, const std::set<std::string>& held, const std::vector<std::string>& veths,
             size_t live) {
-    // Generous: on a busy host the agent holds other tests' interfaces too, and detaching takes
-    // some 20 ms each (over 5 s seen for 219).
-    EXPECT_EQ(agent.interrupt(30s), 0) << agent.err();
+    EXPECT_EQ(agent.interrupt(10s), 0) << agent.err();
     const std::string err = agent.err();
-    static const std::regex last(R"(\npsnic-agent: SIGINT, detaching (\d+) interfaces?\n$)");
+    static const std::regex last(
+        R"(\npsnic-agent: SIGINT, leaving (\d+) interfaces? counting, pinned in (\S+) for the next agent.*\n$)");
     std::smatch m;
     if (std::regex_search(err, m, last)) {
       EXPECT_GE(std::stoul(m[1]), live) << err;
+      EXPECT_EQ(m[2], agent.pin_dir()) << err;
     } else {
       ADD_FAILURE() << "no SIGINT line at the end:\n" << err;
     }
     EXPECT_EQ(agent.out(), "");
+    // Generous: on a busy host the agent counted other tests' interfaces too, and detaching a
+    // TCX link takes some 20 ms.
+    const test::CommandResult cleanup = run_cleanup(agent.pin_dir());
+    EXPECT_EQ(cleanup.status, 0) << cleanup.err;
+    EXPECT_NE(cleanup.err.find("psnic-agent: removed "), std::string::npos) << cleanup.err;
+    EXPECT_FALSE(std::filesystem::exists(agent.pin_dir())) << agent.pin_dir();
     for (const std::string& id : held) EXPECT_FALSE(still_loaded(id)) << id;
     for (const std::string& veth : veths) {
       if (!link_exists(veth)) continue;
       EXPECT_EQ(psnic_tc_filter(veth, "ingress") + psnic_tc_filter(veth, "egress"), "") << veth;
-      EXPECT_EQ(run("bpftool net show dev " + veth).out.find("psnic"), std::string::npos) << veth;
+      EXPECT_EQ(psnic_programs(veth), 0u) << veth;
     }
   }
 

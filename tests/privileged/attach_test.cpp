@@ -15,6 +15,7 @@
 #include "agent/views.h"
 #include "foreign.skel.h"
 #include "resolver/error.h"
+#include "tests/privileged/traffic_counts.h"
 #include "tests/support/support.h"
 #include "traffic.h"
 
@@ -26,54 +27,13 @@ void PrintTo(AttachMode mode, std::ostream* os) { *os << attach_mode_name(mode);
 namespace {
 
 using test::TestVeth;
+using test::Counters;
+using test::expect_same_deltas;
+using test::read_counters;
 
-constexpr int kTcxIngress = 46;  // BPF_TCX_INGRESS, absent from Debian 12's uapi headers
-constexpr int kTcxEgress = 47;
-
-psnic_traffic read_counters(const TrafficProgram& program, uint32_t ifindex) {
-  std::optional<psnic_traffic> counters = TrafficMap(program.map_fd()).read(ifindex);
-  if (!counters) ADD_FAILURE() << "no counter for ifindex " << ifindex;
-  return counters.value_or(psnic_traffic{});
-}
-
-// psnic's counters and the kernel's statistics of one host veth, read at one quiet moment.
-struct Counters {
-  psnic_traffic psnic{};
-  uint64_t tx_bytes = 0, tx_packets = 0, rx_bytes = 0, rx_packets = 0;
-
-  static Counters read(const TrafficProgram& program, uint32_t ifindex, const std::string& host) {
-    Counters c;
-    c.psnic = read_counters(program, ifindex);
-    c.tx_bytes = test::link_statistic(host, "tx_bytes");
-    c.tx_packets = test::link_statistic(host, "tx_packets");
-    c.rx_bytes = test::link_statistic(host, "rx_bytes");
-    c.rx_packets = test::link_statistic(host, "rx_packets");
-    return c;
-  }
-};
-
-// psnic's deltas equal the kernel's: host egress is the host veth's transmit (the container's
-// receive), ingress its receive.
-void expect_same_deltas(const Counters& before, const Counters& after) {
-  EXPECT_EQ(after.psnic.egress.bytes - before.psnic.egress.bytes, after.tx_bytes - before.tx_bytes);
-  EXPECT_EQ(after.psnic.egress.packets - before.psnic.egress.packets,
-            after.tx_packets - before.tx_packets);
-  EXPECT_EQ(after.psnic.ingress.bytes - before.psnic.ingress.bytes,
-            after.rx_bytes - before.rx_bytes);
-  EXPECT_EQ(after.psnic.ingress.packets - before.psnic.ingress.packets,
-            after.rx_packets - before.rx_packets);
-}
-
-// Program ids attached to an interface's TCX hook, head first.
-std::vector<uint32_t> tcx_chain(uint32_t ifindex, int attach_type) {
-  uint32_t ids[64] = {};
-  uint32_t count = 64;
-  uint32_t flags = 0;
-  if (bpf_prog_query(static_cast<int>(ifindex), static_cast<bpf_attach_type>(attach_type), 0,
-                     &flags, ids, &count) < 0)
-    return {};
-  return std::vector<uint32_t>(ids, ids + count);
-}
+using test::kTcxEgress;
+using test::kTcxIngress;
+using test::tcx_chain;
 
 uint32_t prog_id(int prog_fd) {
   bpf_prog_info info{};

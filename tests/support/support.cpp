@@ -1,6 +1,7 @@
 #include "tests/support/support.h"
 
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -8,6 +9,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <net/if.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -236,6 +238,41 @@ unsigned host_ifindex(const std::string& name) {
   unsigned index = 0;
   in >> index;
   return index;
+}
+
+std::vector<uint32_t> tcx_chain(uint32_t ifindex, int attach_type) {
+  uint32_t ids[64] = {};
+  uint32_t count = 64;
+  uint32_t flags = 0;
+  if (bpf_prog_query(static_cast<int>(ifindex), static_cast<bpf_attach_type>(attach_type), 0,
+                     &flags, ids, &count) < 0)
+    return {};
+  return std::vector<uint32_t>(ids, ids + count);
+}
+
+size_t psnic_programs(const std::string& name) {
+  size_t found = 0;
+  if (unsigned ifindex = if_nametoindex(name.c_str())) {
+    for (int hook : {kTcxIngress, kTcxEgress})
+      for (uint32_t id : tcx_chain(ifindex, hook)) {
+        int fd = bpf_prog_get_fd_by_id(id);
+        if (fd < 0) continue;
+        bpf_prog_info info{};
+        uint32_t length = sizeof info;
+        if (bpf_obj_get_info_by_fd(fd, &info, &length) == 0 &&
+            std::string_view(info.name).rfind("psnic_", 0) == 0)
+          ++found;
+        close(fd);
+      }
+  }
+  for (const char* hook : {"ingress", "egress"}) {
+    const std::string filters = run("tc filter show dev " + name + " " + hook).out;
+    // "... handle 0x5053 psnic_ingress:[7] direct-action not_in_hw id 7 name psnic_ingress ..."
+    for (size_t at = filters.find(" name psnic_"); at != std::string::npos;
+         at = filters.find(" name psnic_", at + 1))
+      ++found;
+  }
+  return found;
 }
 
 }  // namespace psnic::test

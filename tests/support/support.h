@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace psnic::test {
 
@@ -106,6 +107,17 @@ bool send_udp(const std::string& address, uint16_t port, size_t size, int count)
 
 // The kernel's own statistics of a host link: /sys/class/net/<name>/statistics/<counter>.
 uint64_t link_statistic(const std::string& name, const std::string& counter);
+
+// TCX hooks, absent from Debian 12's uapi headers (BPF_TCX_INGRESS, BPF_TCX_EGRESS).
+constexpr int kTcxIngress = 46;
+constexpr int kTcxEgress = 47;
+
+// Program ids attached to an interface's TCX hook (kTcxIngress, kTcxEgress), head first.
+std::vector<uint32_t> tcx_chain(uint32_t ifindex, int attach_type);
+
+// The programs named psnic_* on a host interface: in its TCX chains and in its tc filters (any
+// handle). Two, one each way, when psnic counts it once; more is a duplicate attachment.
+size_t psnic_programs(const std::string& name);
 
 // Paths of the built psnic and psnic-agent binaries (set by CMake).
 std::string psnic_binary();

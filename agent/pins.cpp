@@ -1,0 +1,201 @@
+#include "agent/pins.h"
+
+#include <bpf/bpf.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <optional>
+#include <set>
+
+#include "agent/attach.h"
+#include "resolver/error.h"
+#include "resolver/netlink.h"
+
+namespace psnic {
+namespace {
+
+constexpr const char* kLinksDir = "/links";
+constexpr const char* kIngress = "_ingress";
+constexpr const char* kEgress = "_egress";
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0;
+}
+
+bool is_empty_directory(const std::string& path) {
+  DIR* dir = opendir(path.c_str());
+  if (dir == nullptr) return false;
+  bool empty = true;
+  while (dirent* entry = readdir(dir)) {
+    std::string_view name = entry->d_name;
+    if (name != "." && name != "..") {
+      empty = false;
+      break;
+    }
+  }
+  closedir(dir);
+  return empty;
+}
+
+std::vector<std::string> entries(const std::string& path) {
+  std::vector<std::string> names;
+  DIR* dir = opendir(path.c_str());
+  if (dir == nullptr) return names;
+  while (dirent* entry = readdir(dir)) {
+    std::string_view name = entry->d_name;
+    if (name != "." && name != "..") names.emplace_back(name);
+  }
+  closedir(dir);
+  return names;
+}
+
+std::string parent_of(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+void make_directory(const std::string& path) {
+  if (mkdir(path.c_str(), 0700) < 0 && errno != EEXIST) throw system_error(path, errno);
+}
+
+// Creates `path` and any missing parents on a bpf filesystem, mounting one on the nearest
+// existing ancestor when that is an empty directory elsewhere (an unmounted /sys/fs/bpf).
+void make_bpffs_directory(const std::string& path) {
+  std::vector<std::string> missing;
+  std::string existing = path;
+  while (!exists(existing)) {
+    missing.push_back(existing);
+    std::string parent = parent_of(existing);
+    if (parent == existing) break;
+    existing = parent;
+  }
+  if (!on_bpffs(existing)) {
+    if (!is_empty_directory(existing))
+      throw Error(path, ENOTSUP,
+                  "not on a bpf filesystem, and " + existing +
+                      " is not an empty directory to mount one on");
+    if (mount("bpf", existing.c_str(), "bpf", 0, "mode=0700") < 0)
+      throw Error(existing, errno, std::string("mounting a bpf filesystem: ") + strerror(errno));
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) make_directory(*it);
+}
+
+// "<ifindex>_ingress" -> ifindex; 0 for any other name.
+uint32_t ifindex_of_pin(std::string_view name) {
+  uint32_t ifindex = 0;
+  auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), ifindex);
+  std::string_view rest(end, static_cast<size_t>(name.data() + name.size() - end));
+  if (ec != std::errc() || (rest != kIngress && rest != kEgress)) return 0;
+  return ifindex;
+}
+
+// Detaches a pinned link and removes its pin. Detached first: the kernel releases a link whose
+// last pin goes in a work queue, some time later, and until then it would go on running.
+bool detach_and_unpin(const std::string& pin) {
+  if (Fd link(bpf_obj_get(pin.c_str())); link.valid()) bpf_link_detach(link.get());
+  return unlink(pin.c_str()) == 0;
+}
+
+uint32_t map_id_of(const std::string& map_path) {
+  Fd map(bpf_obj_get(map_path.c_str()));
+  if (!map.valid()) return 0;
+  bpf_map_info info{};
+  uint32_t length = sizeof info;
+  return bpf_obj_get_info_by_fd(map.get(), &info, &length) == 0 ? info.id : 0;
+}
+
+}  // namespace
+
+bool on_bpffs(const std::string& path) {
+  struct statfs fs {};
+  return statfs(path.c_str(), &fs) == 0 && fs.f_type == BPF_FS_MAGIC;
+}
+
+PinDir PinDir::lock(const std::string& path) {
+  if (!on_bpffs(path)) throw Error(path, ENOTSUP, "not on a bpf filesystem");
+  Fd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) throw system_error(path, errno);
+  if (flock(dir.get(), LOCK_EX | LOCK_NB) < 0) {
+    if (errno == EWOULDBLOCK) throw Error(path, EBUSY, "in use by another psnic-agent");
+    throw system_error(path, errno);
+  }
+  return PinDir(path, std::move(dir));
+}
+
+PinDir PinDir::open(const std::string& path) {
+  if (path.empty() || path[0] != '/') throw Error("pin directory " + path, EINVAL, "not absolute");
+  make_bpffs_directory(path);
+  make_directory(path + kLinksDir);
+  return lock(path);
+}
+
+std::optional<PinDir> PinDir::open_existing(const std::string& path) {
+  if (path.empty() || path[0] != '/') throw Error("pin directory " + path, EINVAL, "not absolute");
+  if (!exists(path)) return std::nullopt;
+  return lock(path);
+}
+
+std::string PinDir::link_path(uint32_t ifindex, bool ingress) const {
+  return path_ + kLinksDir + "/" + std::to_string(ifindex) + (ingress ? kIngress : kEgress);
+}
+
+void PinDir::pin_link(int link_fd, uint32_t ifindex, bool ingress) const {
+  std::string path = link_path(ifindex, ingress);
+  unlink(path.c_str());  // a stale pin of an interface that went while no agent ran
+  if (bpf_obj_pin(link_fd, path.c_str()) < 0) throw system_error(path, errno);
+}
+
+Fd PinDir::pinned_link(uint32_t ifindex, bool ingress) const {
+  return Fd(bpf_obj_get(link_path(ifindex, ingress).c_str()));
+}
+
+void PinDir::unpin_link(uint32_t ifindex, bool ingress) const {
+  detach_and_unpin(link_path(ifindex, ingress));
+}
+
+std::vector<uint32_t> PinDir::pinned_ifindexes() const {
+  std::set<uint32_t> found;
+  for (const std::string& name : entries(path_ + kLinksDir))
+    if (uint32_t ifindex = ifindex_of_pin(name)) found.insert(ifindex);
+  return {found.begin(), found.end()};
+}
+
+bool PinDir::empty() const {
+  return !exists(map_path()) && entries(path_ + kLinksDir).empty();
+}
+
+CleanupReport cleanup_pins(const std::string& path) {
+  CleanupReport report;
+  std::optional<PinDir> pins = PinDir::open_existing(path);
+  if (!pins) return report;
+
+  // The filters first: while the map is pinned, its id tells psnic's filters from those of
+  // another psnic (a --pid agent) that must stay.
+  if (uint32_t map_id = map_id_of(pins->map_path())) {
+    for (const Link& link : NetlinkSocket::open().dump_links())
+      report.tc_filters += remove_tc_filters_of_map(link.ifindex, map_id);
+  }
+  std::string links_dir = path + kLinksDir;
+  for (const std::string& name : entries(links_dir)) {
+    if (ifindex_of_pin(name) == 0) continue;  // not psnic's; left alone
+    if (detach_and_unpin(links_dir + "/" + name)) ++report.links;
+  }
+  report.map = unlink(pins->map_path().c_str()) == 0;
+  rmdir(links_dir.c_str());
+  report.directory = rmdir(path.c_str()) == 0;
+  return report;
+}
+
+}  // namespace psnic

@@ -1,0 +1,69 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "resolver/namespace.h"
+
+namespace psnic {
+
+// Where a pinned agent keeps what must outlive it, so that an agent started after SIGTERM or
+// kill -9 adopts it (counters continue, nothing is attached twice):
+//   PIN_DIR/traffic                          the traffic map
+//   PIN_DIR/links/<ifindex>_ingress|_egress  the TCX links (tc filters outlive their agent anyway)
+// Only psnic writes there. The directory is locked while an agent or --cleanup uses it.
+inline constexpr const char* kDefaultPinDir = "/sys/fs/bpf/psnic";
+
+class PinDir {
+ public:
+  // Opens PIN_DIR, creating it when missing (and mounting a bpf filesystem on the nearest
+  // existing ancestor when that is an empty directory not on one, as /sys/fs/bpf is on a host
+  // that has not mounted it), and locks it. Throws Error naming the directory: not on a bpf
+  // filesystem, or in use by another psnic-agent.
+  static PinDir open(const std::string& path);
+  // The same for a directory that must exist already; nullopt when it does not.
+  static std::optional<PinDir> open_existing(const std::string& path);
+
+  const std::string& path() const { return path_; }
+  std::string map_path() const { return path_ + "/traffic"; }
+  std::string link_path(uint32_t ifindex, bool ingress) const;
+
+  // Pins a TCX link, replacing a stale pin of the same name. Throws Error.
+  void pin_link(int link_fd, uint32_t ifindex, bool ingress) const;
+  // The pinned TCX link, or an invalid Fd when there is none.
+  Fd pinned_link(uint32_t ifindex, bool ingress) const;
+  // Detaches a pinned link and removes its pin.
+  void unpin_link(uint32_t ifindex, bool ingress) const;
+  // The ifindexes that have a pinned link in either direction, in ascending order.
+  std::vector<uint32_t> pinned_ifindexes() const;
+
+  // Whether the directory holds anything a pinned agent left.
+  bool empty() const;
+
+ private:
+  PinDir(std::string path, Fd lock) : path_(std::move(path)), lock_(std::move(lock)) {}
+  static PinDir lock(const std::string& path);
+
+  std::string path_;
+  Fd lock_;  // the directory itself, flock()ed
+};
+
+// Whether `path` lies on a bpf filesystem.
+bool on_bpffs(const std::string& path);
+
+// What `psnic-agent --cleanup` removed.
+struct CleanupReport {
+  size_t links = 0;       // TCX link pins
+  size_t tc_filters = 0;  // cls_bpf filters running a program that writes the pinned map
+  bool map = false;       // the traffic map's pin
+  bool directory = false; // PIN_DIR itself
+};
+
+// Removes everything a pinned agent left: its tc filters on the host's interfaces, its TCX link
+// pins (which detaches the links), the map pin and the directory. Refuses (Error EBUSY) while an
+// agent runs on it. A missing directory is nothing to do.
+CleanupReport cleanup_pins(const std::string& path);
+
+}  // namespace psnic

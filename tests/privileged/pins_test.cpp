@@ -1,0 +1,267 @@
+// A pinned HostAgent across restarts: what one agent leaves in its pin directory, the next adopts
+// (counters continue, traffic sent while no agent ran is counted, nothing is attached twice), and
+// cleanup_pins() removes it all. Each test pins in a directory of its own,
+// /sys/fs/bpf/psnictest-pins-*; the e2e tests kill a real psnic-agent with SIGKILL.
+#include "agent/pins.h"
+
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include "agent/host_agent.h"
+#include "resolver/error.h"
+#include "tests/privileged/traffic_counts.h"
+#include "tests/support/support.h"
+
+namespace psnic {
+namespace {
+
+using test::TestVeth;
+
+constexpr auto kSettle = std::chrono::milliseconds(100);
+
+using test::Counters;
+using test::expect_same_deltas;
+
+class PinnedAgentTest : public ::testing::TestWithParam<AttachMode> {
+ protected:
+  void SetUp() override {
+    PSNIC_REQUIRE_ROOT();
+    static int dirs = 0;
+    path_ = "/sys/fs/bpf/psnictest-pins-" + std::to_string(getpid()) + "-" + std::to_string(++dirs);
+    start(GetParam());
+  }
+  void TearDown() override {
+    stop();
+    if (path_.empty()) return;
+    cleanup_pins(path_);
+    EXPECT_FALSE(std::filesystem::exists(path_)) << path_;
+  }
+
+  // What `psnic-agent` does on start: lock the directory, load the program on the pinned map,
+  // one full pass.
+  void start(AttachMode mode) {
+    pins_.emplace(PinDir::open(path_));
+    program_ = std::make_unique<TrafficProgram>(TrafficProgram::load(pins_->map_path()));
+    labels_ = std::make_shared<LabelSnapshot>();
+    HostAgentOptions options;
+    options.mode = mode;
+    options.pins = &*pins_;
+    agent_ = std::make_unique<HostAgent>(*program_, options, labels_, nullptr, nullptr, nullptr);
+    agent_->reconcile();
+  }
+  // What SIGTERM does, and what kill -9 leaves: the programs counting, pinned.
+  void stop() {
+    agent_.reset();
+    program_.reset();
+    pins_.reset();
+  }
+
+  bool counted(const std::string& host) const {
+    for (const auto& [ifindex, labels] : *labels_->current())
+      if (labels.host_interface == host) return true;
+    return false;
+  }
+  Counters read(const std::string& host) const {
+    return Counters::read(*program_, test::host_ifindex(host), host);
+  }
+  bool tracked(uint32_t ifindex) const {
+    std::vector<uint32_t> keys = program_->tracked();
+    return std::find(keys.begin(), keys.end(), ifindex) != keys.end();
+  }
+
+  std::string path_;
+  std::optional<PinDir> pins_;
+  std::unique_ptr<TrafficProgram> program_;
+  std::shared_ptr<LabelSnapshot> labels_;
+  std::unique_ptr<HostAgent> agent_;
+};
+
+TEST_P(PinnedAgentTest, NextAgentAdoptsCountersThatCountedWhileNoAgentRan) {
+  TestVeth veth('p', /*addressed=*/true);
+  agent_->reconcile();
+  ASSERT_TRUE(counted(veth.host));
+  std::this_thread::sleep_for(kSettle);
+  const Counters before = read(veth.host);
+  ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 500, 20));
+
+  stop();
+  ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 700, 30));  // while no agent runs
+  std::this_thread::sleep_for(kSettle);
+  start(GetParam());
+
+  ASSERT_TRUE(counted(veth.host));
+  const Counters after = read(veth.host);
+  expect_same_deltas(before, after);
+  EXPECT_GE(after.psnic.egress.bytes - before.psnic.egress.bytes, 20u * 500u + 30u * 700u);
+  EXPECT_EQ(test::psnic_programs(veth.host), 2u) << "attached twice, or not at all";
+
+  // And it counts on.
+  const Counters again = read(veth.host);
+  ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 300, 10));
+  std::this_thread::sleep_for(kSettle);
+  expect_same_deltas(again, read(veth.host));
+}
+
+TEST_P(PinnedAgentTest, InterfaceGoneWhileNoAgentRanLeavesNoPinAndNoCounter) {
+  uint32_t ifindex = 0;
+  {
+    TestVeth veth('q');
+    agent_->reconcile();
+    ASSERT_TRUE(counted(veth.host));
+    ifindex = test::host_ifindex(veth.host);
+    stop();
+  }  // deleted while no agent runs
+  start(GetParam());
+  EXPECT_FALSE(tracked(ifindex));
+  std::vector<uint32_t> pinned = pins_->pinned_ifindexes();
+  EXPECT_EQ(std::count(pinned.begin(), pinned.end(), ifindex), 0);
+}
+
+TEST_P(PinnedAgentTest, IfindexReusedWhileNoAgentRanStartsItsOwnCounter) {
+  // The same ifindex, another interface: its counter must not continue the first one's.
+  uint32_t ifindex = 0;
+  {
+    TestVeth veth('r', /*addressed=*/true);
+    agent_->reconcile();
+    ASSERT_TRUE(counted(veth.host));
+    ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 100, 5));
+    std::this_thread::sleep_for(kSettle);
+    ASSERT_GE(read(veth.host).psnic.egress.packets, 5u);
+    ifindex = test::host_ifindex(veth.host);
+    stop();
+  }
+  test::TestNetns ns('s');
+  const std::string second = test::unique_name('t');
+  // Down: nothing crosses it, so a counter that is not zero is the first interface's.
+  test::must("ip link add " + second + " index " + std::to_string(ifindex) +
+             " type veth peer name eth0 netns " + ns.name());
+  start(GetParam());
+  ASSERT_TRUE(counted(second));
+  const Counters fresh = read(second);
+  EXPECT_EQ(fresh.psnic.egress.packets, 0u);
+  EXPECT_EQ(fresh.psnic.ingress.packets, 0u);
+  EXPECT_EQ(test::psnic_programs(second), 2u);
+}
+
+TEST_P(PinnedAgentTest, NextAgentInTheOtherModeReplacesThePairWithoutCountingTwice) {
+  TestVeth veth('u', /*addressed=*/true);
+  agent_->reconcile();
+  ASSERT_TRUE(counted(veth.host));
+  stop();
+  const AttachMode other = GetParam() == AttachMode::tcx ? AttachMode::tc : AttachMode::tcx;
+  start(other);
+  ASSERT_TRUE(counted(veth.host));
+  EXPECT_EQ(test::psnic_programs(veth.host), 2u);
+  const uint32_t ifindex = test::host_ifindex(veth.host);
+  const size_t tcx = test::tcx_chain(ifindex, test::kTcxIngress).size() +
+                     test::tcx_chain(ifindex, test::kTcxEgress).size();
+  EXPECT_EQ(tcx, other == AttachMode::tcx ? 2u : 0u);
+  std::this_thread::sleep_for(kSettle);
+  const Counters before = read(veth.host);
+  ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 400, 25));
+  std::this_thread::sleep_for(kSettle);
+  expect_same_deltas(before, read(veth.host));
+}
+
+TEST_P(PinnedAgentTest, CleanupRemovesWhatTheAgentLeftAndNothingElse) {
+  TestVeth veth('v');
+  agent_->reconcile();
+  ASSERT_TRUE(counted(veth.host));
+  // Another tool's filter on the same interface.
+  test::must("tc qdisc replace dev " + veth.host + " clsact");
+  test::must("tc filter add dev " + veth.host +
+             " ingress pref 7 protocol all u32 match u32 0 0 classid ffff:1");
+  stop();
+  ASSERT_EQ(test::psnic_programs(veth.host), 2u);
+
+  CleanupReport report = cleanup_pins(path_);
+  EXPECT_EQ(report.links, GetParam() == AttachMode::tcx ? 2u : 0u);
+  EXPECT_EQ(report.tc_filters, GetParam() == AttachMode::tc ? 2u : 0u);
+  EXPECT_TRUE(report.map);
+  EXPECT_TRUE(report.directory);
+  EXPECT_FALSE(std::filesystem::exists(path_));
+  EXPECT_EQ(test::psnic_programs(veth.host), 0u);
+  EXPECT_NE(test::must("tc filter show dev " + veth.host + " ingress").find("pref 7 u32"),
+            std::string::npos);
+  // Nothing left to do the second time.
+  CleanupReport again = cleanup_pins(path_);
+  EXPECT_FALSE(again.map || again.directory || again.links || again.tc_filters);
+}
+
+TEST_P(PinnedAgentTest, SecondAgentOnTheSameDirectoryIsRefused) {
+  try {
+    PinDir::open(path_);
+    ADD_FAILURE() << "a second lock on " << path_;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.errnum(), EBUSY);
+    EXPECT_EQ(std::string(e.what()), path_ + ": in use by another psnic-agent");
+  }
+  try {
+    cleanup_pins(path_);
+    ADD_FAILURE() << "cleanup while an agent runs";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.errnum(), EBUSY);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, PinnedAgentTest,
+                         ::testing::Values(AttachMode::tcx, AttachMode::tc),
+                         [](const auto& info) { return std::string(attach_mode_name(info.param)); });
+
+class PinDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override { PSNIC_REQUIRE_ROOT(); }
+};
+
+TEST_F(PinDirTest, MapPinnedByAnotherLayoutIsNamedWithTheWayOut) {
+  const std::string path = "/sys/fs/bpf/psnictest-layout-" + std::to_string(getpid());
+  std::optional<PinDir> pins(PinDir::open(path));
+  {
+    // Another value size than psnic_traffic's.
+    Fd map(bpf_map_create(BPF_MAP_TYPE_HASH, "traffic", 4, 8, 16, nullptr));
+    ASSERT_TRUE(map.valid());
+    ASSERT_EQ(bpf_obj_pin(map.get(), pins->map_path().c_str()), 0);
+  }
+  try {
+    TrafficProgram::load(pins->map_path());
+    ADD_FAILURE() << "loaded on a map of another layout";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              pins->map_path() +
+                  ": pinned by a psnic with another map layout (psnic-agent --cleanup removes it)");
+  }
+  pins.reset();
+  EXPECT_TRUE(cleanup_pins(path).map);
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST_F(PinDirTest, DirectoryOffBpffsIsRefusedWithoutMountingAnything) {
+  const std::string path = "/tmp/psnictest-pins-" + std::to_string(getpid()) + "/psnic";
+  try {
+    PinDir::open(path);
+    ADD_FAILURE() << "opened " << path;
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), path +
+                                         ": not on a bpf filesystem, and /tmp is not an empty "
+                                         "directory to mount one on");
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_FALSE(on_bpffs("/tmp"));
+  try {
+    PinDir::open("relative/dir");
+    ADD_FAILURE() << "opened a relative directory";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "pin directory relative/dir: not absolute");
+  }
+}
+
+}  // namespace
+}  // namespace psnic
