@@ -135,6 +135,7 @@ std::vector<AttachRequest> HostAgent::adopt_pinned(const std::vector<AttachReque
     if (adopted) {
       program_.track(request.ifindex);  // present already, unless someone deleted it
       track(request, std::move(*adopted));
+      log_line("adopted " + request.name + " (" + attach_mode_name(options_.mode) + ")");
       continue;
     }
     // Half a pair, the other mode's pair, or none: what is there goes, and so does a counter

@@ -49,11 +49,10 @@ int cleanup(const Options& options) {
     std::fprintf(stderr, "psnic-agent: nothing pinned in %s\n", options.pin_dir.c_str());
     return 0;
   }
-  std::fprintf(stderr,
-               "psnic-agent: removed %zu tcx link pin%s, %zu tc filter%s and the traffic map "
-               "from %s\n",
-               report.links, report.links == 1 ? "" : "s", report.tc_filters,
-               report.tc_filters == 1 ? "" : "s", options.pin_dir.c_str());
+  std::fprintf(stderr, "psnic-agent: removed from %s: %zu tcx link pin%s, %zu tc filter%s, %s\n",
+               options.pin_dir.c_str(), report.links, report.links == 1 ? "" : "s",
+               report.tc_filters, report.tc_filters == 1 ? "" : "s",
+               report.map ? "the traffic map" : "no traffic map");
   return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <optional>
 #include <regex>
 #include <set>
+#include <csignal>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -126,9 +127,11 @@ std::set<std::string> other_host_peers(const std::set<std::string>& mine) {
 
 class HostAgentE2eTest : public E2eTest {
  protected:
-  // Waits until `veth` is counted and named for `c` by `deadline`; the last scrape.
+  // Waits until `veth` is counted and named for `c` by `deadline`; the last scrape. `how` the
+  // agent got it: "attached" or "adopted" (from an earlier agent's pins).
   std::string expect_named_by(Agent& agent, const std::string& veth, const Container& c,
-                              Clock::time_point deadline, const std::string& mode = "tcx") {
+                              Clock::time_point deadline, const std::string& mode = "tcx",
+                              const std::string& how = "attached") {
     std::string metrics;
     const bool done = poll(
         agent.port(), deadline, [&](const std::string& m) { return named(m, veth, c); }, metrics);
@@ -137,7 +140,8 @@ class HostAgentE2eTest : public E2eTest {
                       << metrics << "\nagent:\n"
                       << agent.err();
     const std::string err = agent.err();
-    EXPECT_NE(err.find("psnic-agent: attached " + veth + " (" + mode + ")\n"), std::string::npos)
+    EXPECT_NE(err.find("psnic-agent: " + how + " " + veth + " (" + mode + ")\n"),
+              std::string::npos)
         << err;
     static const std::regex is(R"(psnic-agent: (\S+) is eth0 of (\S+ )?([0-9a-f]{64})\n)");
     bool logged = false;
@@ -180,7 +184,9 @@ class HostAgentE2eTest : public E2eTest {
     // TCX link takes some 20 ms.
     const test::CommandResult cleanup = run_cleanup(agent.pin_dir());
     EXPECT_EQ(cleanup.status, 0) << cleanup.err;
-    EXPECT_NE(cleanup.err.find("psnic-agent: removed "), std::string::npos) << cleanup.err;
+    EXPECT_EQ(cleanup.err.rfind("psnic-agent: removed from " + agent.pin_dir() + ": ", 0), 0u)
+        << cleanup.err;
+    EXPECT_NE(cleanup.err.find(", the traffic map\n"), std::string::npos) << cleanup.err;
     EXPECT_FALSE(std::filesystem::exists(agent.pin_dir())) << agent.pin_dir();
     for (const std::string& id : held) EXPECT_FALSE(still_loaded(id)) << id;
     for (const std::string& veth : veths) {
@@ -448,6 +454,121 @@ TEST_F(HostAgentE2eTest, ProgramRemovedByAnotherToolIsAttachedAgainAndCountingGo
   EXPECT_GE(counted.receive_bytes, 500000u) << counted;
 
   stop(agent, held, {veth}, 1);
+}
+
+// Removes, on destruction, what agents pinned in `dir` (`psnic-agent --cleanup`).
+class PinsCleanup {
+ public:
+  explicit PinsCleanup(std::string dir) : dir_(std::move(dir)) {}
+  PinsCleanup(const PinsCleanup&) = delete;
+  PinsCleanup& operator=(const PinsCleanup&) = delete;
+  ~PinsCleanup() { run_cleanup(dir_); }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
+TEST_F(HostAgentE2eTest, KilledAgentsSuccessorCountsOnWithTheTrafficSentMeanwhile) {
+  Container a('m');
+  Container b('n');
+  ASSERT_FALSE(HasFailure());
+  const std::string veth_a = a.host_veth();
+  const std::string veth_b = b.host_veth();
+  ASSERT_FALSE(HasFailure());
+  PinsCleanup pins("/sys/fs/bpf/" + unique_name('p'));
+  std::optional<Agent> first(std::in_place, std::vector<std::string>{"--pin-dir", pins.dir()});
+  ASSERT_TRUE(first->serving()) << first->err();
+  expect_named_by(*first, veth_a, a, first->started_at() + kAttachBound);
+  expect_named_by(*first, veth_b, b, first->started_at() + kAttachBound);
+  const Snapshot base = quiet_snapshot(first->port(), veth_a);
+  ASSERT_FALSE(HasFailure());
+
+  // Three seconds of pings from a to b; the agent is killed a quarter of the way in and the
+  // next one starts half-way.
+  std::jthread pings([&] { must("docker exec " + a.name() + " ping -q -c 300 -i 0.01 " + b.address()); });
+  const uint64_t received_before = kernel_counts(veth_a).transmit_packets;
+  for (auto end = Clock::now() + 3s;
+       kernel_counts(veth_a).transmit_packets < received_before + 50 && Clock::now() < end;)
+    std::this_thread::sleep_for(10ms);
+  kill(first->pid(), SIGKILL);
+  EXPECT_EQ(first->wait_exit(5s), 128 + SIGKILL);
+  const std::string first_err = first->err();
+  first.reset();
+  // And bulk traffic both ways while no agent runs.
+  b.start_sink(5006);
+  a.send(b, 5006, 1000000);
+  a.start_sink(5007);
+  b.send(a, 5007, 500000);
+  ASSERT_FALSE(HasFailure());
+
+  Agent second({"--pin-dir", pins.dir()});
+  ASSERT_TRUE(second.serving()) << second.err();
+  static const std::regex adopted(R"(psnic-agent: adopted (\d+) counting interfaces? from (\S+); )");
+  std::smatch m;
+  ASSERT_TRUE(second.wait_for_err(" gone while no agent ran\n")) << second.err();
+  const std::string err = second.err();
+  ASSERT_TRUE(std::regex_search(err, m, adopted)) << err;
+  EXPECT_GE(std::stoul(m[1]), 2u) << err;
+  EXPECT_EQ(m[2], pins.dir());
+  expect_named_by(second, veth_a, a, second.started_at() + kAttachBound, "tcx", "adopted");
+  pings.join();
+
+  const Snapshot final = quiet_snapshot(second.port(), veth_a);
+  ASSERT_FALSE(HasFailure());
+  const Counts counted = final.agent - base.agent;
+  EXPECT_EQ(counted, final.kernel - base.kernel)
+      << "agent before " << base.agent << " after " << final.agent << "; kernel before "
+      << base.kernel << " after " << final.kernel << "\nfirst agent:\n"
+      << first_err << "second agent:\n"
+      << second.err();
+  EXPECT_GE(counted.transmit_packets, 300u) << counted;
+  EXPECT_GE(counted.transmit_bytes, 1000000u) << counted;
+  EXPECT_GE(counted.receive_bytes, 500000u) << counted;
+  // Adopted, not attached again: one program each way.
+  for (const std::string& veth : {veth_a, veth_b}) {
+    EXPECT_EQ(psnic_programs(veth), 2u) << veth;
+    EXPECT_EQ(err.find("psnic-agent: attached " + veth + " "), std::string::npos) << err;
+  }
+
+  // SIGTERM leaves them counting too; --cleanup removes them.
+  kill(second.pid(), SIGTERM);
+  EXPECT_EQ(second.wait_exit(10s), 0) << second.err();
+  EXPECT_NE(second.err().find("psnic-agent: SIGTERM, leaving "), std::string::npos)
+      << second.err();
+  EXPECT_EQ(psnic_programs(veth_a), 2u);
+  const test::CommandResult cleanup = run_cleanup(pins.dir());
+  EXPECT_EQ(cleanup.status, 0) << cleanup.err;
+  EXPECT_EQ(psnic_programs(veth_a), 0u);
+  EXPECT_EQ(psnic_programs(veth_b), 0u);
+  EXPECT_FALSE(std::filesystem::exists(pins.dir()));
+}
+
+TEST_F(HostAgentE2eTest, CleanupWhileAnAgentRunsIsRefusedInOneLine) {
+  Agent agent;
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  const test::CommandResult cleanup = run_cleanup(agent.pin_dir());
+  EXPECT_EQ(cleanup.status, 1);
+  EXPECT_EQ(cleanup.err, "psnic-agent: " + agent.pin_dir() + ": in use by another psnic-agent\n");
+  EXPECT_TRUE(std::filesystem::exists(agent.pin_dir() + "/traffic"));
+}
+
+TEST_F(HostAgentE2eTest, UnpinnedAgentDetachesEverythingOnSigtermAndPinsNothing) {
+  Container a('o');
+  ASSERT_FALSE(HasFailure());
+  const std::string veth = a.host_veth();
+  ASSERT_FALSE(HasFailure());
+  Agent agent({"--no-pin"});
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  expect_named_by(agent, veth, a, agent.started_at() + kAttachBound);
+  const std::set<std::string> held = held_by(agent);
+  kill(agent.pid(), SIGTERM);
+  EXPECT_EQ(agent.wait_exit(30s), 0) << agent.err();
+  static const std::regex last(R"(\npsnic-agent: SIGTERM, detaching (\d+) interfaces?\n$)");
+  EXPECT_TRUE(std::regex_search(agent.err(), last)) << agent.err();
+  for (const std::string& id : held) EXPECT_FALSE(still_loaded(id)) << id;
+  EXPECT_EQ(psnic_programs(veth), 0u);
+  EXPECT_EQ(agent.err().find("/sys/fs/bpf"), std::string::npos) << agent.err();
 }
 
 // Deletes, on destruction, the namespaces and host veths of the churn test still there.
