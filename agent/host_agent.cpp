@@ -71,7 +71,9 @@ HostAgent::HostAgent(const TrafficProgram& program, HostAgentOptions options,
       retired_snapshot_(std::move(retired)),
       self_(std::move(self)),
       describe_(std::move(describe)),
-      map_(program.map_fd()) {}
+      map_(program.map_fd()) {
+  if (options_.pins != nullptr) label_store_.emplace(LabelStore::open(*options_.pins));
+}
 
 HostAgent::~HostAgent() {
   if (options_.pins != nullptr) {
@@ -123,6 +125,7 @@ void HostAgent::track(const AttachRequest& request, Attachment attachment) {
 
 std::vector<AttachRequest> HostAgent::adopt_pinned(const std::vector<AttachRequest>& candidates) {
   const PinDir& pins = *options_.pins;
+  const Clock::time_point now = Clock::now();
   std::vector<AttachRequest> fresh;
   for (const AttachRequest& request : candidates) {
     std::optional<Attachment> adopted;
@@ -135,18 +138,22 @@ std::vector<AttachRequest> HostAgent::adopt_pinned(const std::vector<AttachReque
     if (adopted) {
       program_.track(request.ifindex);  // present already, unless someone deleted it
       track(request, std::move(*adopted));
+      // Its series keeps its labels until its owner is looked up again.
+      std::optional<InterfaceLabels> stored = label_store_->get(request.ifindex);
+      if (stored && stored->host_interface == request.name)
+        tracked_.at(request.ifindex).labels = std::move(*stored);
       log_line("adopted " + request.name + " (" + attach_mode_name(options_.mode) + ")");
       continue;
     }
-    // Half a pair, the other mode's pair, or none: what is there goes, and so does a counter
-    // that may be an earlier interface's with the same ifindex.
+    // Half a pair, the other mode's pair, or none: what is there goes, and a counter left
+    // there (an earlier interface's with the same ifindex, say) is retired.
     remove_remnants(program_, request.ifindex, pins);
-    program_.untrack(request.ifindex);
+    retire_left_behind(request.ifindex, now);
     fresh.push_back(request);
   }
   size_t gone = 0;
   // Pins of links whose interface went (the kernel detached them), and counters without an
-  // interface: nothing can name their owner any more.
+  // interface: their final values are exported for the grace period.
   for (uint32_t ifindex : pins.pinned_ifindexes())
     if (!tracked_.count(ifindex)) {
       pins.unpin_link(ifindex, true);
@@ -154,7 +161,7 @@ std::vector<AttachRequest> HostAgent::adopt_pinned(const std::vector<AttachReque
     }
   for (uint32_t ifindex : program_.tracked())
     if (!tracked_.count(ifindex)) {
-      program_.untrack(ifindex);
+      retire_left_behind(ifindex, now);
       ++gone;
     }
   log_line("adopted " + std::to_string(tracked_.size()) + " counting interface" +
@@ -177,6 +184,7 @@ void HostAgent::retire(uint32_t ifindex, Clock::time_point now) {
   }
   tracked.attachment.detach();
   program_.untrack(ifindex);
+  if (label_store_) label_store_->erase(ifindex);
   if (final) retired_.push_back({{tracked.labels, *final}, now + options_.retire_after});
   log_line("detached " + tracked.labels.host_interface + " (gone" +
            (tracked.labels.container_id.empty() ? "" : ", " + tracked.labels.container_id) + ")");
@@ -206,8 +214,26 @@ void HostAgent::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
              (labels.container_name.empty() ? "" : labels.container_name + " ") +
              (labels.container_id.empty() ? "(no container id)" : labels.container_id));
   }
+  if (label_store_ && !same_labels(tracked.labels, labels)) label_store_->put(pair.host_ifindex, labels);
   tracked.labels = std::move(labels);
   tracked.identified = true;
+}
+
+void HostAgent::retire_left_behind(uint32_t ifindex, Clock::time_point now) {
+  std::optional<psnic_traffic> final;
+  try {
+    final = map_.read(ifindex);
+  } catch (const Error&) {
+    if (self_) self_->count_error("read_map");
+  }
+  std::optional<InterfaceLabels> labels = label_store_ ? label_store_->get(ifindex) : std::nullopt;
+  if (final && labels && !labels->host_interface.empty()) {
+    retired_.push_back({{*labels, *final}, now + options_.retire_after});
+    log_line("retired " + labels->host_interface + " (gone while no agent ran" +
+             (labels->container_id.empty() ? "" : ", " + labels->container_id) + ")");
+  }
+  program_.untrack(ifindex);
+  if (label_store_) label_store_->erase(ifindex);
 }
 
 void HostAgent::reconcile() {
@@ -294,6 +320,7 @@ void HostAgent::handle_all(const std::vector<LinkEvent>& events, Clock::time_poi
         queued->name = link.name;
     } else if (it->second.labels.host_interface != link.name) {  // renamed
       it->second.labels.host_interface = link.name;
+      if (label_store_) label_store_->put(link.ifindex, it->second.labels);
       changed = true;
     }
   }

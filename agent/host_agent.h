@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "agent/attach.h"
+#include "agent/label_store.h"
 #include "agent/program.h"
 #include "agent/views.h"
 #include "resolver/netlink.h"
@@ -86,6 +87,9 @@ class HostAgent {
   // counters of interfaces that went while no agent ran.
   std::vector<AttachRequest> adopt_pinned(const std::vector<AttachRequest>& candidates);
   void retire(uint32_t ifindex, Clock::time_point now);
+  // Exports the counter an earlier agent left for an interface that is no longer the one it
+  // counted, under the labels that agent stored, for the grace period; then drops it.
+  void retire_left_behind(uint32_t ifindex, Clock::time_point now);
   void name_owner(const NetnsReport& owner, const InterfacePair& pair);
   void publish();
   Clock::time_point next_deadline() const;
@@ -98,6 +102,7 @@ class HostAgent {
   DescribeOwner describe_;
   TrafficMap map_;
   Resolver resolver_;
+  std::optional<LabelStore> label_store_;  // pinned agents only
 
   std::map<uint32_t, Tracked> tracked_;  // by host ifindex
   std::vector<Retired> retired_;

@@ -172,10 +172,6 @@ std::vector<uint32_t> PinDir::pinned_ifindexes() const {
   return {found.begin(), found.end()};
 }
 
-bool PinDir::empty() const {
-  return !exists(map_path()) && entries(path_ + kLinksDir).empty();
-}
-
 CleanupReport cleanup_pins(const std::string& path) {
   CleanupReport report;
   std::optional<PinDir> pins = PinDir::open_existing(path);
@@ -193,6 +189,7 @@ CleanupReport cleanup_pins(const std::string& path) {
     if (detach_and_unpin(links_dir + "/" + name)) ++report.links;
   }
   report.map = unlink(pins->map_path().c_str()) == 0;
+  unlink(pins->labels_path().c_str());
   rmdir(links_dir.c_str());
   report.directory = rmdir(path.c_str()) == 0;
   return report;

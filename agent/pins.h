@@ -12,6 +12,7 @@ namespace psnic {
 // Where a pinned agent keeps what must outlive it, so that an agent started after SIGTERM or
 // kill -9 adopts it (counters continue, nothing is attached twice):
 //   PIN_DIR/traffic                          the traffic map
+//   PIN_DIR/labels                           the labels of each counter (agent/label_store.h)
 //   PIN_DIR/links/<ifindex>_ingress|_egress  the TCX links (tc filters outlive their agent anyway)
 // Only psnic writes there. The directory is locked while an agent or --cleanup uses it.
 inline constexpr const char* kDefaultPinDir = "/sys/fs/bpf/psnic";
@@ -28,6 +29,7 @@ class PinDir {
 
   const std::string& path() const { return path_; }
   std::string map_path() const { return path_ + "/traffic"; }
+  std::string labels_path() const { return path_ + "/labels"; }
   std::string link_path(uint32_t ifindex, bool ingress) const;
 
   // Pins a TCX link, replacing a stale pin of the same name. Throws Error.
@@ -38,9 +40,6 @@ class PinDir {
   void unpin_link(uint32_t ifindex, bool ingress) const;
   // The ifindexes that have a pinned link in either direction, in ascending order.
   std::vector<uint32_t> pinned_ifindexes() const;
-
-  // Whether the directory holds anything a pinned agent left.
-  bool empty() const;
 
  private:
   PinDir(std::string path, Fd lock) : path_(std::move(path)), lock_(std::move(lock)) {}

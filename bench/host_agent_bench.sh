@@ -8,7 +8,10 @@
 # 2. Scale: N (default 1000) namespaces with veths exist when the agent starts: time until all
 #    are attached (<= 2 s), scrape of /metrics with N owners, gzip, median of 20 (<= 20 ms), RSS
 #    (<= 40 MB), CPU over 10 idle seconds (~0).
-# Everything made is named psnictest-hab-* / psnictesth*, and removed on exit. Needs root.
+# 3. Restart: the agent is killed with SIGKILL and started again; time until it has adopted all
+#    N pinned interfaces. Then SIGTERM: time until it exits (pinned, it leaves them counting).
+# Everything made is named psnictest-hab-* / psnictesth* (pins in /sys/fs/bpf/psnictest-hab),
+# and removed on exit. Needs root.
 # Environment: PSNIC_AGENT (default build/release/psnic-agent), N (default 1000), ATTACH_MODE
 # (auto, tcx or tc; default auto).
 set -euo pipefail
@@ -18,6 +21,7 @@ N=${N:-1000}
 ATTACH_MODE=${ATTACH_MODE:-auto}
 LATENCY_ROUNDS=100
 PORT=19899
+PIN_DIR=/sys/fs/bpf/psnictest-hab
 [ "$(id -u)" -eq 0 ] || { echo "host_agent_bench.sh: needs root" >&2; exit 2; }
 [ -x "$AGENT" ] || { echo "host_agent_bench.sh: $AGENT not built" >&2; exit 2; }
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
@@ -30,13 +34,14 @@ stop_agent() {
 }
 cleanup() {
   stop_agent
+  "$AGENT" --cleanup --pin-dir "$PIN_DIR" 2>/dev/null || true
   ip netns list | awk '$1 ~ /^psnictest-hab-/ {print "netns del " $1}' >"$batch"
   ip -force -batch "$batch" 2>/dev/null || true
   rm -f "$batch"
 }
 trap cleanup EXIT
 start_agent() {
-  "$AGENT" --listen 127.0.0.1:$PORT --attach-mode "$ATTACH_MODE" "$@" \
+  "$AGENT" --listen 127.0.0.1:$PORT --attach-mode "$ATTACH_MODE" --pin-dir "$PIN_DIR" "$@" \
     2>>/tmp/psnictest-hab-agent.log &
   agent=$!
   for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$PORT/metrics" && return; sleep 0.01; done
@@ -70,6 +75,7 @@ bucket() {  # the smallest bucket bound holding fraction q of the observations
 }
 agent_p50=$(bucket 0.5); agent_p99=$(bucket 0.99)
 stop_agent
+"$AGENT" --cleanup --pin-dir "$PIN_DIR" 2>/dev/null  # the next start is a cold one
 rm -f "$latencies"
 
 # 2. Scale.
@@ -80,15 +86,19 @@ for i in $(seq "$LATENCY_ROUNDS" $((LATENCY_ROUNDS + N - 1))); do
 done >>"$batch"
 ip -batch "$batch"
 total=$((LATENCY_ROUNDS + N))
-start=$(date +%s%N)
-start_agent
-attached=0
-until [ "${attached%.*}" -ge "$total" ]; do
-  attached=$(scrape | awk '$1 ~ /^psnic_attached_interfaces/ {n += $2} END {print n + 0}')
-  attached=${attached:-0}
-  [ $(( $(date +%s%N) - start )) -lt 60000000000 ] || { echo "only $attached of $total attached after 60 s" >&2; exit 1; }
-done
-all_attached=$(awk -v ns=$(( $(date +%s%N) - start )) 'BEGIN {printf "%.2f", ns / 1e9}')
+# Starts the agent; sets `elapsed` to the seconds until it counts all $total interfaces.
+time_to_all() {
+  local start attached=0
+  start=$(date +%s%N)
+  start_agent
+  until [ "${attached%.*}" -ge "$total" ]; do
+    attached=$(scrape | awk '$1 ~ /^psnic_attached_interfaces/ {n += $2} END {print n + 0}')
+    attached=${attached:-0}
+    [ $(( $(date +%s%N) - start )) -lt 60000000000 ] || { echo "only $attached of $total attached after 60 s" >&2; exit 1; }
+  done
+  elapsed=$(awk -v ns=$(( $(date +%s%N) - start )) 'BEGIN {printf "%.2f", ns / 1e9}')
+}
+time_to_all; all_attached=$elapsed
 scrapes=$(for _ in $(seq 1 20); do
   curl -s -o /dev/null -w '%{time_total}\n' -H 'Accept-Encoding: gzip' "http://127.0.0.1:$PORT/metrics"
 done | awk '{printf "%.3f\n", $1 * 1000}')
@@ -97,6 +107,14 @@ rss_kb=$(awk '/^VmRSS/ {print $2}' /proc/$agent/status)
 ticks() { awk '{print $14 + $15}' /proc/$agent/stat; }
 t0=$(ticks); sleep 10; t1=$(ticks)
 idle_cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (b - a) / hz / 10 * 100}')
+
+# 3. Restart after SIGKILL, then SIGTERM.
+kill -KILL "$agent"; wait "$agent" 2>/dev/null || true; agent=""
+time_to_all; all_adopted=$elapsed
+adopted=$(grep -c '^psnic-agent: adopted psnictesth' /tmp/psnictest-hab-agent.log || true)
+t0=$(date +%s%N)
+kill -TERM "$agent"; wait "$agent" 2>/dev/null || true; agent=""
+sigterm_exit=$(awk -v ns=$(( $(date +%s%N) - t0 )) 'BEGIN {printf "%.0f", ns / 1e6}')
 
 echo "## psnic-agent, attach mode $ATTACH_MODE (kernel $(uname -r), nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg))"
 echo
@@ -108,3 +126,5 @@ echo "| start to all $total attached | $all_attached s | <= 2 s |"
 echo "| scrape /metrics with $total owners, gzip, median of 20 | $scrape_median ms | <= 20 ms |"
 echo "| RSS with $total interfaces | $((rss_kb / 1024)) MB | <= 40 MB |"
 echo "| CPU while idle, 10 s | $idle_cpu % | ~0 |"
+echo "| restart after SIGKILL to all $total counting again (adopted from the pins: $adopted) | $all_adopted s | |"
+echo "| SIGTERM to exit, all left counting | $sigterm_exit ms | |"

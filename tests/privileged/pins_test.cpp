@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "agent/host_agent.h"
+#include "agent/label_store.h"
 #include "resolver/error.h"
 #include "tests/privileged/traffic_counts.h"
 #include "tests/support/support.h"
@@ -51,10 +52,11 @@ class PinnedAgentTest : public ::testing::TestWithParam<AttachMode> {
     pins_.emplace(PinDir::open(path_));
     program_ = std::make_unique<TrafficProgram>(TrafficProgram::load(pins_->map_path()));
     labels_ = std::make_shared<LabelSnapshot>();
+    retired_ = std::make_shared<RetiredSnapshot>();
     HostAgentOptions options;
     options.mode = mode;
     options.pins = &*pins_;
-    agent_ = std::make_unique<HostAgent>(*program_, options, labels_, nullptr, nullptr, nullptr);
+    agent_ = std::make_unique<HostAgent>(*program_, options, labels_, retired_, nullptr, nullptr);
     agent_->reconcile();
   }
   // What SIGTERM does, and what kill -9 leaves: the programs counting, pinned.
@@ -72,6 +74,11 @@ class PinnedAgentTest : public ::testing::TestWithParam<AttachMode> {
   Counters read(const std::string& host) const {
     return Counters::read(*program_, test::host_ifindex(host), host);
   }
+  const RetiredSeries* retired(const std::string& host) const {
+    for (const RetiredSeries& series : *retired_->current())
+      if (series.labels.host_interface == host) return &series;
+    return nullptr;
+  }
   bool tracked(uint32_t ifindex) const {
     std::vector<uint32_t> keys = program_->tracked();
     return std::find(keys.begin(), keys.end(), ifindex) != keys.end();
@@ -81,6 +88,7 @@ class PinnedAgentTest : public ::testing::TestWithParam<AttachMode> {
   std::optional<PinDir> pins_;
   std::unique_ptr<TrafficProgram> program_;
   std::shared_ptr<LabelSnapshot> labels_;
+  std::shared_ptr<RetiredSnapshot> retired_;
   std::unique_ptr<HostAgent> agent_;
 };
 
@@ -110,24 +118,42 @@ TEST_P(PinnedAgentTest, NextAgentAdoptsCountersThatCountedWhileNoAgentRan) {
   expect_same_deltas(again, read(veth.host));
 }
 
-TEST_P(PinnedAgentTest, InterfaceGoneWhileNoAgentRanLeavesNoPinAndNoCounter) {
+TEST_P(PinnedAgentTest, InterfaceGoneWhileNoAgentRanIsRetiredWithItsFinalValuesAndLabels) {
   uint32_t ifindex = 0;
+  std::string host, ns;
+  uint64_t sent = 0;
   {
-    TestVeth veth('q');
+    TestVeth veth('q', /*addressed=*/true);
+    host = veth.host;
+    ns = veth.ns.name();
     agent_->reconcile();
-    ASSERT_TRUE(counted(veth.host));
-    ifindex = test::host_ifindex(veth.host);
+    ASSERT_TRUE(counted(host));
+    ifindex = test::host_ifindex(host);
     stop();
+    ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 600, 15));  // while no agent runs
+    std::this_thread::sleep_for(kSettle);
+    sent = test::link_statistic(host, "tx_bytes");
   }  // deleted while no agent runs
   start(GetParam());
+  EXPECT_FALSE(counted(host));
+  const RetiredSeries* series = retired(host);
+  ASSERT_NE(series, nullptr) << host << " not exported for its grace period";
+  EXPECT_EQ(series->labels.container_name, ns);
+  EXPECT_EQ(series->labels.interface, "eth0");
+  EXPECT_GE(series->final.egress.bytes, 15u * 600u);
+  EXPECT_LE(series->final.egress.bytes, sent);
+  // Nothing of it stays: no counter, no pin.
   EXPECT_FALSE(tracked(ifindex));
   std::vector<uint32_t> pinned = pins_->pinned_ifindexes();
   EXPECT_EQ(std::count(pinned.begin(), pinned.end(), ifindex), 0);
+  agent_->expire_retired(HostAgent::Clock::now() + std::chrono::hours(1));
+  EXPECT_EQ(retired(host), nullptr);
 }
 
 TEST_P(PinnedAgentTest, IfindexReusedWhileNoAgentRanStartsItsOwnCounter) {
   // The same ifindex, another interface: its counter must not continue the first one's.
   uint32_t ifindex = 0;
+  std::string first;
   {
     TestVeth veth('r', /*addressed=*/true);
     agent_->reconcile();
@@ -136,6 +162,7 @@ TEST_P(PinnedAgentTest, IfindexReusedWhileNoAgentRanStartsItsOwnCounter) {
     std::this_thread::sleep_for(kSettle);
     ASSERT_GE(read(veth.host).psnic.egress.packets, 5u);
     ifindex = test::host_ifindex(veth.host);
+    first = veth.host;
     stop();
   }
   test::TestNetns ns('s');
@@ -149,6 +176,10 @@ TEST_P(PinnedAgentTest, IfindexReusedWhileNoAgentRanStartsItsOwnCounter) {
   EXPECT_EQ(fresh.psnic.egress.packets, 0u);
   EXPECT_EQ(fresh.psnic.ingress.packets, 0u);
   EXPECT_EQ(test::psnic_programs(second), 2u);
+  // The first one's counter is exported under its own name for the grace period.
+  const RetiredSeries* old = retired(first);
+  ASSERT_NE(old, nullptr);
+  EXPECT_GE(old->final.egress.packets, 5u);
 }
 
 TEST_P(PinnedAgentTest, NextAgentInTheOtherModeReplacesThePairWithoutCountingTwice) {
@@ -261,6 +292,42 @@ TEST_F(PinDirTest, DirectoryOffBpffsIsRefusedWithoutMountingAnything) {
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()), "pin directory relative/dir: not absolute");
   }
+}
+
+TEST_F(PinDirTest, LabelStoreKeepsLabelsAcrossOpensAndCutsLongOnes) {
+  const std::string path = "/sys/fs/bpf/psnictest-labels-" + std::to_string(getpid());
+  {
+    PinDir pins = PinDir::open(path);
+    LabelStore store = LabelStore::open(pins);
+    InterfaceLabels labels{"0123abcd", std::string(300, 'n'), "web-0", "shop", "eth0", "veth9"};
+    store.put(7, labels);
+    store.put(8, InterfaceLabels{});
+    store.erase(8);
+    EXPECT_FALSE(store.get(8));
+    EXPECT_FALSE(store.get(9));
+  }
+  {
+    PinDir pins = PinDir::open(path);
+    std::optional<InterfaceLabels> got = LabelStore::open(pins).get(7);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->container_id, "0123abcd");
+    EXPECT_EQ(got->container_name, std::string(LabelStore::kMaxLabel, 'n'));
+    EXPECT_EQ(got->pod, "web-0");
+    EXPECT_EQ(got->namespace_name, "shop");
+    EXPECT_EQ(got->interface, "eth0");
+    EXPECT_EQ(got->host_interface, "veth9");
+    // One of another layout (an older psnic's) is replaced, empty.
+    unlink(pins.labels_path().c_str());
+    Fd other(bpf_map_create(BPF_MAP_TYPE_HASH, "psnic_labels", 4, 8, 16, nullptr));
+    ASSERT_TRUE(other.valid());
+    ASSERT_EQ(bpf_obj_pin(other.get(), pins.labels_path().c_str()), 0);
+    LabelStore replaced = LabelStore::open(pins);
+    EXPECT_FALSE(replaced.get(7));
+    replaced.put(7, InterfaceLabels{"x", "", "", "", "eth0", "veth9"});
+    EXPECT_EQ(replaced.get(7)->container_id, "x");
+  }
+  cleanup_pins(path);
+  EXPECT_FALSE(std::filesystem::exists(path));
 }
 
 }  // namespace
