@@ -25,30 +25,6 @@ constexpr size_t kFullIdLength = 64;
 
 Error bad_message(std::string cause) { return Error(kParseObject, EBADMSG, std::move(cause)); }
 
-// Text from outside (a daemon message, a caller's id) made fit for a one-line error: control
-// characters become '?', and it is cut at 200 bytes, on a UTF-8 character boundary.
-std::string printable(std::string_view text) {
-  constexpr size_t kMax = 200;
-  std::string out;
-  for (char c : text.substr(0, kMax)) {
-    const auto u = static_cast<unsigned char>(c);
-    out += (u < 0x20 || u == 0x7f) ? '?' : c;
-  }
-  if (text.size() > kMax) {
-    // Drop a multi-byte character the cut went through.
-    auto byte = [&](size_t i) { return static_cast<unsigned char>(out[i]); };
-    size_t lead = out.size();
-    size_t continuation = 0;
-    while (lead > 0 && continuation < 3 && (byte(lead - 1) & 0xc0) == 0x80) --lead, ++continuation;
-    if (lead > 0 && byte(lead - 1) >= 0xc0) {
-      const size_t needed = byte(lead - 1) >= 0xf0 ? 3 : byte(lead - 1) >= 0xe0 ? 2 : 1;
-      if (continuation < needed) out.resize(lead - 1);
-    }
-    out += "...";
-  }
-  return out;
-}
-
 std::string lowercase_first(std::string s) {
   if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
   return s;
@@ -117,16 +93,6 @@ std::optional<std::pair<unsigned, unsigned>> parse_api_version(std::string_view 
   return std::pair{*major, *minor};
 }
 
-// The "message" of a Docker error body ({"message":"..."}), else the body itself.
-std::string daemon_message(const std::string& body) {
-  json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_object()) {
-    auto it = doc.find("message");
-    if (it != doc.end() && it->is_string()) return it->get<std::string>();
-  }
-  return body;
-}
-
 CURLcode init_libcurl_once() {
   static std::once_flag once;
   static CURLcode result = CURLE_OK;
@@ -135,6 +101,37 @@ CURLcode init_libcurl_once() {
 }
 
 }  // namespace
+
+std::string printable(std::string_view text) {
+  constexpr size_t kMax = 200;
+  std::string out;
+  for (char c : text.substr(0, kMax)) {
+    const auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u == 0x7f) ? '?' : c;
+  }
+  if (text.size() > kMax) {
+    // Drop a multi-byte character the cut went through.
+    auto byte = [&](size_t i) { return static_cast<unsigned char>(out[i]); };
+    size_t lead = out.size();
+    size_t continuation = 0;
+    while (lead > 0 && continuation < 3 && (byte(lead - 1) & 0xc0) == 0x80) --lead, ++continuation;
+    if (lead > 0 && byte(lead - 1) >= 0xc0) {
+      const size_t needed = byte(lead - 1) >= 0xf0 ? 3 : byte(lead - 1) >= 0xe0 ? 2 : 1;
+      if (continuation < needed) out.resize(lead - 1);
+    }
+    out += "...";
+  }
+  return out;
+}
+
+std::string daemon_message(const std::string& body) {
+  json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_object()) {
+    auto it = doc.find("message");
+    if (it != doc.end() && it->is_string()) return it->get<std::string>();
+  }
+  return body;
+}
 
 std::string ContainerInfo::pod() const { return label(*this, "io.kubernetes.pod.name"); }
 

@@ -48,6 +48,13 @@ bool is_container_id(std::string_view id);
 inline constexpr std::string_view kDockerApiNewest = "1.52";
 std::string choose_api_version(std::string_view daemon_version);
 
+// Text from outside (a daemon message, a caller's id) made fit for a one-line error: control
+// characters become '?', and it is cut at 200 bytes, on a UTF-8 character boundary.
+std::string printable(std::string_view text);
+
+// The "message" of a Docker error body ({"message":"..."}), else the body itself.
+std::string daemon_message(const std::string& body);
+
 // Docker Engine API client over a unix socket. Not thread-safe: one per thread. Movable; a
 // moved-from client may only be destroyed or assigned to.
 //

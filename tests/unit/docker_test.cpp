@@ -4,8 +4,6 @@
 #include "agent/docker.h"
 
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -20,11 +18,11 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "resolver/error.h"
+#include "tests/support/unix_server.h"
 
 namespace psnic {
 namespace {
@@ -408,34 +406,11 @@ class FakeDocker {
     std::string headers;  // extra header lines, each ending in \r\n
   };
 
-  FakeDocker() {
-    char dir[] = "/tmp/psnictest-docker-XXXXXX";
-    if (!mkdtemp(dir)) throw std::runtime_error("mkdtemp failed");
-    dir_ = dir;
-    path_ = dir_ + "/docker.sock";
-    listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
-    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        listen(listen_fd_, 8) != 0)
-      throw std::runtime_error(std::string("fake docker: ") + std::strerror(errno));
-    stop_fd_ = eventfd(0, EFD_CLOEXEC);
-    thread_ = std::thread([this] { serve(); });
-  }
+  FakeDocker() = default;
   FakeDocker(const FakeDocker&) = delete;
   FakeDocker& operator=(const FakeDocker&) = delete;
-  ~FakeDocker() {
-    const uint64_t one = 1;
-    (void)!write(stop_fd_, &one, sizeof(one));
-    thread_.join();
-    close(stop_fd_);
-    close(listen_fd_);
-    unlink(path_.c_str());
-    rmdir(dir_.c_str());
-  }
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return server_.path(); }
 
   void set_versions(std::string min, std::string max) {
     std::lock_guard lock(mutex_);
@@ -508,28 +483,13 @@ class FakeDocker {
     return {404, R"({"message":"page not found"})"};
   }
 
-  // Waits for `fd` to be readable; false when stopping.
-  bool wait_readable(int fd) {
-    pollfd fds[2] = {{fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-    while (poll(fds, 2, -1) < 0)
-      if (errno != EINTR) return false;
-    return !(fds[1].revents & POLLIN);
-  }
-
-  void serve() {
-    while (wait_readable(listen_fd_)) {
-      const int conn = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (conn < 0) continue;
-      {
-        std::lock_guard lock(mutex_);
-        ++connections_;
-      }
-      serve_connection(conn);
-      close(conn);
-    }
-  }
+  bool wait_readable(int fd) { return server_.wait_readable(fd); }
 
   void serve_connection(int conn) {
+    {
+      std::lock_guard lock(mutex_);
+      ++connections_;
+    }
     std::string buffer;
     for (;;) {
       size_t end;
@@ -570,11 +530,6 @@ class FakeDocker {
     }
   }
 
-  std::string dir_;
-  std::string path_;
-  int listen_fd_ = -1;
-  int stop_fd_ = -1;
-  std::thread thread_;
   mutable std::mutex mutex_;
   std::string min_ = "1.12";
   std::string max_ = "1.41";
@@ -583,6 +538,11 @@ class FakeDocker {
   std::map<std::string, Reply> raw_;
   std::vector<std::string> requests_;
   int connections_ = 0;
+  // Last: it serves from its own thread, with the members above.
+  test::UnixSocketServer server_{[this](int conn) {
+    serve_connection(conn);
+    close(conn);
+  }};
 };
 
 std::string inspect_path(std::string_view version, std::string_view id) {
