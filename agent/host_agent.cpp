@@ -397,19 +397,48 @@ void HostAgent::publish() {
   if (retired_snapshot_) retired_snapshot_->publish(std::move(gone));
 }
 
+void HostAgent::owners_changed(const std::vector<std::string>& container_ids) {
+  if (container_ids.empty()) return;
+  for (auto& [ifindex, tracked] : tracked_)
+    if (std::find(container_ids.begin(), container_ids.end(), tracked.labels.container_id) !=
+        container_ids.end())
+      tracked.identified = false;
+  // A started container's veth may still be waiting for its first process to be named.
+  if (pending() > 0) {
+    identify_backoff_ = kFirstIdentifyDelay;
+    next_identify_ = Clock::now();
+  }
+}
+
 HostAgent::Clock::time_point HostAgent::next_deadline() const {
   Clock::time_point next = next_reconcile_;
   if (next_identify_ != Clock::time_point{}) next = std::min(next, next_identify_);
+  if (next_owner_connect_ != Clock::time_point{}) next = std::min(next, next_owner_connect_);
   for (const Retired& r : retired_) next = std::min(next, r.expires);
   return next;
 }
 
-void HostAgent::run() {
+void HostAgent::run(OwnerEvents* owners) {
   EventLoop loop;
   constexpr uint64_t kLinks = 0;
+  constexpr uint64_t kOwners = 1;
+  constexpr std::chrono::seconds kOwnerRetry{5};
   // Subscribe before the first full pass, so that nothing added meanwhile is missed.
   LinkEvents events = LinkEvents::open();
   loop.watch(events.fd(), kLinks);
+  bool owners_connected = false;
+  auto connect_owners = [&] {
+    owners_connected = owners->connect();
+    if (owners_connected) {
+      loop.watch(owners->fd(), kOwners);
+      next_owner_connect_ = {};
+      log_line("following " + owners->name());
+    } else {
+      next_owner_connect_ = Clock::now() + kOwnerRetry;
+    }
+    return owners_connected;
+  };
+  if (owners) connect_owners();
   reconcile();
 
   for (;;) {
@@ -436,7 +465,30 @@ void HostAgent::run() {
         }
         continue;
       }
+      if (tag == kOwners) {
+        bool closed = false;
+        std::vector<std::string> changed;
+        try {
+          changed = owners->drain(closed);
+        } catch (const Error& e) {
+          if (self_) self_->count_error("describe");
+          log_line(e.what());
+          closed = true;
+        }
+        owners_changed(changed);
+        if (closed) {
+          log_line(owners->name() + " ended; subscribing again in 5 s");
+          loop.unwatch(owners->fd());
+          owners_connected = false;
+          next_owner_connect_ = Clock::now() + kOwnerRetry;
+        }
+        if (next_identify_ != Clock::time_point{} && next_identify_ <= Clock::now())
+          identify_pending();
+        continue;
+      }
       Clock::time_point now = Clock::now();
+      // Renames missed while the stream was down are caught by the next reconcile.
+      if (owners && !owners_connected && now >= next_owner_connect_) connect_owners();
       if (now >= next_reconcile_) reconcile();
       if (next_identify_ != Clock::time_point{} && now >= next_identify_) identify_pending();
       expire_retired(now);

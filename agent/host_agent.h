@@ -30,6 +30,22 @@ struct HostAgentOptions {
 // e.g. from the Docker Engine API. container_id and interface names are already set.
 using DescribeOwner = std::function<void(const NetnsReport& owner, InterfaceLabels& labels)>;
 
+// A container runtime's event stream (Docker's): which owners started or were renamed, so that
+// they are named at once rather than at the next retry or reconcile.
+class OwnerEvents {
+ public:
+  virtual ~OwnerEvents() = default;
+  // Subscribes anew; false when the runtime is not there or refuses. Never throws.
+  virtual bool connect() = 0;
+  // The subscription's fd, for epoll, while connected.
+  virtual int fd() const = 0;
+  // Reads what is there without blocking: the ids of containers that started or were renamed.
+  // Sets `closed` when the stream ended or broke; connect() again later.
+  virtual std::vector<std::string> drain(bool& closed) = 0;
+  // What the stream is, for log lines: "docker events on /var/run/docker.sock".
+  virtual std::string name() const = 0;
+};
+
 // `psnic-agent` on its own: counts every host peer (veth, netkit) on the host, follows links as
 // they come and go, names their owners, and keeps the series of vanished interfaces for a grace
 // period. Owns all mutable state; one thread. When destroyed, an ephemeral agent detaches
@@ -57,9 +73,13 @@ class HostAgent {
   // Drops retired series whose grace period is over.
   void expire_retired(Clock::time_point now);
 
-  // Runs until SIGINT/SIGTERM (which the caller has blocked): link notifications, reconcile
-  // timer, owner identification with backoff, retirement. Reconciles first.
-  void run();
+  // Runs until SIGINT/SIGTERM (which the caller has blocked): link notifications, the runtime's
+  // events when `owners` is given, reconcile timer, owner identification with backoff,
+  // retirement. Reconciles first.
+  void run(OwnerEvents* owners = nullptr);
+  // A runtime says these containers started or were renamed: their interfaces are named again
+  // by the next identify_pending(), due now.
+  void owners_changed(const std::vector<std::string>& container_ids);
 
   size_t attached() const { return tracked_.size(); }
   size_t pending() const;
@@ -109,6 +129,7 @@ class HostAgent {
   bool first_pass_ = true;
   Clock::time_point next_reconcile_{};
   Clock::time_point next_identify_{};
+  Clock::time_point next_owner_connect_{};  // while the runtime's stream is down
   std::chrono::milliseconds identify_backoff_{20};
 };
 

@@ -119,12 +119,13 @@ int run(const Options& options) {
   if (options.pids.empty()) {
     std::fprintf(stderr, "psnic-agent: serving /metrics on %s\n", options.listen.c_str());
     psnic::OwnerDescriber describer;
+    psnic::DockerOwnerEvents docker_events(describer);
     psnic::HostAgent agent(
         program, host_options, labels, retired, self,
         [&describer](const psnic::NetnsReport& owner, psnic::InterfaceLabels& labels) {
           describer.describe(owner, labels);
         });
-    agent.run();
+    agent.run(&docker_events);
     return 0;
   }
 

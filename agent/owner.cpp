@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include "resolver/error.h"
+
 namespace psnic {
 
 std::optional<PodRef> parse_pod_log_dir(std::string_view dirname, std::string_view uid) {
@@ -35,15 +37,35 @@ OwnerDescriber::OwnerDescriber(std::string docker_socket, std::string pods_dir)
       docker_socket_(std::move(docker_socket)),
       pods_dir_(std::move(pods_dir)) {}
 
+std::optional<OwnerDescriber::Answer> OwnerDescriber::ask_docker(const std::string& id) {
+  if (auto kept = answers_.find(id); kept != answers_.end()) return kept->second;
+  std::optional<ContainerInfo> info = docker_.inspect(id);
+  if (!info) return std::nullopt;
+  Answer answer{info->name, info->pod(), info->pod_namespace()};
+  if (keep_answers_) {
+    constexpr size_t kMaxAnswers = 65536;  // removals are forgotten; this only bounds a leak
+    if (answers_.size() >= kMaxAnswers) answers_.clear();
+    answers_.emplace(id, answer);
+  }
+  return answer;
+}
+
+void OwnerDescriber::keep_answers(bool keep) {
+  keep_answers_ = keep;
+  if (!keep) answers_.clear();
+}
+
+void OwnerDescriber::forget(const std::string& container_id) { answers_.erase(container_id); }
+
 void OwnerDescriber::describe(const NetnsReport& owner, InterfaceLabels& labels) {
   const ContainerIdentity& identity = owner.identity;
   struct stat st {};
   if (identity.runtime == "docker" && is_container_id(identity.id) &&
       stat(docker_socket_.c_str(), &st) == 0) {
-    if (std::optional<ContainerInfo> info = docker_.inspect(identity.id)) {
-      labels.container_name = info->name;
-      if (!info->pod().empty()) labels.pod = info->pod();
-      if (!info->pod_namespace().empty()) labels.namespace_name = info->pod_namespace();
+    if (std::optional<Answer> answer = ask_docker(identity.id)) {
+      labels.container_name = answer->name;
+      if (!answer->pod.empty()) labels.pod = answer->pod;
+      if (!answer->pod_namespace.empty()) labels.namespace_name = answer->pod_namespace;
     }
   }
   if (labels.pod.empty() && !identity.pod_uid.empty()) {
@@ -53,5 +75,49 @@ void OwnerDescriber::describe(const NetnsReport& owner, InterfaceLabels& labels)
     }
   }
 }
+
+DockerOwnerEvents::DockerOwnerEvents(OwnerDescriber& describer, std::string socket)
+    : describer_(describer), socket_(std::move(socket)) {}
+
+bool DockerOwnerEvents::connect() {
+  stream_.reset();
+  describer_.keep_answers(false);
+  struct stat st {};
+  if (stat(socket_.c_str(), &st) != 0) return false;  // no Docker on this host (yet)
+  try {
+    stream_.emplace(DockerEvents::open(socket_));
+  } catch (const Error&) {
+    return false;
+  }
+  // Answers are kept only while every change to them is heard of.
+  describer_.keep_answers(true);
+  return true;
+}
+
+int DockerOwnerEvents::fd() const { return stream_ ? stream_->fd() : -1; }
+
+std::vector<std::string> DockerOwnerEvents::drain(bool& closed) {
+  std::vector<std::string> changed;
+  if (!stream_) {
+    closed = true;
+    return changed;
+  }
+  std::vector<ContainerEvent> events;
+  try {
+    events = stream_->drain(closed);
+  } catch (const Error&) {
+    closed = true;
+    describer_.keep_answers(false);
+    throw;
+  }
+  for (const ContainerEvent& event : events) {
+    if (event.action == "rename" || event.action == "destroy") describer_.forget(event.id);
+    if (event.action == "start" || event.action == "rename") changed.push_back(event.id);
+  }
+  if (closed) describer_.keep_answers(false);
+  return changed;
+}
+
+std::string DockerOwnerEvents::name() const { return "docker events on " + socket_; }
 
 }  // namespace psnic

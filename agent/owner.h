@@ -3,8 +3,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "agent/docker.h"
+#include "agent/docker_events.h"
+#include "agent/host_agent.h"
 #include "agent/views.h"
 #include "resolver/resolver.h"
 
@@ -36,10 +40,39 @@ class OwnerDescriber {
   // Throws Error when the Docker daemon is there but fails.
   void describe(const NetnsReport& owner, InterfaceLabels& labels);
 
+  // While Docker's events are followed, what the daemon said of a container is kept until an
+  // event says it changed (forget()): a reconcile then asks the daemon nothing it already knows.
+  void keep_answers(bool keep);
+  void forget(const std::string& container_id);
+
  private:
+  struct Answer {
+    std::string name, pod, pod_namespace;
+  };
+  std::optional<Answer> ask_docker(const std::string& container_id);
+
   DockerClient docker_;
   std::string docker_socket_;
   std::string pods_dir_;
+  bool keep_answers_ = false;
+  std::unordered_map<std::string, Answer> answers_;  // by container id
+};
+
+// The Docker daemon's container events for the agent loop: a start or a rename names the
+// container's interfaces again at once. Renames and removals drop the describer's answer.
+class DockerOwnerEvents : public OwnerEvents {
+ public:
+  DockerOwnerEvents(OwnerDescriber& describer, std::string socket = "/var/run/docker.sock");
+
+  bool connect() override;
+  int fd() const override;
+  std::vector<std::string> drain(bool& closed) override;
+  std::string name() const override;
+
+ private:
+  OwnerDescriber& describer_;
+  std::string socket_;
+  std::optional<DockerEvents> stream_;
 };
 
 }  // namespace psnic

@@ -261,6 +261,41 @@ TEST_F(HostAgentE2eTest, CountsAndNamesContainersStartedBeforeAndAfterItWithinAS
   stop(agent, held, {veth_a, veth_b}, 2);
 }
 
+TEST_F(HostAgentE2eTest, RenamedContainersSeriesTakeTheNewNameWithinASecond) {
+  Container a('r');
+  ASSERT_FALSE(HasFailure());
+  const std::string veth = a.host_veth();
+  ASSERT_NE(veth, "");
+  // No reconcile in the test's time: only Docker's event stream can bring the new name.
+  Agent agent({"--reconcile-interval", "1h"});
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  ASSERT_TRUE(agent.wait_for_err("psnic-agent: following docker events on /var/run/docker.sock\n"))
+      << agent.err();
+  expect_named_by(agent, veth, a, agent.started_at() + kAttachBound);
+  auto called = [&](const std::string& name) {
+    return [&, name](const std::string& m) {
+      const std::vector<Series> found = traffic_of(m, veth);
+      return found.size() == 4 && std::all_of(found.begin(), found.end(), [&](const Series& s) {
+               return s.labels.at("container_name") == name;
+             });
+    };
+  };
+  std::string metrics;
+  ASSERT_TRUE(poll(agent.port(), Clock::now() + kAttachBound, called(a.name()), metrics)) << metrics;
+
+  const std::string renamed = a.name() + "x";
+  const Clock::time_point at = Clock::now();
+  must("docker rename " + a.name() + " " + renamed);
+  EXPECT_TRUE(poll(agent.port(), at + kAttachBound, called(renamed), metrics))
+      << veth << " not renamed " << seconds(Clock::now() - at) << " s on:\n"
+      << metrics << "\nagent:\n"
+      << agent.err();
+  EXPECT_NE(agent.err().find("psnic-agent: " + veth + " is eth0 of " + renamed + " " + a.id() + "\n"),
+            std::string::npos)
+      << agent.err();
+  must("docker rename " + renamed + " " + a.name());  // for its cleanup
+}
+
 TEST_F(HostAgentE2eTest, CountsExactlyWhatTheKernelCountsOnEachHostVeth) {
   Container a('c');
   Container b('d');
