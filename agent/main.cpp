@@ -153,10 +153,11 @@ int main(int argc, char** argv) {
       "1 start-up failure; 2 bad argument.",
       "psnic-agent"};
   app.set_version_flag("--version", PSNIC_VERSION);
-  app.add_option("--pid", options.pids,
-                 "count only the host interfaces of this process's network namespace "
-                 "(repeatable); without it, every container on the host")
-      ->type_name("PID");
+  CLI::Option* pid = app.add_option("--pid", options.pids,
+                                    "count only the host interfaces of this process's network "
+                                    "namespace (repeatable); without it, every container on the "
+                                    "host")
+                          ->type_name("PID");
   app.add_option("--reconcile-interval", options.reconcile_interval,
                  "time between full passes over the host's links (500ms, 30s, 2m, 1h)")
       ->capture_default_str();
@@ -174,10 +175,13 @@ int main(int argc, char** argv) {
                  "restarted agent adopts them (a bpf filesystem is mounted on /sys/fs/bpf if "
                  "none is)")
       ->capture_default_str();
-  app.add_flag("--no-pin", options.no_pin,
-               "pin nothing: detach everything on exit, adopt nothing (--pid always runs so)");
+  CLI::Option* no_pin = app.add_flag(
+      "--no-pin", options.no_pin,
+      "pin nothing: detach everything on exit, adopt nothing (--pid always runs so)");
   app.add_flag("--cleanup", options.cleanup,
-               "remove everything pinned in --pin-dir and the programs it attached, then exit");
+               "remove everything pinned in --pin-dir and the programs it attached, then exit")
+      ->excludes(pid)
+      ->excludes(no_pin);
   app.add_option("--attach-mode", options.attach_mode,
                  "auto (TCX when the kernel has it, else tc), tcx, or tc")
       ->capture_default_str()

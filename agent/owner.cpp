@@ -41,7 +41,15 @@ std::optional<OwnerDescriber::Answer> OwnerDescriber::ask_docker(const std::stri
   if (auto kept = answers_.find(id); kept != answers_.end()) return kept->second;
   std::optional<ContainerInfo> info = docker_.inspect(id);
   if (!info) return std::nullopt;
-  Answer answer{info->name, info->pod(), info->pod_namespace()};
+  // The namespace is the one of the container whose network this one joined: the series are
+  // that container's, whichever process psnic found in the namespace first.
+  constexpr std::string_view kJoined = "container:";
+  if (info->network_mode.rfind(kJoined, 0) == 0) {
+    std::string owner = info->network_mode.substr(kJoined.size());
+    if (is_container_id(owner))
+      if (std::optional<ContainerInfo> joined = docker_.inspect(owner)) info = std::move(joined);
+  }
+  Answer answer{info->id, info->name, info->pod(), info->pod_namespace()};
   if (keep_answers_) {
     constexpr size_t kMaxAnswers = 65536;  // removals are forgotten; this only bounds a leak
     if (answers_.size() >= kMaxAnswers) answers_.clear();
@@ -55,7 +63,12 @@ void OwnerDescriber::keep_answers(bool keep) {
   if (!keep) answers_.clear();
 }
 
-void OwnerDescriber::forget(const std::string& container_id) { answers_.erase(container_id); }
+void OwnerDescriber::forget(const std::string& container_id) {
+  // Also the answers that name it for a container that joined its network.
+  std::erase_if(answers_, [&](const auto& entry) {
+    return entry.first == container_id || entry.second.id == container_id;
+  });
+}
 
 void OwnerDescriber::describe(const NetnsReport& owner, InterfaceLabels& labels) {
   const ContainerIdentity& identity = owner.identity;
@@ -63,6 +76,7 @@ void OwnerDescriber::describe(const NetnsReport& owner, InterfaceLabels& labels)
   if (identity.runtime == "docker" && is_container_id(identity.id) &&
       stat(docker_socket_.c_str(), &st) == 0) {
     if (std::optional<Answer> answer = ask_docker(identity.id)) {
+      labels.container_id = answer->id;
       labels.container_name = answer->name;
       if (!answer->pod.empty()) labels.pod = answer->pod;
       if (!answer->pod_namespace.empty()) labels.namespace_name = answer->pod_namespace;

@@ -29,7 +29,8 @@ std::optional<PodRef> parse_pod_log_dir(std::string_view dirname, std::string_vi
 std::optional<PodRef> find_pod(const std::string& pods_dir, std::string_view uid);
 
 // Names namespace owners for the metric labels: a Docker container's name, and its pod and
-// namespace from the io.kubernetes.* labels, from the Engine API; for containerd and CRI-O the
+// namespace from the io.kubernetes.* labels, from the Engine API (a container that joined
+// another's network, `--network container:X`, is named as X, whose namespace it is); for containerd and CRI-O the
 // pod from kubelet's log directories, by the pod uid in the cgroup path. Where neither applies,
 // the labels are left as they are. One thread.
 class OwnerDescriber {
@@ -47,7 +48,7 @@ class OwnerDescriber {
 
  private:
   struct Answer {
-    std::string name, pod, pod_namespace;
+    std::string id, name, pod, pod_namespace;
   };
   std::optional<Answer> ask_docker(const std::string& container_id);
 

@@ -296,6 +296,25 @@ TEST_F(HostAgentE2eTest, RenamedContainersSeriesTakeTheNewNameWithinASecond) {
   must("docker rename " + renamed + " " + a.name());  // for its cleanup
 }
 
+TEST_F(HostAgentE2eTest, SharedNamespaceIsOneSetOfSeriesNamedForTheContainerThatMadeIt) {
+  Container owner('s');
+  ASSERT_FALSE(HasFailure());
+  Container guest('t', "--network container:" + owner.name());
+  ASSERT_FALSE(HasFailure());
+  const std::string veth = owner.host_veth();
+  ASSERT_NE(veth, "");
+  Agent agent;
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  std::string metrics = expect_named_by(agent, veth, owner, agent.started_at() + kAttachBound);
+  const std::vector<Series> found = traffic_of(metrics, veth);
+  EXPECT_EQ(found.size(), 4u) << metrics;
+  for (const Series& s : found) {
+    EXPECT_EQ(s.labels.at("container_id"), owner.id()) << metrics;
+    EXPECT_EQ(s.labels.at("container_name"), owner.name()) << metrics;
+  }
+  EXPECT_EQ(metrics.find(guest.id()), std::string::npos) << metrics;
+}
+
 TEST_F(HostAgentE2eTest, CountsExactlyWhatTheKernelCountsOnEachHostVeth) {
   Container a('c');
   Container b('d');
@@ -586,6 +605,26 @@ TEST_F(HostAgentE2eTest, CleanupWhileAnAgentRunsIsRefusedInOneLine) {
   EXPECT_EQ(cleanup.status, 1);
   EXPECT_EQ(cleanup.err, "psnic-agent: " + agent.pin_dir() + ": in use by another psnic-agent\n");
   EXPECT_TRUE(std::filesystem::exists(agent.pin_dir() + "/traffic"));
+}
+
+TEST_F(HostAgentE2eTest, PinDirectoryProblemsAreOneLine) {
+  const std::string absent = "/sys/fs/bpf/" + unique_name('z');
+  test::CommandResult r = run_cleanup(absent);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.err, "psnic-agent: nothing pinned in " + absent + "\n");
+  EXPECT_FALSE(std::filesystem::exists(absent));
+
+  r = run(agent_binary() + " --listen 127.0.0.1:0 --pin-dir relative/psnic");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "psnic-agent: pin directory relative/psnic: not absolute\n");
+  r = run(agent_binary() + " --listen 127.0.0.1:0 --pin-dir /proc/psnictest/psnic");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err,
+            "psnic-agent: /proc/psnictest/psnic: not on a bpf filesystem, and /proc is not an "
+            "empty directory to mount one on\n");
+  r = run(agent_binary() + " --cleanup --pid 1");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "psnic-agent: --pid excludes --cleanup (see --help)\n");
 }
 
 TEST_F(HostAgentE2eTest, UnpinnedAgentDetachesEverythingOnSigtermAndPinsNothing) {

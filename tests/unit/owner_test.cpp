@@ -6,6 +6,7 @@
 #include <string>
 
 #include "agent/owner.h"
+#include "tests/support/fake_docker.h"
 
 namespace psnic {
 namespace {
@@ -66,6 +67,74 @@ TEST(OwnerDescriber, PodFromKubeletDirectoriesWhenNoDockerApplies) {
   EXPECT_EQ(labels.container_name, "");
   rmdir(pod_dir.c_str());
   rmdir(dir);
+}
+
+// A container as GET /containers/{id}/json shows it, with what the describer reads.
+std::string container_json(const std::string& id, const std::string& name,
+                           const std::string& network_mode) {
+  return R"({"Id":")" + id + R"(","Name":"/)" + name +
+         R"(","Config":{"Image":"psnic-test:latest","Labels":{}},"State":{"Pid":42},)" +
+         R"("HostConfig":{"NetworkMode":")" + network_mode + R"("}})";
+}
+
+NetnsReport docker_owner(const std::string& id) {
+  NetnsReport owner;
+  owner.identity.runtime = "docker";
+  owner.identity.id = id;
+  return owner;
+}
+
+TEST(OwnerDescriber, ContainerThatJoinedAnothersNetworkIsNamedAsTheOther) {
+  const std::string web(64, 'a'), sidecar(64, 'b');
+  test::FakeDocker docker;
+  docker.add_container(web, container_json(web, "web", "bridge"));
+  docker.add_container(sidecar, container_json(sidecar, "sidecar", "container:" + web));
+  OwnerDescriber describer(docker.path(), "/nonexistent");
+  for (const std::string& found : {web, sidecar}) {
+    InterfaceLabels labels;
+    labels.container_id = found;
+    describer.describe(docker_owner(found), labels);
+    EXPECT_EQ(labels.container_id, web) << found;
+    EXPECT_EQ(labels.container_name, "web") << found;
+  }
+}
+
+TEST(OwnerDescriber, KeptAnswersAreAskedOnceAndForgottenWhenTheyChange) {
+  const std::string web(64, 'a'), sidecar(64, 'b');
+  test::FakeDocker docker;
+  docker.add_container(web, container_json(web, "web", "bridge"));
+  docker.add_container(sidecar, container_json(sidecar, "sidecar", "container:" + web));
+  OwnerDescriber describer(docker.path(), "/nonexistent");
+  auto name_of = [&](const std::string& id) {
+    InterfaceLabels labels;
+    describer.describe(docker_owner(id), labels);
+    return labels.container_name;
+  };
+  auto inspections = [&] {
+    size_t n = 0;
+    for (const std::string& target : docker.requests())
+      n += target.find("/containers/") != std::string::npos;
+    return n;
+  };
+  // Not kept: every describe asks.
+  name_of(web);
+  name_of(web);
+  EXPECT_EQ(inspections(), 2u);
+  describer.keep_answers(true);
+  name_of(web);
+  name_of(web);
+  EXPECT_EQ(inspections(), 3u);
+  EXPECT_EQ(name_of(sidecar), "web");  // two questions: the sidecar, then whose network it joined
+  EXPECT_EQ(inspections(), 5u);
+  // web renamed: forgotten for itself and for the sidecar.
+  docker.add_container(web, container_json(web, "shop", "bridge"));
+  describer.forget(web);
+  EXPECT_EQ(name_of(web), "shop");
+  EXPECT_EQ(name_of(sidecar), "shop");
+  EXPECT_EQ(inspections(), 8u);
+  describer.keep_answers(false);
+  name_of(web);
+  EXPECT_EQ(inspections(), 9u);
 }
 
 }  // namespace
