@@ -84,12 +84,20 @@ NetnsReport docker_owner(const std::string& id) {
   return owner;
 }
 
-TEST(OwnerDescriber, ContainerThatJoinedAnothersNetworkIsNamedAsTheOther) {
-  const std::string web(64, 'a'), sidecar(64, 'b');
+// A fake daemon with two containers: web, and sidecar that joined web's network.
+class OwnerDescriberDocker : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    docker.add_container(web, container_json(web, "web", "bridge"));
+    docker.add_container(sidecar, container_json(sidecar, "sidecar", "container:" + web));
+  }
+  const std::string web = std::string(64, 'a');
+  const std::string sidecar = std::string(64, 'b');
   test::FakeDocker docker;
-  docker.add_container(web, container_json(web, "web", "bridge"));
-  docker.add_container(sidecar, container_json(sidecar, "sidecar", "container:" + web));
-  OwnerDescriber describer(docker.path(), "/nonexistent");
+  OwnerDescriber describer{docker.path(), "/nonexistent"};
+};
+
+TEST_F(OwnerDescriberDocker, ContainerThatJoinedAnothersNetworkIsNamedAsTheOther) {
   for (const std::string& found : {web, sidecar}) {
     InterfaceLabels labels;
     labels.container_id = found;
@@ -99,12 +107,7 @@ TEST(OwnerDescriber, ContainerThatJoinedAnothersNetworkIsNamedAsTheOther) {
   }
 }
 
-TEST(OwnerDescriber, KeptAnswersAreAskedOnceAndForgottenWhenTheyChange) {
-  const std::string web(64, 'a'), sidecar(64, 'b');
-  test::FakeDocker docker;
-  docker.add_container(web, container_json(web, "web", "bridge"));
-  docker.add_container(sidecar, container_json(sidecar, "sidecar", "container:" + web));
-  OwnerDescriber describer(docker.path(), "/nonexistent");
+TEST_F(OwnerDescriberDocker, KeptAnswersAreAskedOnceAndForgottenWhenTheyChange) {
   auto name_of = [&](const std::string& id) {
     InterfaceLabels labels;
     describer.describe(docker_owner(id), labels);
