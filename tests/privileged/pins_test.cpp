@@ -6,10 +6,13 @@
 
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -272,6 +275,28 @@ TEST_F(PinDirTest, MapPinnedByAnotherLayoutIsNamedWithTheWayOut) {
   pins.reset();
   EXPECT_TRUE(cleanup_pins(path).map);
   EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST_F(PinDirTest, BpfFilesystemIsMountedOnAnEmptyDirectoryWhenNoneIsThere) {
+  // An unmounted /sys/fs/bpf, played by an empty directory on a tmpfs of the test's own.
+  char base[] = "/tmp/psnictest-mnt-XXXXXX";
+  ASSERT_NE(mkdtemp(base), nullptr);
+  ASSERT_EQ(mount("psnictest", base, "tmpfs", 0, "size=1m"), 0) << strerror(errno);
+  const std::string bpf = std::string(base) + "/bpf";
+  ASSERT_EQ(mkdir(bpf.c_str(), 0700), 0);
+  const std::string path = bpf + "/psnic";
+  {
+    ASSERT_FALSE(on_bpffs(bpf));
+    PinDir pins = PinDir::open(path);
+    EXPECT_TRUE(on_bpffs(bpf));
+    EXPECT_TRUE(std::filesystem::is_directory(path + "/links"));
+    TrafficProgram program = TrafficProgram::load(pins.map_path());
+    EXPECT_TRUE(std::filesystem::exists(pins.map_path()));
+  }
+  EXPECT_TRUE(cleanup_pins(path).map);
+  EXPECT_EQ(umount2(bpf.c_str(), MNT_DETACH), 0) << strerror(errno);
+  EXPECT_EQ(umount2(base, MNT_DETACH), 0) << strerror(errno);
+  rmdir(base);
 }
 
 TEST_F(PinDirTest, DirectoryOffBpffsIsRefusedWithoutMountingAnything) {
