@@ -236,7 +236,28 @@ void HostAgent::retire_left_behind(uint32_t ifindex, Clock::time_point now) {
   if (label_store_) label_store_->erase(ifindex);
 }
 
-void HostAgent::reconcile() {
+void HostAgent::attach_backlog(Clock::time_point until) {
+  // A few at a time, so that a slice ends close to `until` even at 25 ms per TCX interface.
+  constexpr size_t kChunk = 4;
+  bool attached = false;
+  while (!backlog_.empty() && Clock::now() < until) {
+    const size_t n = std::min(kChunk, backlog_.size());
+    std::vector<AttachRequest> chunk(backlog_.begin(), backlog_.begin() + static_cast<long>(n));
+    backlog_.erase(backlog_.begin(), backlog_.begin() + static_cast<long>(n));
+    std::vector<AttachResult> results = attach_all(program_, chunk, options_.mode, options_.pins);
+    for (size_t i = 0; i < chunk.size(); ++i)
+      attached |= adopt_result(chunk[i], std::move(results[i]));
+  }
+  if (!attached) return;
+  if (backlog_.empty()) {
+    // All attached: name their owners now rather than at the end of a long backoff.
+    identify_backoff_ = kFirstIdentifyDelay;
+    next_identify_ = Clock::now();
+  }
+  publish();
+}
+
+void HostAgent::reconcile(std::chrono::milliseconds budget) {
   Clock::time_point start = Clock::now();
   try {
     ResolveOptions options;
@@ -272,8 +293,13 @@ void HostAgent::reconcile() {
       }
     if (first_pass_ && options_.pins != nullptr) missing = adopt_pinned(missing);
     first_pass_ = false;
-    std::vector<AttachResult> results = attach_all(program_, missing, options_.mode, options_.pins);
-    for (size_t i = 0; i < missing.size(); ++i) adopt_result(missing[i], std::move(results[i]));
+    // This pass's view replaces the backlog's: a link gone since is not attached.
+    backlog_ = std::move(missing);
+    if (backlog_.size() > 100 && budget != std::chrono::milliseconds::max())
+      log_line("attaching " + std::to_string(backlog_.size()) + " interfaces (" +
+               attach_mode_name(options_.mode) + ")");
+    attach_backlog(budget == std::chrono::milliseconds::max() ? Clock::time_point::max()
+                                                               : start + budget);
 
     // Links that vanished without a notification reaching psnic (an overrun socket).
     std::vector<uint32_t> gone;
@@ -307,6 +333,8 @@ void HostAgent::handle_all(const std::vector<LinkEvent>& events, Clock::time_poi
     auto it = tracked_.find(link.ifindex);
     auto queued = std::find_if(fresh.begin(), fresh.end(),
                                [&](const AttachRequest& r) { return r.ifindex == link.ifindex; });
+    // A link reconcile() found and left for later is now either gone or due at once.
+    std::erase_if(backlog_, [&](const AttachRequest& r) { return r.ifindex == link.ifindex; });
     if (event.deleted) {
       if (queued != fresh.end()) fresh.erase(queued);
       if (it != tracked_.end()) {
@@ -411,6 +439,7 @@ void HostAgent::owners_changed(const std::vector<std::string>& container_ids) {
 }
 
 HostAgent::Clock::time_point HostAgent::next_deadline() const {
+  if (!backlog_.empty()) return Clock::now();
   Clock::time_point next = next_reconcile_;
   if (next_identify_ != Clock::time_point{}) next = std::min(next, next_identify_);
   if (next_owner_connect_ != Clock::time_point{}) next = std::min(next, next_owner_connect_);
@@ -423,6 +452,8 @@ void HostAgent::run(OwnerEvents* owners) {
   constexpr uint64_t kLinks = 0;
   constexpr uint64_t kOwners = 1;
   constexpr std::chrono::seconds kOwnerRetry{5};
+  // The longest the loop attaches from the backlog before it looks at its other sources again.
+  constexpr std::chrono::milliseconds kSlice{100};
   // Subscribe before the first full pass, so that nothing added meanwhile is missed.
   LinkEvents events = LinkEvents::open();
   loop.watch(events.fd(), kLinks);
@@ -439,7 +470,7 @@ void HostAgent::run(OwnerEvents* owners) {
     return owners_connected;
   };
   if (owners) connect_owners();
-  reconcile();
+  reconcile(kSlice);
 
   for (;;) {
     // One timer for whichever comes first: reconcile, identification, a retirement.
@@ -461,7 +492,7 @@ void HostAgent::run(OwnerEvents* owners) {
         handle_all(events.drain(overrun), seen);
         if (overrun) {
           log_line("link notifications overran; reconciling");
-          reconcile();
+          reconcile(kSlice);
         }
         continue;
       }
@@ -489,7 +520,8 @@ void HostAgent::run(OwnerEvents* owners) {
       Clock::time_point now = Clock::now();
       // Renames missed while the stream was down are caught by the next reconcile.
       if (owners && !owners_connected && now >= next_owner_connect_) connect_owners();
-      if (now >= next_reconcile_) reconcile();
+      if (now >= next_reconcile_) reconcile(kSlice);
+      if (!backlog_.empty()) attach_backlog(Clock::now() + kSlice);
       if (next_identify_ != Clock::time_point{} && now >= next_identify_) identify_pending();
       expire_retired(now);
     }

@@ -63,8 +63,14 @@ class HostAgent {
   ~HostAgent();
 
   // A full pass: attach every host peer not attached (or no longer intact), name owners, retire
-  // what is gone. Cost: one host link dump, and one query per namespace.
-  void reconcile();
+  // what is gone. Cost: one host link dump, and one query per namespace. Attaching stops after
+  // `budget`; the rest waits in a backlog for attach_backlog(). (TCX attaches one link per RCU
+  // grace period: a cold start with a thousand veths takes seconds, and the loop must go on
+  // hearing of new links and stop signals meanwhile.)
+  void reconcile(std::chrono::milliseconds budget = std::chrono::milliseconds::max());
+  // Attaches what reconcile() left in the backlog, until `until`.
+  void attach_backlog(Clock::time_point until);
+  size_t backlog() const { return backlog_.size(); }
   // Link notifications received at `seen`, in order; new host peers are attached together.
   void handle_all(const std::vector<LinkEvent>& events, Clock::time_point seen);
   void handle(const LinkEvent& event, Clock::time_point seen);
@@ -125,6 +131,7 @@ class HostAgent {
   std::optional<LabelStore> label_store_;  // pinned agents only
 
   std::map<uint32_t, Tracked> tracked_;  // by host ifindex
+  std::vector<AttachRequest> backlog_;   // host peers found by a reconcile, not yet attached
   std::vector<Retired> retired_;
   bool first_pass_ = true;
   Clock::time_point next_reconcile_{};

@@ -86,19 +86,33 @@ for i in $(seq "$LATENCY_ROUNDS" $((LATENCY_ROUNDS + N - 1))); do
 done >>"$batch"
 ip -batch "$batch"
 total=$((LATENCY_ROUNDS + N))
-# Starts the agent; sets `elapsed` to the seconds until it counts all $total interfaces.
+# Starts the agent; sets `elapsed` to the seconds until it counts all $total interfaces. With
+# `late`, one more veth is made 0.2 s into the start and `late_ms` is the time until its series
+# is in /metrics: how a container started during a long cold start fares.
 time_to_all() {
-  local start attached=0
+  local start attached=0 metrics late_at=0 now
+  late_ms=-
   start=$(date +%s%N)
   start_agent
-  until [ "${attached%.*}" -ge "$total" ]; do
-    attached=$(scrape | awk '$1 ~ /^psnic_attached_interfaces/ {n += $2} END {print n + 0}')
+  until [ "${attached%.*}" -ge "$total" ] && [ "$late_ms" != "-" -o "${1:-}" != late ]; do
+    metrics=$(scrape)
+    now=$(date +%s%N)
+    attached=$(echo "$metrics" | awk '$1 ~ /^psnic_attached_interfaces/ {n += $2} END {print n + 0}')
     attached=${attached:-0}
-    [ $(( $(date +%s%N) - start )) -lt 60000000000 ] || { echo "only $attached of $total attached after 60 s" >&2; exit 1; }
+    if [ "${1:-}" = late ] && [ "$late_at" = 0 ] && [ $((now - start)) -gt 200000000 ]; then
+      ip netns add psnictest-hab-late
+      ip link add "$(veth_name 65535)" type veth peer name eth0 netns psnictest-hab-late
+      late_at=$(date +%s%N)
+      total=$((total + 1))
+    fi
+    if [ "$late_at" != 0 ] && [ "$late_ms" = "-" ] && echo "$metrics" | grep -q "host_interface=\"$(veth_name 65535)\""; then
+      late_ms=$(( (now - late_at) / 1000000 ))
+    fi
+    [ $((now - start)) -lt 90000000000 ] || { echo "only $attached of $total attached after 90 s" >&2; exit 1; }
   done
   elapsed=$(awk -v ns=$(( $(date +%s%N) - start )) 'BEGIN {printf "%.2f", ns / 1e9}')
 }
-time_to_all; all_attached=$elapsed
+time_to_all late; all_attached=$elapsed; late_during_start=$late_ms
 scrapes=$(for _ in $(seq 1 20); do
   curl -s -o /dev/null -w '%{time_total}\n' -H 'Accept-Encoding: gzip' "http://127.0.0.1:$PORT/metrics"
 done | awk '{printf "%.3f\n", $1 * 1000}')
@@ -123,6 +137,7 @@ echo "|---|---:|---|"
 echo "| attach latency, \`ip link add\` to series in /metrics, p50 / p99 of $LATENCY_ROUNDS | $e2e_p50 / $e2e_p99 ms | p99 <= 50 ms |"
 echo "| attach latency, agent's histogram (notification -> counting), p50 / p99 bucket bound | <= $agent_p50 / <= $agent_p99 ms | |"
 echo "| start to all $total attached | $all_attached s | <= 2 s |"
+echo "| a veth made 0.2 s into that start, to its series in /metrics | $late_during_start ms | |"
 echo "| scrape /metrics with $total owners, gzip, median of 20 | $scrape_median ms | <= 20 ms |"
 echo "| RSS with $total interfaces | $((rss_kb / 1024)) MB | <= 40 MB |"
 echo "| CPU while idle, 10 s | $idle_cpu % | ~0 |"

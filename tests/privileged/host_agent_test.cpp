@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <thread>
 
 #include "resolver/error.h"
@@ -137,6 +138,33 @@ TEST_F(HostAgentTest, DestructionDetachesEverything) {
   EXPECT_EQ(test::must("tc filter show dev " + veth.host + " ingress"), "");
   EXPECT_EQ(test::must("tc filter show dev " + veth.host + " egress"), "");
   EXPECT_TRUE(labels_->current()->empty());
+}
+
+TEST_F(HostAgentTest, BacklogOfAPassOutOfTimeYieldsToNotifications) {
+  auto agent = make_agent();
+  TestVeth first('g');
+  std::optional<TestVeth> gone(std::in_place, 'h');
+  const std::string gone_host = gone->host;
+  LinkEvents events = LinkEvents::open();  // after both were made
+  // No time to attach anything: both wait in the backlog.
+  agent->reconcile(std::chrono::milliseconds(0));
+  const size_t waiting = agent->backlog();
+  EXPECT_GE(waiting, 2u);
+  EXPECT_EQ(live(first.host), nullptr);
+
+  gone.reset();  // deleted while waiting: out of the backlog, never attached
+  deliver(events, *agent);
+  EXPECT_EQ(agent->backlog(), waiting - 1);
+  EXPECT_EQ(live(gone_host), nullptr);
+  // A notification of a waiting link makes it due at once.
+  test::must("ip link set " + first.host + " mtu 1400");
+  deliver(events, *agent);
+  EXPECT_NE(live(first.host), nullptr);
+  EXPECT_EQ(agent->backlog(), waiting - 2);
+
+  agent->attach_backlog(HostAgent::Clock::time_point::max());
+  EXPECT_EQ(agent->backlog(), 0u);
+  EXPECT_EQ(live(gone_host), nullptr);
 }
 
 TEST_F(HostAgentTest, ALinkGoneBeforeItIsAttachedIsNoError) {
