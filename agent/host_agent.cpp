@@ -205,7 +205,9 @@ void HostAgent::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
       describe_(owner, labels);
     } catch (const std::exception& e) {
       if (self_) self_->count_error("describe");
-      log_line(pair.host_name + ": describing its owner failed: " + e.what());
+      log_line(pair.host_name + ": describing its owner " +
+               (owner.identity.id.empty() ? owner.netns_name : owner.identity.id) +
+               " failed: " + e.what());
     }
   }
   Tracked& tracked = it->second;

@@ -63,7 +63,7 @@ for i in $(seq 0 $((LATENCY_ROUNDS - 1))); do
   t0=$(date +%s%N)
   ip link add "$name" type veth peer name eth0 netns "psnictest-hab-$i"
   t0=$(date +%s%N)
-  until scrape | grep -q "host_interface=\"$name\""; do :; done
+  until grep -q "host_interface=\"$name\"" <<<"$(scrape)"; do :; done
   echo $(( ($(date +%s%N) - t0) / 1000 )) | awk '{printf "%.3f\n", $1/1000}' >>"$latencies"
 done
 e2e_p50=$(percentile 0.5 <"$latencies"); e2e_p99=$(percentile 0.99 <"$latencies")
@@ -105,7 +105,7 @@ time_to_all() {
       late_at=$(date +%s%N)
       total=$((total + 1))
     fi
-    if [ "$late_at" != 0 ] && [ "$late_ms" = "-" ] && echo "$metrics" | grep -q "host_interface=\"$(veth_name 65535)\""; then
+    if [ "$late_at" != 0 ] && [ "$late_ms" = "-" ] && grep -q "host_interface=\"$(veth_name 65535)\"" <<<"$metrics"; then
       late_ms=$(( (now - late_at) / 1000000 ))
     fi
     [ $((now - start)) -lt 90000000000 ] || { echo "only $attached of $total attached after 90 s" >&2; exit 1; }
