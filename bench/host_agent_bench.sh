@@ -44,7 +44,12 @@ start_agent() {
   "$AGENT" --listen 127.0.0.1:$PORT --attach-mode "$ATTACH_MODE" --pin-dir "$PIN_DIR" "$@" \
     2>>/tmp/psnictest-hab-agent.log &
   agent=$!
-  for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$PORT/metrics" && return; sleep 0.01; done
+  for _ in $(seq 1 200); do
+    # Its own answer, not another agent's on the same port.
+    kill -0 "$agent" 2>/dev/null || { echo "agent exited:" >&2; tail -3 /tmp/psnictest-hab-agent.log >&2; exit 1; }
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/metrics" && return
+    sleep 0.01
+  done
   echo "agent did not start" >&2; exit 1
 }
 scrape() { curl -s "http://127.0.0.1:$PORT/metrics"; }
