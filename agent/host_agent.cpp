@@ -453,7 +453,11 @@ void HostAgent::run(OwnerEvents* owners) {
   EventLoop loop;
   constexpr uint64_t kLinks = 0;
   constexpr uint64_t kOwners = 1;
+  // Subscribing again after the runtime's stream ended: soon, then backing off to a minute while
+  // it fails (a hung daemon costs the loop up to 2 s per try).
   constexpr std::chrono::seconds kOwnerRetry{5};
+  constexpr std::chrono::seconds kMaxOwnerRetry{60};
+  std::chrono::seconds owner_retry = kOwnerRetry;
   // The longest the loop attaches from the backlog before it looks at its other sources again.
   constexpr std::chrono::milliseconds kSlice{100};
   // Subscribe before the first full pass, so that nothing added meanwhile is missed.
@@ -465,9 +469,11 @@ void HostAgent::run(OwnerEvents* owners) {
     if (owners_connected) {
       loop.watch(owners->fd(), kOwners);
       next_owner_connect_ = {};
+      owner_retry = kOwnerRetry;
       log_line("following " + owners->name());
     } else {
-      next_owner_connect_ = Clock::now() + kOwnerRetry;
+      next_owner_connect_ = Clock::now() + owner_retry;
+      owner_retry = std::min(owner_retry * 2, kMaxOwnerRetry);
     }
     return owners_connected;
   };
@@ -510,10 +516,11 @@ void HostAgent::run(OwnerEvents* owners) {
         }
         owners_changed(changed);
         if (closed) {
-          log_line(owners->name() + " ended; subscribing again in 5 s");
+          log_line(owners->name() + " ended; subscribing again in " +
+                   std::to_string(owner_retry.count()) + " s");
           loop.unwatch(owners->fd());
           owners_connected = false;
-          next_owner_connect_ = Clock::now() + kOwnerRetry;
+          next_owner_connect_ = Clock::now() + owner_retry;
         }
         if (next_identify_ != Clock::time_point{} && next_identify_ <= Clock::now())
           identify_pending();
