@@ -6,6 +6,7 @@
 #include <array>
 #include <cerrno>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -85,25 +86,28 @@ bool writes_map(const ProgramFacts& facts, uint32_t map_id) {
          std::find(facts.map_ids.begin(), facts.map_ids.end(), map_id) != facts.map_ids.end();
 }
 
-// Attaches one cls_bpf filter with psnic's handle and priority; returns the program id.
+// Attaches one cls_bpf filter with psnic's `handle` and priority; returns the program id.
 uint32_t attach_tc_filter(int prog_fd, uint32_t ifindex, bpf_tc_attach_point point,
-                          const std::string& name) {
+                          const std::string& name, uint32_t handle) {
   bpf_tc_hook hook = tc_hook(ifindex, point);
   // Creates the clsact qdisc if the interface has none. psnic never deletes it: another tool
   // may have added filters to it since.
   int err = bpf_tc_hook_create(&hook);
   if (err < 0 && err != -EEXIST) throw system_error(name + ": clsact qdisc", -err);
-  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .handle = kTcHandle, .priority = kTcPriority);
+  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .handle = handle, .priority = kTcPriority);
   err = bpf_tc_attach(&hook, &opts);
   if (err == -EEXIST) {
     // A filter outlives its agent (kill -9): one at psnic's handle that runs a program of
     // psnic's own name is an earlier psnic's, and is replaced. Anything else there is left alone.
-    LIBBPF_OPTS(bpf_tc_opts, query, .handle = kTcHandle, .priority = kTcPriority);
-    if (bpf_tc_query(&hook, &query) < 0 || program_name(query.prog_id) != program_name_of(prog_fd))
+    LIBBPF_OPTS(bpf_tc_opts, query, .handle = handle, .priority = kTcPriority);
+    if (bpf_tc_query(&hook, &query) < 0 || program_name(query.prog_id) != program_name_of(prog_fd)) {
+      char taken[64];
+      std::snprintf(taken, sizeof taken, "handle 0x%x priority %u", handle, kTcPriority);
       throw Error(name + ": tc filter", EEXIST,
-                  "handle 0x5053 priority 1 is taken by a program that is not psnic's");
+                  std::string(taken) + " is taken by a program that is not psnic's");
+    }
     LIBBPF_OPTS(bpf_tc_opts, replace, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE,
-                .handle = kTcHandle, .priority = kTcPriority);
+                .handle = handle, .priority = kTcPriority);
     err = bpf_tc_attach(&hook, &replace);
     opts.prog_id = replace.prog_id;
   }
@@ -113,17 +117,19 @@ uint32_t attach_tc_filter(int prog_fd, uint32_t ifindex, bpf_tc_attach_point poi
 
 // Removes psnic's filter from one hook, only if it is still there and still runs psnic's
 // program: a filter someone else put at the same handle and priority stays.
-// The id of the program in psnic's filter on one hook, 0 when there is no such filter.
-uint32_t tc_filter_prog(uint32_t ifindex, bpf_tc_attach_point point) {
+// The id of the program in psnic's filter at `handle` on one hook, 0 when there is no such
+// filter.
+uint32_t tc_filter_prog(uint32_t ifindex, bpf_tc_attach_point point, uint32_t handle) {
   bpf_tc_hook hook = tc_hook(ifindex, point);
-  LIBBPF_OPTS(bpf_tc_opts, query, .handle = kTcHandle, .priority = kTcPriority);
+  LIBBPF_OPTS(bpf_tc_opts, query, .handle = handle, .priority = kTcPriority);
   return bpf_tc_query(&hook, &query) == 0 ? query.prog_id : 0;
 }
 
-void detach_tc_filter(uint32_t ifindex, bpf_tc_attach_point point, uint32_t prog_id) {
-  if (tc_filter_prog(ifindex, point) != prog_id) return;
+void detach_tc_filter(uint32_t ifindex, bpf_tc_attach_point point, uint32_t handle,
+                      uint32_t prog_id) {
+  if (tc_filter_prog(ifindex, point, handle) != prog_id) return;
   bpf_tc_hook hook = tc_hook(ifindex, point);
-  LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
+  LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = kTcPriority);
   bpf_tc_detach(&hook, &opts);
 }
 
@@ -214,9 +220,12 @@ Attachment Attachment::attach(const TrafficProgram& program, uint32_t ifindex,
       pins->pin_link(a.egress_link_.get(), ifindex, false);
     }
   } else {
-    a.ingress_prog_id_ = attach_tc_filter(program.ingress_fd(), ifindex, BPF_TC_INGRESS, name);
+    a.tc_handle_ = pins != nullptr ? kTcHandle : kTcEphemeralHandle;
+    a.ingress_prog_id_ =
+        attach_tc_filter(program.ingress_fd(), ifindex, BPF_TC_INGRESS, name, a.tc_handle_);
     a.attached_ = true;  // so that a failing egress attach detaches the ingress filter
-    a.egress_prog_id_ = attach_tc_filter(program.egress_fd(), ifindex, BPF_TC_EGRESS, name);
+    a.egress_prog_id_ =
+        attach_tc_filter(program.egress_fd(), ifindex, BPF_TC_EGRESS, name, a.tc_handle_);
   }
   a.attached_ = true;
   return a;
@@ -242,17 +251,18 @@ std::optional<Attachment> Attachment::adopt(const TrafficProgram& program, uint3
     return a;
   }
   for (bool ingress : {true, false}) {
-    ProgramFacts facts = program_facts(tc_filter_prog(ifindex, tc_point(ingress)));
+    ProgramFacts facts = program_facts(tc_filter_prog(ifindex, tc_point(ingress), kTcHandle));
     if (!writes_map(facts, program.map_id())) return std::nullopt;
     (ingress ? a.ingress_prog_id_ : a.egress_prog_id_) = facts.id;
   }
+  a.tc_handle_ = kTcHandle;
   a.attached_ = true;
   // An older psnic's code is replaced in place: cls_bpf swaps the program atomically.
   for (bool ingress : {true, false}) {
     int fd = ingress ? program.ingress_fd() : program.egress_fd();
     uint32_t& id = ingress ? a.ingress_prog_id_ : a.egress_prog_id_;
     if (program_facts(id).tag != program_facts_of(fd).tag)
-      id = attach_tc_filter(fd, ifindex, tc_point(ingress), name);
+      id = attach_tc_filter(fd, ifindex, tc_point(ingress), name, kTcHandle);
   }
   return a;
 }
@@ -267,6 +277,7 @@ Attachment& Attachment::operator=(Attachment&& other) noexcept {
     mode_ = other.mode_;
     attached_ = std::exchange(other.attached_, false);
     pins_ = other.pins_;
+    tc_handle_ = other.tc_handle_;
     ingress_link_ = std::move(other.ingress_link_);
     egress_link_ = std::move(other.egress_link_);
     ingress_prog_id_ = other.ingress_prog_id_;
@@ -282,8 +293,8 @@ bool Attachment::intact() const {
   if (mode_ == AttachMode::tcx)
     return in_tcx_chain(ifindex_, kBpfTcxIngress, ingress_prog_id_) &&
            in_tcx_chain(ifindex_, kBpfTcxEgress, egress_prog_id_);
-  return tc_filter_prog(ifindex_, BPF_TC_INGRESS) == ingress_prog_id_ &&
-         tc_filter_prog(ifindex_, BPF_TC_EGRESS) == egress_prog_id_;
+  return tc_filter_prog(ifindex_, BPF_TC_INGRESS, tc_handle_) == ingress_prog_id_ &&
+         tc_filter_prog(ifindex_, BPF_TC_EGRESS, tc_handle_) == egress_prog_id_;
 }
 
 void Attachment::detach() {
@@ -301,8 +312,10 @@ void Attachment::detach() {
     ingress_link_ = Fd();
     egress_link_ = Fd();
   } else {
-    if (ingress_prog_id_ != 0) detach_tc_filter(ifindex_, BPF_TC_INGRESS, ingress_prog_id_);
-    if (egress_prog_id_ != 0) detach_tc_filter(ifindex_, BPF_TC_EGRESS, egress_prog_id_);
+    if (ingress_prog_id_ != 0)
+      detach_tc_filter(ifindex_, BPF_TC_INGRESS, tc_handle_, ingress_prog_id_);
+    if (egress_prog_id_ != 0)
+      detach_tc_filter(ifindex_, BPF_TC_EGRESS, tc_handle_, egress_prog_id_);
   }
 }
 
@@ -315,9 +328,9 @@ void Attachment::release() {
 size_t remove_tc_filters_of_map(uint32_t ifindex, uint32_t map_id) {
   size_t removed = 0;
   for (bool ingress : {true, false}) {
-    uint32_t id = tc_filter_prog(ifindex, tc_point(ingress));
+    uint32_t id = tc_filter_prog(ifindex, tc_point(ingress), kTcHandle);
     if (id != 0 && writes_map(program_facts(id), map_id)) {
-      detach_tc_filter(ifindex, tc_point(ingress), id);
+      detach_tc_filter(ifindex, tc_point(ingress), kTcHandle, id);
       ++removed;
     }
   }

@@ -28,8 +28,11 @@ std::optional<AttachMode> parse_attach_mode(std::string_view text);
 // TCX when the kernel has it, else tc. Probes without touching any interface.
 AttachMode probe_attach_mode(const TrafficProgram& program);
 
-// psnic's cls_bpf filters in tc mode: handle 0x5053 ("PS") at priority 1 on both hooks.
+// psnic's cls_bpf filters in tc mode, at priority 1 on both hooks: handle 0x5053 ("PS") for a
+// pinned agent's, which outlive it, and 0x5054 for an ephemeral one's (--pid, --no-pin), so that
+// the two kinds never take each other's place on one interface.
 inline constexpr uint32_t kTcHandle = 0x5053;
+inline constexpr uint32_t kTcEphemeralHandle = 0x5054;
 inline constexpr uint32_t kTcPriority = 1;
 
 // The program pair on one host interface, detached (only what psnic attached) on destruction.
@@ -75,6 +78,7 @@ class Attachment {
   AttachMode mode_ = AttachMode::tcx;
   bool attached_ = false;
   const PinDir* pins_ = nullptr;  // where the TCX links are pinned, if they are
+  uint32_t tc_handle_ = kTcEphemeralHandle;
   // tcx: the links; closing a TCX link fd detaches it.
   Fd ingress_link_;
   Fd egress_link_;
@@ -89,7 +93,8 @@ class Attachment {
 // that writes `program`'s map). Another tool's and another psnic's programs stay.
 void remove_remnants(const TrafficProgram& program, uint32_t ifindex, const PinDir& pins);
 
-// Removes the tc filters at psnic's handle whose program writes map `map_id`; returns how many.
+// Removes the tc filters at a pinned agent's handle whose program writes map `map_id`; returns
+// how many.
 size_t remove_tc_filters_of_map(uint32_t ifindex, uint32_t map_id);
 
 // Attaches or detaches many interfaces. One after another: the kernel serialises TCX attach and

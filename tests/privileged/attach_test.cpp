@@ -142,8 +142,8 @@ TEST_P(AttachTest, ThousandAttachDetachCyclesLeaveNothingBehind) {
   EXPECT_EQ(map_keys(program.map_fd()), 0u);
   EXPECT_TRUE(tcx_chain(ifindex, kTcxIngress).empty());
   EXPECT_TRUE(tcx_chain(ifindex, kTcxEgress).empty());
-  EXPECT_EQ(tc_filter(ifindex, BPF_TC_INGRESS, kTcHandle, kTcPriority), 0u);
-  EXPECT_EQ(tc_filter(ifindex, BPF_TC_EGRESS, kTcHandle, kTcPriority), 0u);
+  EXPECT_EQ(tc_filter(ifindex, BPF_TC_INGRESS, kTcEphemeralHandle, kTcPriority), 0u);
+  EXPECT_EQ(tc_filter(ifindex, BPF_TC_EGRESS, kTcEphemeralHandle, kTcPriority), 0u);
 }
 
 TEST_P(AttachTest, AFailedAttachLeavesNothingAttached) {
@@ -217,14 +217,14 @@ TEST_F(CoexistenceTest, ForeignClsBpfFilterKeepsRunningAndItsQdiscStays) {
   {
     Attachment attached = Attachment::attach(program, ifindex, veth.host, AttachMode::tc);
     EXPECT_EQ(tc_filter(ifindex, BPF_TC_EGRESS, 7, 1), foreign_id);
-    EXPECT_EQ(tc_filter(ifindex, BPF_TC_EGRESS, kTcHandle, kTcPriority),
+    EXPECT_EQ(tc_filter(ifindex, BPF_TC_EGRESS, kTcEphemeralHandle, kTcPriority),
               prog_id(program.egress_fd()));
     uint64_t seen = foreign_seen();
     ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 100, 10));
     EXPECT_GE(foreign_seen(), seen + 10);
     EXPECT_GE(read_counters(program, ifindex).egress.packets, 10u);
   }
-  EXPECT_EQ(tc_filter(ifindex, BPF_TC_EGRESS, kTcHandle, kTcPriority), 0u);
+  EXPECT_EQ(tc_filter(ifindex, BPF_TC_EGRESS, kTcEphemeralHandle, kTcPriority), 0u);
   EXPECT_EQ(tc_filter(ifindex, BPF_TC_EGRESS, 7, 1), foreign_id);
   EXPECT_NE(test::must("tc qdisc show dev " + veth.host).find("clsact"), std::string::npos);
   uint64_t seen = foreign_seen();
@@ -241,10 +241,10 @@ TEST_F(CoexistenceTest, DetachLeavesAFilterSomeoneElsePutInPsnicsPlace) {
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex),
               .attach_point = BPF_TC_INGRESS);
   LIBBPF_OPTS(bpf_tc_opts, replace, .prog_fd = foreign_fd(), .flags = BPF_TC_F_REPLACE,
-              .handle = kTcHandle, .priority = kTcPriority);
+              .handle = kTcEphemeralHandle, .priority = kTcPriority);
   ASSERT_EQ(bpf_tc_attach(&hook, &replace), 0);
   attached.detach();
-  EXPECT_EQ(tc_filter(ifindex, BPF_TC_INGRESS, kTcHandle, kTcPriority), prog_id(foreign_fd()));
+  EXPECT_EQ(tc_filter(ifindex, BPF_TC_INGRESS, kTcEphemeralHandle, kTcPriority), prog_id(foreign_fd()));
 }
 
 TEST_F(CoexistenceTest, FilterLeftByAKilledAgentIsReplacedAndAForeignOneRefused) {
@@ -257,26 +257,26 @@ TEST_F(CoexistenceTest, FilterLeftByAKilledAgentIsReplacedAndAForeignOneRefused)
                              std::pair{BPF_TC_EGRESS, earlier.egress_fd()}}) {
       LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = point);
       bpf_tc_hook_create(&hook);
-      LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = fd, .handle = kTcHandle, .priority = kTcPriority);
+      LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = fd, .handle = kTcEphemeralHandle, .priority = kTcPriority);
       ASSERT_EQ(bpf_tc_attach(&hook, &opts), 0);
     }
   }
   TrafficProgram program = TrafficProgram::load();
   {
     Attachment attached = Attachment::attach(program, ifindex, veth.host, AttachMode::tc);
-    EXPECT_EQ(tc_filter(ifindex, BPF_TC_INGRESS, kTcHandle, kTcPriority),
+    EXPECT_EQ(tc_filter(ifindex, BPF_TC_INGRESS, kTcEphemeralHandle, kTcPriority),
               prog_id(program.ingress_fd()));
-    EXPECT_EQ(tc_filter(ifindex, BPF_TC_EGRESS, kTcHandle, kTcPriority),
+    EXPECT_EQ(tc_filter(ifindex, BPF_TC_EGRESS, kTcEphemeralHandle, kTcPriority),
               prog_id(program.egress_fd()));
   }
   // Another tool's program at psnic's handle is not psnic's to replace.
   LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex),
               .attach_point = BPF_TC_INGRESS);
-  LIBBPF_OPTS(bpf_tc_opts, foreign, .prog_fd = foreign_fd(), .handle = kTcHandle,
+  LIBBPF_OPTS(bpf_tc_opts, foreign, .prog_fd = foreign_fd(), .handle = kTcEphemeralHandle,
               .priority = kTcPriority);
   ASSERT_EQ(bpf_tc_attach(&hook, &foreign), 0);
   EXPECT_THROW(Attachment::attach(program, ifindex, veth.host, AttachMode::tc), Error);
-  EXPECT_EQ(tc_filter(ifindex, BPF_TC_INGRESS, kTcHandle, kTcPriority), prog_id(foreign_fd()));
+  EXPECT_EQ(tc_filter(ifindex, BPF_TC_INGRESS, kTcEphemeralHandle, kTcPriority), prog_id(foreign_fd()));
 }
 
 TEST(AttachMode, ProbeFindsTcxOnThisKernel) {

@@ -120,7 +120,7 @@ TEST_F(HostAgentTest, ReconcileReattachesWhatAnotherToolRemoved) {
   auto agent = make_agent(AttachMode::tc);
   agent->reconcile();
   ASSERT_NE(live(veth.host), nullptr);
-  test::must("tc filter del dev " + veth.host + " ingress pref 1 handle 0x5053 bpf");
+  test::must("tc filter del dev " + veth.host + " ingress pref 1 handle 0x5054 bpf");
   EXPECT_EQ(test::must("tc filter show dev " + veth.host + " ingress"), "");
   agent->reconcile();
   EXPECT_NE(test::must("tc filter show dev " + veth.host + " ingress").find("psnic_ingress"),

@@ -230,6 +230,38 @@ TEST_P(PinnedAgentTest, CleanupRemovesWhatTheAgentLeftAndNothingElse) {
   EXPECT_FALSE(again.map || again.directory || again.links || again.tc_filters);
 }
 
+TEST_P(PinnedAgentTest, EphemeralAttachmentBesideItTakesNothingFromIt) {
+  // `psnic-agent --pid` on an interface the pinned agent counts: in tc mode the two use handles
+  // of their own (0x5053, 0x5054), in TCX links of their own; both count, neither is disturbed.
+  TestVeth veth('w', /*addressed=*/true);
+  agent_->reconcile();
+  ASSERT_TRUE(counted(veth.host));
+  const uint32_t ifindex = test::host_ifindex(veth.host);
+  TrafficProgram ephemeral_program = TrafficProgram::load();
+  ephemeral_program.track(ifindex);
+  {
+    Attachment ephemeral =
+        Attachment::attach(ephemeral_program, ifindex, veth.host, GetParam());
+    EXPECT_EQ(test::psnic_programs(veth.host), 4u);
+    std::this_thread::sleep_for(kSettle);
+    const Counters before = read(veth.host);
+    ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 200, 10));
+    std::this_thread::sleep_for(kSettle);
+    expect_same_deltas(before, read(veth.host));
+    EXPECT_GE(test::read_counters(ephemeral_program, ifindex).egress.packets, 10u);
+  }  // the ephemeral one detaches: the pinned one stays, intact
+  EXPECT_EQ(test::psnic_programs(veth.host), 2u);
+  ::testing::internal::CaptureStderr();
+  agent_->reconcile();
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(log.find(veth.host + ": psnic's program was removed"), std::string::npos) << log;
+  std::this_thread::sleep_for(kSettle);
+  const Counters before = read(veth.host);
+  ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 200, 5));
+  std::this_thread::sleep_for(kSettle);
+  expect_same_deltas(before, read(veth.host));
+}
+
 TEST_P(PinnedAgentTest, SecondAgentOnTheSameDirectoryIsRefused) {
   try {
     PinDir::open(path_);
