@@ -645,6 +645,20 @@ TEST_F(HostAgentE2eTest, UnpinnedAgentDetachesEverythingOnSigtermAndPinsNothing)
   EXPECT_EQ(agent.err().find("/sys/fs/bpf"), std::string::npos) << agent.err();
 }
 
+// Of `names`, those for which the agent has not logged `prefix` NAME `suffix` within `timeout`.
+std::vector<std::string> without_line(Agent& agent, std::vector<std::string> names,
+                                      const std::string& prefix, const std::string& suffix,
+                                      std::chrono::milliseconds timeout) {
+  for (auto end = Clock::now() + timeout; !names.empty() && Clock::now() < end;) {
+    const std::string err = agent.err();
+    std::erase_if(names, [&](const std::string& name) {
+      return err.find(prefix + name + suffix) != std::string::npos;
+    });
+    if (!names.empty()) std::this_thread::sleep_for(20ms);
+  }
+  return names;
+}
+
 // Deletes, on destruction, the namespaces and host veths of the churn test still there.
 class ChurnCleanup {
  public:
@@ -723,27 +737,15 @@ TEST_F(HostAgentE2eTest, TwoHundredNamespacesComingAndGoingLeaveNothingBehind) {
     }
     ASSERT_TRUE(ChurnCleanup::ip_batch(add));
     // Each attached before it goes.
-    std::vector<std::string> missing = round;
-    for (auto end = Clock::now() + 3s; !missing.empty() && Clock::now() < end;) {
-      const std::string err = agent.err();
-      std::erase_if(missing, [&](const std::string& name) {
-        return err.find("psnic-agent: attached " + name + " (tcx)\n") != std::string::npos;
-      });
-      if (!missing.empty()) std::this_thread::sleep_for(20ms);
-    }
+    const std::vector<std::string> missing =
+        without_line(agent, round, "psnic-agent: attached ", " (tcx)\n", 3s);
     EXPECT_TRUE(missing.empty()) << "not attached: " << ::testing::PrintToString(missing);
     ASSERT_TRUE(ChurnCleanup::ip_batch(del));
   }
 
   // Each retired, then dropped after its second of grace.
-  std::vector<std::string> missing = all;
-  for (auto end = Clock::now() + 5s; !missing.empty() && Clock::now() < end;) {
-    const std::string err = agent.err();
-    std::erase_if(missing, [&](const std::string& name) {
-      return err.find("psnic-agent: detached " + name + " (gone") != std::string::npos;
-    });
-    if (!missing.empty()) std::this_thread::sleep_for(20ms);
-  }
+  const std::vector<std::string> missing =
+      without_line(agent, all, "psnic-agent: detached ", " (gone", 5s);
   EXPECT_TRUE(missing.empty()) << "not detached: " << ::testing::PrintToString(missing);
   auto none_of_mine = [&](const std::string& m) {
     for (const Series& s : parse(m))

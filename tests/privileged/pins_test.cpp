@@ -82,6 +82,15 @@ class PinnedAgentTest : public ::testing::TestWithParam<AttachMode> {
       if (series.labels.host_interface == host) return &series;
     return nullptr;
   }
+  // Sends `count` datagrams of `size` bytes into `veth`'s namespace: psnic counts what the
+  // kernel counts.
+  void expect_counted_exactly(const TestVeth& veth, size_t size, int count) const {
+    std::this_thread::sleep_for(kSettle);
+    const Counters before = read(veth.host);
+    ASSERT_TRUE(test::send_udp(veth.inside_address, 9, size, count));
+    std::this_thread::sleep_for(kSettle);
+    expect_same_deltas(before, read(veth.host));
+  }
   bool tracked(uint32_t ifindex) const {
     std::vector<uint32_t> keys = program_->tracked();
     return std::find(keys.begin(), keys.end(), ifindex) != keys.end();
@@ -115,10 +124,7 @@ TEST_P(PinnedAgentTest, NextAgentAdoptsCountersThatCountedWhileNoAgentRan) {
   EXPECT_EQ(test::psnic_programs(veth.host), 2u) << "attached twice, or not at all";
 
   // And it counts on.
-  const Counters again = read(veth.host);
-  ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 300, 10));
-  std::this_thread::sleep_for(kSettle);
-  expect_same_deltas(again, read(veth.host));
+  expect_counted_exactly(veth, 300, 10);
 }
 
 TEST_P(PinnedAgentTest, InterfaceGoneWhileNoAgentRanIsRetiredWithItsFinalValuesAndLabels) {
@@ -198,11 +204,7 @@ TEST_P(PinnedAgentTest, NextAgentInTheOtherModeReplacesThePairWithoutCountingTwi
   const size_t tcx = test::tcx_chain(ifindex, test::kTcxIngress).size() +
                      test::tcx_chain(ifindex, test::kTcxEgress).size();
   EXPECT_EQ(tcx, other == AttachMode::tcx ? 2u : 0u);
-  std::this_thread::sleep_for(kSettle);
-  const Counters before = read(veth.host);
-  ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 400, 25));
-  std::this_thread::sleep_for(kSettle);
-  expect_same_deltas(before, read(veth.host));
+  expect_counted_exactly(veth, 400, 25);
 }
 
 TEST_P(PinnedAgentTest, CleanupRemovesWhatTheAgentLeftAndNothingElse) {
@@ -243,11 +245,7 @@ TEST_P(PinnedAgentTest, EphemeralAttachmentBesideItTakesNothingFromIt) {
     Attachment ephemeral =
         Attachment::attach(ephemeral_program, ifindex, veth.host, GetParam());
     EXPECT_EQ(test::psnic_programs(veth.host), 4u);
-    std::this_thread::sleep_for(kSettle);
-    const Counters before = read(veth.host);
-    ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 200, 10));
-    std::this_thread::sleep_for(kSettle);
-    expect_same_deltas(before, read(veth.host));
+    expect_counted_exactly(veth, 200, 10);
     EXPECT_GE(test::read_counters(ephemeral_program, ifindex).egress.packets, 10u);
   }  // the ephemeral one detaches: the pinned one stays, intact
   EXPECT_EQ(test::psnic_programs(veth.host), 2u);
@@ -255,11 +253,7 @@ TEST_P(PinnedAgentTest, EphemeralAttachmentBesideItTakesNothingFromIt) {
   agent_->reconcile();
   const std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(log.find(veth.host + ": psnic's program was removed"), std::string::npos) << log;
-  std::this_thread::sleep_for(kSettle);
-  const Counters before = read(veth.host);
-  ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 200, 5));
-  std::this_thread::sleep_for(kSettle);
-  expect_same_deltas(before, read(veth.host));
+  expect_counted_exactly(veth, 200, 5);
 }
 
 TEST_P(PinnedAgentTest, SecondAgentOnTheSameDirectoryIsRefused) {
