@@ -115,8 +115,6 @@ uint32_t attach_tc_filter(int prog_fd, uint32_t ifindex, bpf_tc_attach_point poi
   return opts.prog_id;
 }
 
-// Removes psnic's filter from one hook, only if it is still there and still runs psnic's
-// program: a filter someone else put at the same handle and priority stays.
 // The id of the program in psnic's filter at `handle` on one hook, 0 when there is no such
 // filter.
 uint32_t tc_filter_prog(uint32_t ifindex, bpf_tc_attach_point point, uint32_t handle) {
@@ -125,6 +123,8 @@ uint32_t tc_filter_prog(uint32_t ifindex, bpf_tc_attach_point point, uint32_t ha
   return bpf_tc_query(&hook, &query) == 0 ? query.prog_id : 0;
 }
 
+// Removes psnic's filter from one hook, only if it is still there and still runs program
+// `prog_id`: a filter someone else put at the same handle and priority stays.
 void detach_tc_filter(uint32_t ifindex, bpf_tc_attach_point point, uint32_t handle,
                       uint32_t prog_id) {
   if (tc_filter_prog(ifindex, point, handle) != prog_id) return;

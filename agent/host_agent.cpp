@@ -93,12 +93,6 @@ size_t HostAgent::pending() const {
                                            [](const auto& t) { return !t.second.identified; }));
 }
 
-bool HostAgent::attach(uint32_t ifindex, const std::string& name) {
-  AttachRequest request{ifindex, name};
-  return adopt_result(request,
-                      std::move(attach_all(program_, {request}, options_.mode, options_.pins)[0]));
-}
-
 bool HostAgent::adopt_result(const AttachRequest& request, AttachResult result) {
   if (!result.attachment) {
     // A link deleted before psnic got to it is an ordinary race (a container that lived for

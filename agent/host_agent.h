@@ -102,10 +102,8 @@ class HostAgent {
     Clock::time_point expires;
   };
 
-  // Attaches to a host peer and starts counting it; labels come later. Returns false on
-  // failure, which is logged and counted.
-  bool attach(uint32_t ifindex, const std::string& name);
-  // Takes an attach result into tracked_, or logs and counts its failure.
+  // Takes an attach result into tracked_ (counting starts, labels come later), or logs and
+  // counts its failure; whether it was attached.
   bool adopt_result(const AttachRequest& request, AttachResult result);
   void track(const AttachRequest& request, Attachment attachment);
   // First pass of a pinned agent: takes over what an earlier agent left on `candidates` and
