@@ -133,8 +133,6 @@ void detach_tc_filter(uint32_t ifindex, bpf_tc_attach_point point, uint32_t hand
   bpf_tc_detach(&hook, &opts);
 }
 
-uint32_t prog_id(int prog_fd) { return program_facts_of(prog_fd).id; }
-
 bpf_tc_attach_point tc_point(bool ingress) { return ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS; }
 int tcx_type(bool ingress) { return ingress ? kBpfTcxIngress : kBpfTcxEgress; }
 
@@ -152,14 +150,14 @@ Fd live_pinned_link(const PinDir& pins, uint32_t ifindex, bool ingress, uint32_t
   return link;
 }
 
-// Runs `program_fd`'s code on a link whose program may be an older psnic's. Switching programs
-// waits for an RCU grace period in the kernel, so a link running the same code is left alone.
-void run_program_on_link(int link_fd, uint32_t& link_prog, int program_fd, const std::string& what) {
-  ProgramFacts current = program_facts(link_prog);
-  ProgramFacts wanted = program_facts_of(program_fd);
-  if (current.tag == wanted.tag) return;
+// Runs the code of program `id` (tag `tag`, fd `program_fd`) on a link whose program may be an
+// older psnic's. Switching programs waits for an RCU grace period in the kernel, so a link
+// running the same code is left alone.
+void run_program_on_link(int link_fd, uint32_t& link_prog, int program_fd, uint32_t id,
+                         const TrafficProgram::Tag& tag, const std::string& what) {
+  if (program_facts(link_prog).tag == tag) return;
   if (bpf_link_update(link_fd, program_fd, nullptr) < 0) throw system_error(what, errno);
-  link_prog = wanted.id;
+  link_prog = id;
 }
 
 // Whether program `id` is on an interface's TCX hook.
@@ -211,8 +209,8 @@ Attachment Attachment::attach(const TrafficProgram& program, uint32_t ifindex,
     int egress = create_tcx_link(program.egress_fd(), ifindex, kBpfTcxEgress);
     if (egress < 0) throw system_error(name + ": tcx egress link", -egress);
     a.egress_link_ = Fd(egress);
-    a.ingress_prog_id_ = prog_id(program.ingress_fd());
-    a.egress_prog_id_ = prog_id(program.egress_fd());
+    a.ingress_prog_id_ = program.ids().ingress;
+    a.egress_prog_id_ = program.ids().egress;
     if (pins != nullptr) {
       a.pins_ = pins;
       a.attached_ = true;  // so that a failing pin unpins what was pinned
@@ -244,15 +242,16 @@ std::optional<Attachment> Attachment::adopt(const TrafficProgram& program, uint3
     if (!a.ingress_link_.valid() || !a.egress_link_.valid()) return std::nullopt;
     a.pins_ = &pins;
     a.attached_ = true;
+    const TrafficProgram::Ids& ours = program.ids();
     run_program_on_link(a.ingress_link_.get(), a.ingress_prog_id_, program.ingress_fd(),
-                        name + ": tcx ingress link");
-    run_program_on_link(a.egress_link_.get(), a.egress_prog_id_, program.egress_fd(),
-                        name + ": tcx egress link");
+                        ours.ingress, ours.ingress_tag, name + ": tcx ingress link");
+    run_program_on_link(a.egress_link_.get(), a.egress_prog_id_, program.egress_fd(), ours.egress,
+                        ours.egress_tag, name + ": tcx egress link");
     return a;
   }
   for (bool ingress : {true, false}) {
     ProgramFacts facts = program_facts(tc_filter_prog(ifindex, tc_point(ingress), kTcHandle));
-    if (!writes_map(facts, program.map_id())) return std::nullopt;
+    if (!writes_map(facts, program.ids().map)) return std::nullopt;
     (ingress ? a.ingress_prog_id_ : a.egress_prog_id_) = facts.id;
   }
   a.tc_handle_ = kTcHandle;
@@ -261,7 +260,8 @@ std::optional<Attachment> Attachment::adopt(const TrafficProgram& program, uint3
   for (bool ingress : {true, false}) {
     int fd = ingress ? program.ingress_fd() : program.egress_fd();
     uint32_t& id = ingress ? a.ingress_prog_id_ : a.egress_prog_id_;
-    if (program_facts(id).tag != program_facts_of(fd).tag)
+    const TrafficProgram::Tag& tag = ingress ? program.ids().ingress_tag : program.ids().egress_tag;
+    if (program_facts(id).tag != tag)
       id = attach_tc_filter(fd, ifindex, tc_point(ingress), name, kTcHandle);
   }
   return a;
@@ -340,7 +340,7 @@ size_t remove_tc_filters_of_map(uint32_t ifindex, uint32_t map_id) {
 void remove_remnants(const TrafficProgram& program, uint32_t ifindex, const PinDir& pins) {
   pins.unpin_link(ifindex, true);
   pins.unpin_link(ifindex, false);
-  remove_tc_filters_of_map(ifindex, program.map_id());
+  remove_tc_filters_of_map(ifindex, program.ids().map);
 }
 
 std::vector<AttachResult> attach_all(const TrafficProgram& program,

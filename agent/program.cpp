@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "resolver/error.h"
@@ -41,18 +42,27 @@ TrafficProgram TrafficProgram::load(const std::string& map_pin) {
                   "pinned by a psnic with another map layout (psnic-agent --cleanup removes it)");
     throw system_error("bpf program", err);
   }
+  bpf_map_info map{};
+  uint32_t length = sizeof map;
+  if (bpf_obj_get_info_by_fd(program.map_fd(), &map, &length) != 0)
+    throw system_error("traffic map", errno);
+  program.ids_.map = map.id;
+  for (bool ingress : {true, false}) {
+    bpf_prog_info info{};
+    length = sizeof info;
+    if (bpf_obj_get_info_by_fd(ingress ? program.ingress_fd() : program.egress_fd(), &info,
+                               &length) != 0)
+      throw system_error("bpf program", errno);
+    (ingress ? program.ids_.ingress : program.ids_.egress) = info.id;
+    std::memcpy((ingress ? program.ids_.ingress_tag : program.ids_.egress_tag).data(), info.tag,
+                sizeof info.tag);
+  }
   return program;
 }
 
 int TrafficProgram::ingress_fd() const { return bpf_program__fd(skeleton_->progs.psnic_ingress); }
 int TrafficProgram::egress_fd() const { return bpf_program__fd(skeleton_->progs.psnic_egress); }
 int TrafficProgram::map_fd() const { return bpf_map__fd(skeleton_->maps.traffic); }
-
-uint32_t TrafficProgram::map_id() const {
-  bpf_map_info info{};
-  uint32_t length = sizeof info;
-  return bpf_obj_get_info_by_fd(map_fd(), &info, &length) == 0 ? info.id : 0;
-}
 
 void TrafficProgram::track(uint32_t ifindex) const {
   int cpus = libbpf_num_possible_cpus();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -21,7 +22,15 @@ class TrafficProgram {
   int ingress_fd() const;
   int egress_fd() const;
   int map_fd() const;
-  uint32_t map_id() const;
+
+  // What the kernel calls the loaded objects, read once at load: their ids, and the programs'
+  // tags (a hash of their code: the same code loaded twice has the same tag).
+  using Tag = std::array<uint8_t, 8>;
+  struct Ids {
+    uint32_t map = 0, ingress = 0, egress = 0;
+    Tag ingress_tag{}, egress_tag{};
+  };
+  const Ids& ids() const { return ids_; }
 
   // Inserts a zeroed counter for a host ifindex, so the program starts counting it; an existing
   // counter is left as it is. Throws Error.
@@ -38,6 +47,7 @@ class TrafficProgram {
   explicit TrafficProgram(traffic_bpf* skeleton) : skeleton_(skeleton) {}
 
   std::unique_ptr<traffic_bpf, Destroy> skeleton_;
+  Ids ids_;
 };
 
 }  // namespace psnic
