@@ -152,6 +152,27 @@ class HostAgentE2eTest : public E2eTest {
     return metrics;
   }
 
+  // `to` receives `bytes` from `from` on `port`; then a quiet snapshot of `veth` (to's host
+  // veth) that has counted them.
+  Snapshot received(Agent& agent, const Container& from, const Container& to, int port,
+                    size_t bytes, const std::string& veth) {
+    to.start_sink(port);
+    from.send(to, port, bytes);
+    EXPECT_FALSE(HasFailure());
+    const Snapshot snapshot = quiet_snapshot(agent.port(), veth);
+    EXPECT_GE(snapshot.agent.receive_bytes, bytes) << snapshot.agent;
+    return snapshot;
+  }
+
+  // What the agent counted between two snapshots, which must be what the kernel counted.
+  Counts expect_counted_as_kernel(const Snapshot& base, const Snapshot& final) {
+    const Counts counted = final.agent - base.agent;
+    EXPECT_EQ(counted, final.kernel - base.kernel)
+        << "agent before " << base.agent << " after " << final.agent << "; kernel before "
+        << base.kernel << " after " << final.kernel;
+    return counted;
+  }
+
   // The BPF programs and links the agent holds, once it has attached something: at least its two
   // programs.
   std::set<std::string> held_by(const Agent& agent) {
@@ -344,11 +365,8 @@ TEST_F(HostAgentE2eTest, CountsExactlyWhatTheKernelCountsOnEachHostVeth) {
            {veth_a, base_a, 2000000, 1000000}, {veth_b, base_b, 1000000, 2000000}}) {
     const Snapshot final = quiet_snapshot(agent.port(), veth);
     ASSERT_FALSE(HasFailure()) << final.metrics;
-    const Counts counted = final.agent - base.agent;
-    const Counts kernel = final.kernel - base.kernel;
-    EXPECT_EQ(counted, kernel) << veth << ": agent before " << base.agent << " after "
-                               << final.agent << "; kernel before " << base.kernel << " after "
-                               << final.kernel;
+    SCOPED_TRACE(veth);
+    const Counts counted = expect_counted_as_kernel(base, final);
     EXPECT_GE(counted.transmit_bytes, sent) << veth << " " << counted;
     EXPECT_GE(counted.receive_bytes, got) << veth << " " << counted;
     EXPECT_GE(counted.transmit_packets, 20u) << veth << " " << counted;
@@ -372,12 +390,8 @@ TEST_F(HostAgentE2eTest, RestartedContainerGetsItsNewVethCountedAndTheOldOneReti
   const std::set<std::string> held = held_by(agent);
 
   must("docker exec " + a.name() + " ping -q -c 10 -i 0.05 " + b.address());
-  a.start_sink(5002);
-  b.send(a, 5002, 500000);
+  const Snapshot before = received(agent, b, a, 5002, 500000, old_veth);
   ASSERT_FALSE(HasFailure());
-  const Snapshot before = quiet_snapshot(agent.port(), old_veth);
-  ASSERT_FALSE(HasFailure());
-  ASSERT_GE(before.agent.receive_bytes, 500000u) << before.agent;
 
   const std::string id = a.id();
   const Clock::time_point gone_at = run_until_gone(old_veth, [&] { a.restart(); });
@@ -403,12 +417,8 @@ TEST_F(HostAgentE2eTest, ContainerMadeAgainUnderItsNameStartsItsOwnSeries) {
   expect_named_by(agent, old_veth, a, agent.started_at() + kAttachBound);
   const std::set<std::string> held = held_by(agent);
 
-  a.start_sink(5003);
-  b.send(a, 5003, 4000000);
+  const Snapshot before = received(agent, b, a, 5003, 4000000, old_veth);
   ASSERT_FALSE(HasFailure());
-  const Snapshot before = quiet_snapshot(agent.port(), old_veth);
-  ASSERT_FALSE(HasFailure());
-  ASSERT_GE(before.agent.receive_bytes, 4000000u) << before.agent;
 
   const std::string old_id = a.id();
   const Clock::time_point gone_at = run_until_gone(old_veth, [&] { a.remove(); });
@@ -493,17 +503,11 @@ TEST_F(HostAgentE2eTest, ProgramRemovedByAnotherToolIsAttachedAgainAndCountingGo
   // Counting goes on, exactly.
   const Snapshot base = quiet_snapshot(agent.port(), veth);
   ASSERT_FALSE(HasFailure());
-  b.start_sink(5004);
-  a.send(b, 5004, 1000000);
-  a.start_sink(5005);
-  b.send(a, 5005, 500000);
+  exchange(a, b, 1000000, 500000);
   ASSERT_FALSE(HasFailure());
   const Snapshot final = quiet_snapshot(agent.port(), veth);
   ASSERT_FALSE(HasFailure());
-  const Counts counted = final.agent - base.agent;
-  EXPECT_EQ(counted, final.kernel - base.kernel)
-      << "agent before " << base.agent << " after " << final.agent << "; kernel before "
-      << base.kernel << " after " << final.kernel;
+  const Counts counted = expect_counted_as_kernel(base, final);
   EXPECT_GE(counted.transmit_bytes, 1000000u) << counted;
   EXPECT_GE(counted.receive_bytes, 500000u) << counted;
 
@@ -549,11 +553,8 @@ TEST_F(HostAgentE2eTest, KilledAgentsSuccessorCountsOnWithTheTrafficSentMeanwhil
   EXPECT_EQ(first->wait_exit(5s), 128 + SIGKILL);
   const std::string first_err = first->err();
   first.reset();
-  // And bulk traffic both ways while no agent runs.
-  b.start_sink(5006);
-  a.send(b, 5006, 1000000);
-  a.start_sink(5007);
-  b.send(a, 5007, 500000);
+  // And more pings and bulk traffic both ways while no agent runs.
+  exchange(a, b, 1000000, 500000);
   ASSERT_FALSE(HasFailure());
 
   Agent second({"--pin-dir", pins.dir()});
@@ -570,12 +571,10 @@ TEST_F(HostAgentE2eTest, KilledAgentsSuccessorCountsOnWithTheTrafficSentMeanwhil
 
   const Snapshot final = quiet_snapshot(second.port(), veth_a);
   ASSERT_FALSE(HasFailure());
-  const Counts counted = final.agent - base.agent;
-  EXPECT_EQ(counted, final.kernel - base.kernel)
-      << "agent before " << base.agent << " after " << final.agent << "; kernel before "
-      << base.kernel << " after " << final.kernel << "\nfirst agent:\n"
-      << first_err << "second agent:\n"
-      << second.err();
+  const Counts counted = [&] {
+    SCOPED_TRACE("first agent:\n" + first_err + "second agent:\n" + second.err());
+    return expect_counted_as_kernel(base, final);
+  }();
   EXPECT_GE(counted.transmit_packets, 300u) << counted;
   EXPECT_GE(counted.transmit_bytes, 1000000u) << counted;
   EXPECT_GE(counted.receive_bytes, 500000u) << counted;
