@@ -100,7 +100,8 @@ uint32_t attach_tc_filter(int prog_fd, uint32_t ifindex, bpf_tc_attach_point poi
     // A filter outlives its agent (kill -9): one at psnic's handle that runs a program of
     // psnic's own name is an earlier psnic's, and is replaced. Anything else there is left alone.
     LIBBPF_OPTS(bpf_tc_opts, query, .handle = handle, .priority = kTcPriority);
-    if (bpf_tc_query(&hook, &query) < 0 || program_name(query.prog_id) != program_name_of(prog_fd)) {
+    if (bpf_tc_query(&hook, &query) < 0 ||
+        program_name(query.prog_id) != program_name_of(prog_fd)) {
       char taken[64];
       std::snprintf(taken, sizeof taken, "handle 0x%x priority %u", handle, kTcPriority);
       throw Error(name + ": tc filter", EEXIST,
@@ -196,8 +197,7 @@ AttachMode probe_attach_mode(const TrafficProgram& program) {
 }
 
 Attachment Attachment::attach(const TrafficProgram& program, uint32_t ifindex,
-                              const std::string& name, AttachMode mode,
-                              const PinDir* pins) {
+                              const std::string& name, AttachMode mode, const PinDir* pins) {
   Attachment a;
   a.ifindex_ = ifindex;
   a.name_ = name;

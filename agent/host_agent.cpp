@@ -210,7 +210,8 @@ void HostAgent::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
              (labels.container_name.empty() ? "" : labels.container_name + " ") +
              (labels.container_id.empty() ? "(no container id)" : labels.container_id));
   }
-  if (label_store_ && !same_labels(tracked.labels, labels)) label_store_->put(pair.host_ifindex, labels);
+  if (label_store_ && !same_labels(tracked.labels, labels))
+    label_store_->put(pair.host_ifindex, labels);
   tracked.labels = std::move(labels);
   tracked.identified = true;
 }
@@ -295,7 +296,7 @@ void HostAgent::reconcile(std::chrono::milliseconds budget) {
       log_line("attaching " + std::to_string(backlog_.size()) + " interfaces (" +
                attach_mode_name(options_.mode) + ")");
     attach_backlog(budget == std::chrono::milliseconds::max() ? Clock::time_point::max()
-                                                               : start + budget);
+                                                              : start + budget);
 
     // Links that vanished without a notification reaching psnic (an overrun socket).
     std::vector<uint32_t> gone;
@@ -483,7 +484,8 @@ void HostAgent::run(OwnerEvents* owners) {
         std::string interfaces = std::to_string(count) + " interface" + (count == 1 ? "" : "s");
         if (options_.pins != nullptr)
           log_line(loop.stop_signal() + ", leaving " + interfaces + " counting, pinned in " +
-                   options_.pins->path() + " for the next agent (psnic-agent --cleanup removes it)");
+                   options_.pins->path() +
+                   " for the next agent (psnic-agent --cleanup removes it)");
         else
           log_line(loop.stop_signal() + ", detaching " + interfaces);
         return;

@@ -19,8 +19,8 @@ constexpr uint32_t kValueSize = kFields * (2 + LabelStore::kMaxLabel);
 using Value = std::array<unsigned char, kValueSize>;
 
 std::array<std::string*, kFields> fields(InterfaceLabels& l) {
-  return {&l.container_id, &l.container_name, &l.pod, &l.namespace_name, &l.interface,
-          &l.host_interface};
+  return {&l.container_id,   &l.container_name, &l.pod,
+          &l.namespace_name, &l.interface,      &l.host_interface};
 }
 
 Value encode(InterfaceLabels labels) {

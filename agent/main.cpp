@@ -1,4 +1,5 @@
 // psnic-agent: counts container traffic in the kernel and serves it to Prometheus.
+#include <bpf/libbpf.h>
 #include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
@@ -8,8 +9,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <bpf/libbpf.h>
 
 #include "agent/attach.h"
 #include "agent/host_agent.h"
@@ -157,7 +156,7 @@ int main(int argc, char** argv) {
                                     "count only the host interfaces of this process's network "
                                     "namespace (repeatable); without it, every container on the "
                                     "host")
-                          ->type_name("PID");
+                         ->type_name("PID");
   app.add_option("--reconcile-interval", options.reconcile_interval,
                  "time between full passes over the host's links (500ms, 30s, 2m, 1h)")
       ->capture_default_str();
@@ -175,9 +174,9 @@ int main(int argc, char** argv) {
                  "restarted agent adopts them (a bpf filesystem is mounted on /sys/fs/bpf if "
                  "none is)")
       ->capture_default_str();
-  CLI::Option* no_pin = app.add_flag(
-      "--no-pin", options.no_pin,
-      "pin nothing: detach everything on exit, adopt nothing (--pid always runs so)");
+  CLI::Option* no_pin =
+      app.add_flag("--no-pin", options.no_pin,
+                   "pin nothing: detach everything on exit, adopt nothing (--pid always runs so)");
   app.add_flag("--cleanup", options.cleanup,
                "remove everything pinned in --pin-dir and the programs it attached, then exit")
       ->excludes(pid)

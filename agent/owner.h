@@ -30,9 +30,9 @@ std::optional<PodRef> find_pod(const std::string& pods_dir, std::string_view uid
 
 // Names namespace owners for the metric labels: a Docker container's name, and its pod and
 // namespace from the io.kubernetes.* labels, from the Engine API (a container that joined
-// another's network, `--network container:X`, is named as X, whose namespace it is); for containerd and CRI-O the
-// pod from kubelet's log directories, by the pod uid in the cgroup path. Where neither applies,
-// the labels are left as they are. One thread.
+// another's network, `--network container:X`, is named as X, whose namespace it is); for containerd
+// and CRI-O the pod from kubelet's log directories, by the pod uid in the cgroup path. Where
+// neither applies, the labels are left as they are. One thread.
 class OwnerDescriber {
  public:
   explicit OwnerDescriber(std::string docker_socket = "/var/run/docker.sock",

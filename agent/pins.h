@@ -54,10 +54,10 @@ bool on_bpffs(const std::string& path);
 
 // What `psnic-agent --cleanup` removed.
 struct CleanupReport {
-  size_t links = 0;       // TCX link pins
-  size_t tc_filters = 0;  // cls_bpf filters running a program that writes the pinned map
-  bool map = false;       // the traffic map's pin
-  bool directory = false; // PIN_DIR itself
+  size_t links = 0;        // TCX link pins
+  size_t tc_filters = 0;   // cls_bpf filters running a program that writes the pinned map
+  bool map = false;        // the traffic map's pin
+  bool directory = false;  // PIN_DIR itself
 };
 
 // Removes everything a pinned agent left: its tc filters on the host's interfaces, its TCX link

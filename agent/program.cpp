@@ -2,7 +2,6 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-
 #include <unistd.h>
 
 #include <cerrno>

@@ -137,11 +137,13 @@ Agent::Agent(std::vector<std::string> args) : port_(free_port()) {
   err_path_ = err_path;
   std::vector<std::string> argv{agent_binary(), "--listen", listen_address(port_)};
   argv.insert(argv.end(), args.begin(), args.end());
-  auto given = [&](const char* flag) { return std::find(args.begin(), args.end(), flag) != args.end(); };
+  auto given = [&](const char* flag) {
+    return std::find(args.begin(), args.end(), flag) != args.end();
+  };
   if (!given("--pid") && !given("--pin-dir") && !given("--no-pin") && !given("--cleanup")) {
     static int agents = 0;
-    pin_dir_ = "/sys/fs/bpf/psnictest-agent-" + std::to_string(getpid()) + "-" +
-               std::to_string(++agents);
+    pin_dir_ =
+        "/sys/fs/bpf/psnictest-agent-" + std::to_string(getpid()) + "-" + std::to_string(++agents);
     argv.insert(argv.end(), {"--pin-dir", pin_dir_});
   }
   std::vector<char*> c_argv;

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -18,7 +19,6 @@
 #include <optional>
 #include <regex>
 #include <set>
-#include <csignal>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -140,8 +140,7 @@ class HostAgentE2eTest : public E2eTest {
                       << metrics << "\nagent:\n"
                       << agent.err();
     const std::string err = agent.err();
-    EXPECT_NE(err.find("psnic-agent: " + how + " " + veth + " (" + mode + ")\n"),
-              std::string::npos)
+    EXPECT_NE(err.find("psnic-agent: " + how + " " + veth + " (" + mode + ")\n"), std::string::npos)
         << err;
     static const std::regex is(R"(psnic-agent: (\S+) is eth0 of (\S+ )?([0-9a-f]{64})\n)");
     bool logged = false;
@@ -302,7 +301,8 @@ TEST_F(HostAgentE2eTest, RenamedContainersSeriesTakeTheNewNameWithinASecond) {
     };
   };
   std::string metrics;
-  ASSERT_TRUE(poll(agent.port(), Clock::now() + kAttachBound, called(a.name()), metrics)) << metrics;
+  ASSERT_TRUE(poll(agent.port(), Clock::now() + kAttachBound, called(a.name()), metrics))
+      << metrics;
 
   const std::string renamed = a.name() + "x";
   const Clock::time_point at = Clock::now();
@@ -311,8 +311,9 @@ TEST_F(HostAgentE2eTest, RenamedContainersSeriesTakeTheNewNameWithinASecond) {
       << veth << " not renamed " << seconds(Clock::now() - at) << " s on:\n"
       << metrics << "\nagent:\n"
       << agent.err();
-  EXPECT_NE(agent.err().find("psnic-agent: " + veth + " is eth0 of " + renamed + " " + a.id() + "\n"),
-            std::string::npos)
+  EXPECT_NE(
+      agent.err().find("psnic-agent: " + veth + " is eth0 of " + renamed + " " + a.id() + "\n"),
+      std::string::npos)
       << agent.err();
   must("docker rename " + renamed + " " + a.name());  // for its cleanup
 }
@@ -544,7 +545,8 @@ TEST_F(HostAgentE2eTest, KilledAgentsSuccessorCountsOnWithTheTrafficSentMeanwhil
 
   // Three seconds of pings from a to b; the agent is killed a quarter of the way in and the
   // next one starts half-way.
-  std::jthread pings([&] { must("docker exec " + a.name() + " ping -q -c 300 -i 0.01 " + b.address()); });
+  std::jthread pings(
+      [&] { must("docker exec " + a.name() + " ping -q -c 300 -i 0.01 " + b.address()); });
   const uint64_t received_before = kernel_counts(veth_a).transmit_packets;
   for (auto end = Clock::now() + 3s;
        kernel_counts(veth_a).transmit_packets < received_before + 50 && Clock::now() < end;)
@@ -559,7 +561,8 @@ TEST_F(HostAgentE2eTest, KilledAgentsSuccessorCountsOnWithTheTrafficSentMeanwhil
 
   Agent second({"--pin-dir", pins.dir()});
   ASSERT_TRUE(second.serving()) << second.err();
-  static const std::regex adopted(R"(psnic-agent: adopted (\d+) counting interfaces? from (\S+); )");
+  static const std::regex adopted(
+      R"(psnic-agent: adopted (\d+) counting interfaces? from (\S+); )");
   std::smatch m;
   ASSERT_TRUE(second.wait_for_err(" gone while no agent ran\n")) << second.err();
   const std::string err = second.err();
@@ -587,8 +590,7 @@ TEST_F(HostAgentE2eTest, KilledAgentsSuccessorCountsOnWithTheTrafficSentMeanwhil
   // SIGTERM leaves them counting too; --cleanup removes them.
   kill(second.pid(), SIGTERM);
   EXPECT_EQ(second.wait_exit(10s), 0) << second.err();
-  EXPECT_NE(second.err().find("psnic-agent: SIGTERM, leaving "), std::string::npos)
-      << second.err();
+  EXPECT_NE(second.err().find("psnic-agent: SIGTERM, leaving "), std::string::npos) << second.err();
   EXPECT_EQ(psnic_programs(veth_a), 2u);
   const test::CommandResult cleanup = run_cleanup(pins.dir());
   EXPECT_EQ(cleanup.status, 0) << cleanup.err;

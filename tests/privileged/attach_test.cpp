@@ -26,10 +26,10 @@ void PrintTo(AttachMode mode, std::ostream* os) { *os << attach_mode_name(mode);
 
 namespace {
 
-using test::TestVeth;
 using test::Counters;
 using test::expect_same_deltas;
 using test::read_counters;
+using test::TestVeth;
 
 using test::kTcxEgress;
 using test::kTcxIngress;
@@ -244,7 +244,8 @@ TEST_F(CoexistenceTest, DetachLeavesAFilterSomeoneElsePutInPsnicsPlace) {
               .handle = kTcEphemeralHandle, .priority = kTcPriority);
   ASSERT_EQ(bpf_tc_attach(&hook, &replace), 0);
   attached.detach();
-  EXPECT_EQ(tc_filter(ifindex, BPF_TC_INGRESS, kTcEphemeralHandle, kTcPriority), prog_id(foreign_fd()));
+  EXPECT_EQ(tc_filter(ifindex, BPF_TC_INGRESS, kTcEphemeralHandle, kTcPriority),
+            prog_id(foreign_fd()));
 }
 
 TEST_F(CoexistenceTest, FilterLeftByAKilledAgentIsReplacedAndAForeignOneRefused) {
@@ -257,7 +258,8 @@ TEST_F(CoexistenceTest, FilterLeftByAKilledAgentIsReplacedAndAForeignOneRefused)
                              std::pair{BPF_TC_EGRESS, earlier.egress_fd()}}) {
       LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = point);
       bpf_tc_hook_create(&hook);
-      LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = fd, .handle = kTcEphemeralHandle, .priority = kTcPriority);
+      LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = fd, .handle = kTcEphemeralHandle,
+                  .priority = kTcPriority);
       ASSERT_EQ(bpf_tc_attach(&hook, &opts), 0);
     }
   }
@@ -276,7 +278,8 @@ TEST_F(CoexistenceTest, FilterLeftByAKilledAgentIsReplacedAndAForeignOneRefused)
               .priority = kTcPriority);
   ASSERT_EQ(bpf_tc_attach(&hook, &foreign), 0);
   EXPECT_THROW(Attachment::attach(program, ifindex, veth.host, AttachMode::tc), Error);
-  EXPECT_EQ(tc_filter(ifindex, BPF_TC_INGRESS, kTcEphemeralHandle, kTcPriority), prog_id(foreign_fd()));
+  EXPECT_EQ(tc_filter(ifindex, BPF_TC_INGRESS, kTcEphemeralHandle, kTcPriority),
+            prog_id(foreign_fd()));
 }
 
 TEST(AttachMode, ProbeFindsTcxOnThisKernel) {

@@ -242,8 +242,7 @@ TEST_P(PinnedAgentTest, EphemeralAttachmentBesideItTakesNothingFromIt) {
   TrafficProgram ephemeral_program = TrafficProgram::load();
   ephemeral_program.track(ifindex);
   {
-    Attachment ephemeral =
-        Attachment::attach(ephemeral_program, ifindex, veth.host, GetParam());
+    Attachment ephemeral = Attachment::attach(ephemeral_program, ifindex, veth.host, GetParam());
     EXPECT_EQ(test::psnic_programs(veth.host), 4u);
     expect_counted_exactly(veth, 200, 10);
     EXPECT_GE(test::read_counters(ephemeral_program, ifindex).egress.packets, 10u);
@@ -272,9 +271,10 @@ TEST_P(PinnedAgentTest, SecondAgentOnTheSameDirectoryIsRefused) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, PinnedAgentTest,
-                         ::testing::Values(AttachMode::tcx, AttachMode::tc),
-                         [](const auto& info) { return std::string(attach_mode_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(Modes, PinnedAgentTest, ::testing::Values(AttachMode::tcx, AttachMode::tc),
+                         [](const auto& info) {
+                           return std::string(attach_mode_name(info.param));
+                         });
 
 class PinDirTest : public ::testing::Test {
  protected:

@@ -4,12 +4,12 @@
 #include <bpf/bpf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <net/if.h>
 #include <unistd.h>
 
 #include <algorithm>

@@ -1,3 +1,5 @@
+#include "agent/owner.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -5,7 +7,6 @@
 #include <cstdlib>
 #include <string>
 
-#include "agent/owner.h"
 #include "tests/support/fake_docker.h"
 
 namespace psnic {
