@@ -18,6 +18,7 @@
 #include <set>
 
 #include "agent/attach.h"
+#include "agent/privileges.h"
 #include "resolver/error.h"
 #include "resolver/netlink.h"
 
@@ -76,6 +77,14 @@ void make_bpffs_directory(const std::string& path) {
       throw Error(path, ENOTSUP,
                   "not on a bpf filesystem, and " + existing +
                       " is not an empty directory to mount one on");
+    // In a mount namespace of its own (a container, a sandboxed service), a bpf filesystem
+    // mounted here would be seen by this process alone and go with it: pins that a restarted
+    // agent never finds. The host's must be mounted in.
+    if (shares_host_namespace("mnt") == false)
+      throw Error(path, ENOTSUP,
+                  "not on a bpf filesystem, and this is not the host's mount namespace: mount "
+                  "the host's " + existing + " in (docker run -v " + existing + ":" + existing +
+                      "), with a bpf filesystem mounted there on the host");
     if (mount("bpf", existing.c_str(), "bpf", 0, "mode=0700") < 0)
       throw Error(existing, errno, std::string("mounting a bpf filesystem: ") + strerror(errno));
   }

@@ -1,8 +1,12 @@
 #include "agent/privileges.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 namespace psnic {
 namespace {
@@ -24,6 +28,15 @@ uint64_t effective_capabilities() {
   return caps;
 }
 
+std::string first_line(const char* path) {
+  char line[64] = "";
+  if (std::FILE* file = std::fopen(path, "re")) {
+    if (!std::fgets(line, sizeof line, file)) line[0] = 0;
+    std::fclose(file);
+  }
+  return std::string(line, strcspn(line, "\n"));
+}
+
 }  // namespace
 
 std::string missing_agent_capabilities() {
@@ -41,6 +54,34 @@ std::string missing_agent_capabilities() {
   // Reading other users' processes' namespaces.
   need(has(kCapSysPtrace), "CAP_SYS_PTRACE");
   return missing;
+}
+
+std::optional<bool> shares_host_namespace(const char* kind) {
+  struct stat self {};
+  if (stat((std::string("/proc/self/ns/") + kind).c_str(), &self) < 0) return std::nullopt;
+  auto same_as = [&](const std::string& pid) -> std::optional<bool> {
+    struct stat host {};
+    if (stat(("/proc/" + pid + "/ns/" + kind).c_str(), &host) < 0) return std::nullopt;
+    return host.st_dev == self.st_dev && host.st_ino == self.st_ino;
+  };
+  // The host's init, PID 1. Where it may not be inspected (a sandbox can deny it even to root),
+  // kthreadd: kernel threads exist only in the initial PID namespace and run in the initial
+  // namespaces, so PID 2 is kthreadd exactly when PID 1 is the host's init.
+  if (std::optional<bool> same = same_as("1")) return same;
+  if (first_line("/proc/2/comm") == "kthreadd") return same_as("2");
+  return std::nullopt;
+}
+
+std::string missing_host_view() {
+  // A container's entrypoint is PID 1 of the container's own PID namespace; in the host's, PID 1
+  // is the host's init and never psnic-agent.
+  if (getpid() == 1)
+    return "not in the host's PID namespace (run the container with --pid host, or hostPID: "
+           "true): other containers' processes are invisible from here";
+  if (shares_host_namespace("net") == false)
+    return "not in the host's network namespace (run the container with --network host, or "
+           "hostNetwork: true): the host peers of containers' interfaces are invisible from here";
+  return {};
 }
 
 }  // namespace psnic

@@ -19,5 +19,6 @@ done
 if docker info >/dev/null 2>&1; then
   docker ps -aq --filter name='^psnictest' | xargs -r docker rm -f >/dev/null
   docker network ls -q --filter name='^psnictest' | xargs -r docker network rm >/dev/null
+  docker volume ls -q --filter name='^psnictest' | xargs -r docker volume rm >/dev/null
 fi
 exit 0

@@ -1,0 +1,77 @@
+#pragma once
+
+// What the tests of psnic's shipped artifacts share: the runtime spec (deploy/runtime.json, the
+// one source of truth for the capabilities and mounts the agent needs), rendered as the
+// `docker run` options README documents, and the images the deploy fixture builds.
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tests/e2e/e2e_support.h"
+
+namespace psnic::test::deploy {
+
+// The project version (CMake's), which the image is tagged with.
+std::string version();
+// psnic-agent:VERSION, built by the deploy.image fixture (docker/build-image.sh --offline).
+std::string agent_image();
+// The source tree, where docker/ and deploy/ are.
+std::string source_path(const std::string& relative);
+
+struct Mount {
+  std::string path;
+  bool read_only = false;
+  bool host_propagation = false;
+  bool kubernetes = false;
+};
+
+struct RuntimeSpec {
+  std::vector<std::string> capabilities;  // "NET_ADMIN", no CAP_ prefix
+  bool host_pid = false;
+  bool host_network = false;
+  bool read_only_root = false;
+  int port = 0;
+  std::vector<Mount> mounts;
+};
+
+RuntimeSpec runtime_spec();
+
+// The options of README's `docker run` line, one word each, rendered from `spec`:
+// --pid host, --network host, --read-only, --cap-drop ALL, --cap-add X..., -v SRC:DST[:ro,rslave].
+std::vector<std::string> docker_run_options(const RuntimeSpec& spec);
+
+// Joins words with spaces (none of them needs quoting: they are paths and names).
+std::string join(const std::vector<std::string>& words);
+
+}  // namespace psnic::test::deploy
+
+namespace psnic::test::deploy {
+
+struct HttpAnswer {
+  long status = 0;  // 0: no answer
+  std::string body;
+};
+
+// GET `url` (loopback only), with a 10 s timeout.
+HttpAnswer http_get(const std::string& url);
+
+// A Prometheus server's HTTP API on 127.0.0.1:port.
+class PrometheusApi {
+ public:
+  explicit PrometheusApi(uint16_t port) : port_(port) {}
+  bool ready() const;
+  // The instant vector of `expr` now: `data.result` of /api/v1/query. A failure (and an empty
+  // array) unless the query succeeded.
+  nlohmann::json query(const std::string& expr) const;
+  // The value of the one series `expr` selects, nullopt when none does.
+  std::optional<double> value(const std::string& expr) const;
+  // `data.groups` of /api/v1/rules.
+  nlohmann::json rule_groups() const;
+
+ private:
+  nlohmann::json get(const std::string& path_and_query) const;
+  uint16_t port_;
+};
+
+}  // namespace psnic::test::deploy
