@@ -14,7 +14,7 @@
 
 namespace psnic {
 
-EventLoop::EventLoop() {
+EventLoop::EventLoop(LoopHeartbeat* heartbeat) : heartbeat_(heartbeat) {
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);
@@ -48,11 +48,13 @@ void EventLoop::arm(std::chrono::nanoseconds delay, bool repeat) {
 }
 
 std::vector<uint64_t> EventLoop::wait() {
+  constexpr int kIdleTurnMs = std::chrono::milliseconds(kIdleTurn).count();
   epoll_event ready[16];
   int n;
   do {
-    n = epoll_wait(epoll_.get(), ready, 16, -1);
-  } while (n < 0 && errno == EINTR);
+    if (heartbeat_) heartbeat_->beat();
+    n = epoll_wait(epoll_.get(), ready, 16, kIdleTurnMs);
+  } while (n == 0 || (n < 0 && errno == EINTR));
   if (n < 0) throw system_error("agent event loop", errno);
 
   std::vector<uint64_t> tags;

@@ -5,19 +5,25 @@
 #include <string>
 #include <vector>
 
+#include "agent/views.h"
 #include "resolver/namespace.h"
 
 namespace psnic {
 
 // What an agent loop waits on: the stop signals (SIGINT, SIGTERM: the caller blocks them before
 // any thread starts, so that only this signalfd sees them), one timer, and the fds it adds.
+// Each turn beats a heartbeat, when given one, for /healthz: wait() wakes at least every
+// kIdleTurn even when nothing is ready, so an idle loop is told apart from a stuck one.
 class EventLoop {
  public:
   // Tags of the two built-in sources; fds the caller adds take any other tag.
   static constexpr uint64_t kStop = UINT64_MAX;
   static constexpr uint64_t kTimer = UINT64_MAX - 1;
+  // The longest wait() sleeps between two beats.
+  static constexpr std::chrono::seconds kIdleTurn{1};
 
-  EventLoop();  // throws Error
+  // `heartbeat` may be null; it must outlive the loop. Throws Error.
+  explicit EventLoop(LoopHeartbeat* heartbeat = nullptr);
 
   void watch(int fd, uint64_t tag);
   void unwatch(int fd);
@@ -26,11 +32,13 @@ class EventLoop {
 
   // Blocks until something is ready; returns the tags. The stop signal and the timer are read
   // here: stop_signal() then names the signal ("SIGINT"), timer_expirations() counts firings.
+  // Beats the heartbeat on entry and every kIdleTurn while nothing is ready.
   std::vector<uint64_t> wait();
   const std::string& stop_signal() const { return stop_signal_; }
   uint64_t timer_expirations() const { return expirations_; }
 
  private:
+  LoopHeartbeat* heartbeat_;
   Fd signals_;
   Fd timer_;
   Fd epoll_;

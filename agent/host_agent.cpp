@@ -445,7 +445,7 @@ HostAgent::Clock::time_point HostAgent::next_deadline() const {
 }
 
 void HostAgent::run(OwnerEvents* owners) {
-  EventLoop loop;
+  EventLoop loop(options_.heartbeat);
   constexpr uint64_t kLinks = 0;
   constexpr uint64_t kOwners = 1;
   // Subscribing again after the runtime's stream ended: soon, then backing off to a minute while

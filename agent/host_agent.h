@@ -24,6 +24,8 @@ struct HostAgentOptions {
   const PinDir* pins = nullptr;
   std::chrono::milliseconds reconcile_interval{30000};
   std::chrono::milliseconds retire_after{120000};
+  // Beaten at every turn of run()'s loop, for /healthz. May be null; must outlive run().
+  LoopHeartbeat* heartbeat = nullptr;
 };
 
 // Fills what a namespace's owner is called (container_name, pod, namespace) into its labels,

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "agent/attach.h"
+#include "agent/event_loop.h"
 #include "agent/host_agent.h"
 #include "agent/owner.h"
 #include "agent/pid_agent.h"
@@ -18,6 +20,7 @@
 #include "agent/privileges.h"
 #include "agent/program.h"
 #include "exporter/metrics.h"
+#include "exporter/server.h"
 #include "resolver/cli.h"
 #include "resolver/error.h"
 
@@ -30,6 +33,7 @@ struct Options {
   std::string reconcile_interval = "30s";
   std::string retire_after = "2m";
   std::string listen{psnic::kDefaultListen};
+  std::string health_timeout = "30s";
   double interval = 5;
   bool quiet = false;
   std::string attach_mode = "auto";
@@ -56,9 +60,18 @@ int cleanup(const Options& options) {
 }
 
 int run(const Options& options) {
-  // Scrapes run on civetweb's threads; without a cap each would keep a malloc arena of its own
-  // (tens of MB of RSS that a long-running agent never gives back).
+  // Two threads allocate: the agent's loop and libmicrohttpd's one server thread, which builds
+  // each scrape's exposition (about 1 MB at 1000 interfaces). glibc gives a thread that meets
+  // another in malloc an arena of its own, up to 8 per core, and a long-running agent never
+  // gives their memory back: two arenas are all these threads need.
   mallopt(M_ARENA_MAX, 2);
+  // Before anything is loaded or pinned. The loop wakes every EventLoop::kIdleTurn when idle: a
+  // shorter bound would call an idle loop stalled.
+  const std::chrono::milliseconds health_timeout = psnic::parse_duration(options.health_timeout);
+  if (health_timeout < 2 * psnic::EventLoop::kIdleTurn)
+    throw psnic::Error("--health-timeout " + options.health_timeout, EINVAL,
+                       "below 2s (an idle loop turns once a second)");
+  auto heartbeat = std::make_shared<psnic::LoopHeartbeat>();
   std::optional<psnic::AttachMode> mode = psnic::parse_attach_mode(options.attach_mode);
   if (std::string missing = psnic::missing_agent_capabilities(); !missing.empty()) {
     complain("missing privileges: " + missing + " (run as root)");
@@ -92,6 +105,7 @@ int run(const Options& options) {
   host_options.pins = pins ? &*pins : nullptr;
   host_options.reconcile_interval = psnic::parse_duration(options.reconcile_interval);
   host_options.retire_after = psnic::parse_duration(options.retire_after);
+  host_options.heartbeat = heartbeat.get();
 
   auto labels = std::make_shared<psnic::LabelSnapshot>();
   auto retired = std::make_shared<psnic::RetiredSnapshot>();
@@ -104,8 +118,15 @@ int run(const Options& options) {
   // a map pinned just now.
   std::optional<psnic::MetricsServer> server;
   try {
-    server.emplace(options.listen, std::vector<std::shared_ptr<prometheus::Collectable>>{
-                                       traffic, self->registry()});
+    psnic::EndpointOptions endpoint;
+    endpoint.attach_mode = psnic::attach_mode_name(*mode);
+    endpoint.self = self;
+    endpoint.heartbeat = heartbeat;
+    endpoint.health_timeout = health_timeout;
+    endpoint.log = complain;
+    server.emplace(options.listen,
+                   std::vector<std::shared_ptr<prometheus::Collectable>>{traffic, self->registry()},
+                   std::move(endpoint));
   } catch (const psnic::Error&) {
     if (pins && !map_was_pinned) {
       std::string dir = pins->path();
@@ -135,7 +156,7 @@ int run(const Options& options) {
 
   std::fprintf(stderr, "psnic-agent: serving /metrics on %s\n", options.listen.c_str());
   auto interval = std::chrono::milliseconds(static_cast<long>(options.interval * 1000));
-  agent.run(interval, options.quiet ? nullptr : stdout);
+  agent.run(interval, options.quiet ? nullptr : stdout, heartbeat.get());
   return 0;
 }
 
@@ -163,7 +184,13 @@ int main(int argc, char** argv) {
   app.add_option("--retire-after", options.retire_after,
                  "how long a vanished interface's final values stay exported")
       ->capture_default_str();
-  app.add_option("--listen", options.listen, "address of the /metrics endpoint, ADDR:PORT")
+  app.add_option("--listen", options.listen,
+                 "address of the HTTP endpoint (/metrics, /healthz, /): IPV4:PORT, [IPV6]:PORT, "
+                 "[::]:PORT for both families")
+      ->capture_default_str();
+  app.add_option("--health-timeout", options.health_timeout,
+                 "/healthz answers 503 once the agent's loop has not turned for this long "
+                 "(at least 2s)")
       ->capture_default_str();
   app.add_option("--interval", options.interval, "seconds between lines of the rate table")
       ->capture_default_str()

@@ -149,8 +149,8 @@ void PidAgent::print_rates(std::FILE* table, double seconds) {
   std::fflush(table);
 }
 
-void PidAgent::run(std::chrono::milliseconds interval, std::FILE* table) {
-  EventLoop loop;
+void PidAgent::run(std::chrono::milliseconds interval, std::FILE* table, LoopHeartbeat* heartbeat) {
+  EventLoop loop(heartbeat);
   if (table != nullptr) loop.arm(interval, /*repeat=*/true);
   // A watched process's tag is its index in watched_.
   for (size_t i = 0; i < watched_.size(); ++i) loop.watch(watched_[i]->pidfd.get(), i);

@@ -37,8 +37,9 @@ class PidAgent {
 
   // Runs until SIGINT/SIGTERM (which the caller has blocked) or until no process is left,
   // printing a rate table to `table` every `interval` unless it is null. Detaches everything
-  // before returning.
-  void run(std::chrono::milliseconds interval, std::FILE* table);
+  // before returning. `heartbeat`, when given, is beaten at every turn of the loop.
+  void run(std::chrono::milliseconds interval, std::FILE* table,
+           LoopHeartbeat* heartbeat = nullptr);
 
  private:
   // One host interface, attached once however many watched processes share its namespace.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -92,6 +93,26 @@ class SelfReport {
   virtual void set_pending_owners(double /*n*/) {}
   // Containers in the host's network namespace: no interface of their own, so no series.
   virtual void set_host_network_containers(double /*n*/) {}
+};
+
+// When the agent's loop last turned: the loop beats it each time it comes back to wait (and at
+// least once a second while idle), /healthz reads it. A loop stuck in one handler stops beating.
+class LoopHeartbeat {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // The first beat is at construction: the time before the loop's first turn counts too.
+  explicit LoopHeartbeat(Clock::time_point start = Clock::now()) { beat(start); }
+
+  void beat(Clock::time_point now = Clock::now()) {
+    last_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+  }
+  Clock::time_point last() const {
+    return Clock::time_point(Clock::duration(last_.load(std::memory_order_relaxed)));
+  }
+
+ private:
+  std::atomic<Clock::rep> last_;
 };
 
 }  // namespace psnic

@@ -86,6 +86,15 @@ SelfMetrics::SelfMetrics(const std::vector<std::string>& error_ops)
 
 void SelfMetrics::set_attached(std::string_view mode, double n) {
   attached_.Add({{"mode", std::string(mode)}}).Set(n);
+  std::lock_guard lock(attached_mutex_);
+  attached_by_mode_.insert_or_assign(std::string(mode), n);
+}
+
+double SelfMetrics::attached_interfaces() const {
+  std::lock_guard lock(attached_mutex_);
+  double total = 0;
+  for (const auto& [mode, n] : attached_by_mode_) total += n;
+  return total;
 }
 
 void SelfMetrics::count_error(std::string_view op) {

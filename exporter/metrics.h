@@ -1,5 +1,5 @@
-// The exporter: container traffic read from the BPF map at scrape time, psnic's own metrics, and
-// the HTTP endpoint that serves both to Prometheus.
+// The exporter's collectables: container traffic read from the BPF map at scrape time, and
+// psnic's own metrics. exporter/server.h serves them.
 #pragma once
 
 #include <prometheus/collectable.h>
@@ -13,7 +13,9 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,18 +25,7 @@
 #include "agent/views.h"
 #include "bpf/traffic.h"
 
-namespace prometheus {
-class Exposer;
-}
-
 namespace psnic {
-
-// Where /metrics is served unless told otherwise. 9867 is in the 9100-9999 range Prometheus's
-// "Default port allocations" list keeps for exporters, in a stretch that list marked free, and no
-// exporter we found defaults to it (node_exporter 9100, cAdvisor 8080, ebpf_exporter 9435). Tools
-// known to use it are desktop ones on localhost (Zed's `zed serve`, PinchTab); the agent's
-// listen flag moves it.
-inline constexpr std::string_view kDefaultListen = "0.0.0.0:9867";
 
 // psnic's own metrics: psnic_build_info{version}, psnic_attached_interfaces{mode} and
 // psnic_errors_total{op}. Thread-safe.
@@ -56,6 +47,9 @@ class SelfMetrics : public SelfReport {
   void set_pending_owners(double n) override;
   void set_host_network_containers(double n) override;
 
+  // Interfaces attached now, every mode together (the landing page's count).
+  double attached_interfaces() const;
+
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Gauge>& attached_;
@@ -64,6 +58,8 @@ class SelfMetrics : public SelfReport {
   prometheus::Histogram& reconcile_duration_;
   prometheus::Gauge& pending_owners_;
   prometheus::Gauge& host_network_containers_;
+  mutable std::mutex attached_mutex_;
+  std::map<std::string, double, std::less<>> attached_by_mode_;  // what set_attached() was told
 };
 
 // The container traffic families, read when Prometheus scrapes (no polling in between):
@@ -91,38 +87,6 @@ class TrafficCollector : public prometheus::Collectable {
   std::shared_ptr<const LabelSnapshot> labels_;
   std::shared_ptr<SelfMetrics> self_;
   std::shared_ptr<const RetiredSnapshot> retired_;
-};
-
-// A listen address: "ADDR:PORT" with a numeric IPv4 address, "[IPv6]:PORT", or ":PORT" for all
-// IPv4 addresses. PORT is 1-65535, or 0 for a free port the kernel picks.
-struct ListenAddress {
-  std::string host;  // numeric, without brackets
-  uint16_t port = 0;
-  bool ipv6 = false;
-};
-// Throws Error("listen <text>", EINVAL, <what is wrong>).
-ListenAddress parse_listen(std::string_view text);
-
-// GET /metrics over HTTP on one address, served by prometheus-cpp's Exposer (civetweb): 8 worker
-// threads, so idle connections cannot starve a scrape, a 5 s request timeout, no files served.
-class MetricsServer {
- public:
-  // Listens before returning. Throws Error with one line, "listen 127.0.0.1:80: address already
-  // in use", when the address is malformed or cannot be bound; the HTTP server's own messages are
-  // never printed.
-  MetricsServer(const std::string& listen,
-                std::vector<std::shared_ptr<prometheus::Collectable>> collectables);
-  MetricsServer(const MetricsServer&) = delete;
-  MetricsServer& operator=(const MetricsServer&) = delete;
-  ~MetricsServer();
-
-  // The bound port(s): the one asked for, or the kernel's pick for port 0.
-  std::vector<int> ports() const;
-
- private:
-  std::vector<std::shared_ptr<prometheus::Collectable>> collectables_;
-  ListenAddress bound_;                           // with the port actually bound
-  std::unique_ptr<prometheus::Exposer> exposer_;  // declared last: stops serving first
 };
 
 }  // namespace psnic

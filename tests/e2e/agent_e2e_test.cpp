@@ -17,9 +17,11 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/e2e/e2e_support.h"
+#include "tests/support/loopback_client.h"
 #include "tests/support/support.h"
 
 // In psnic::test::e2e, so that the helpers of e2e_support.h and support.h need no
@@ -199,6 +201,34 @@ TEST_F(AgentE2eTest, SigintDetachesEverythingAndExitsZero) {
   EXPECT_EQ(tc.wait_exit(5s), 0) << tc.err();
   EXPECT_TRUE(tc.err().ends_with("\npsnic-agent: SIGTERM, detached 1 interface\n")) << tc.err();
   expect_nothing_left(tc_held, veth);
+}
+
+TEST_F(AgentE2eTest, ServesHealthzALandingPageAndHeadMetrics) {
+  Container a('h');
+  ASSERT_FALSE(HasFailure());
+  // --quiet: no rate table, so the loop has no timer and nothing to do.
+  Agent agent({"--pid", a.pid(), "--quiet", "--attach-mode", "tcx", "--health-timeout", "2s"});
+  ASSERT_TRUE(agent.wait_for_err("serving /metrics")) << agent.err();
+  loopback::HttpResponse health = loopback::get(agent.port(), "/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body, "ok\n");
+  // Longer than the bound, idle: the loop still turns, so the agent is still healthy.
+  std::this_thread::sleep_for(2500ms);
+  health = loopback::get(agent.port(), "/healthz");
+  EXPECT_EQ(health.status, 200) << health.body;
+
+  loopback::HttpResponse page = loopback::get(agent.port(), "/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("<td id=\"mode\">tcx</td>"), std::string::npos) << page.body;
+  EXPECT_NE(page.body.find("<td id=\"interfaces\">1</td>"), std::string::npos) << page.body;
+
+  loopback::Request head;
+  head.method = "HEAD";
+  loopback::HttpResponse headers = loopback::send_request(agent.port(), head);
+  EXPECT_EQ(headers.status, 200);
+  EXPECT_EQ(headers.body, "");
+  EXPECT_GT(std::atoi(headers.header("Content-Length").c_str()), 0) << headers.headers;
+  EXPECT_EQ(agent.interrupt(), 0) << agent.err();
 }
 
 TEST_F(AgentE2eTest, ExitsZeroOnItsOwnWhenTheWatchedContainerStops) {
