@@ -77,6 +77,10 @@ int run(const Options& options) {
     complain("missing privileges: " + missing + " (run as root)");
     return kStartupFailure;
   }
+  if (std::string missing = psnic::missing_host_view(); !missing.empty()) {
+    complain(missing);
+    return kStartupFailure;
+  }
 
   // Block the stop signals before any thread starts, so that every thread inherits the mask and
   // the loop's signalfd alone receives them.
