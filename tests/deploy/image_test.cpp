@@ -158,6 +158,14 @@ TEST_F(ImageTest, CountsContainersExactlyWithTheDocumentedCapabilitiesAndMounts)
       << metrics << "\n"
       << run("docker logs " + name_).err;
 
+  // What the Kubernetes probes and an operator's browser ask for.
+  const std::string base = "http://127.0.0.1:" + std::to_string(port_);
+  EXPECT_EQ(http_get(base + "/healthz").status, 200);
+  HttpAnswer landing = http_get(base + "/");
+  EXPECT_EQ(landing.status, 200);
+  EXPECT_NE(landing.body.find(version()), std::string::npos) << landing.body;
+  EXPECT_NE(landing.body.find("/metrics"), std::string::npos) << landing.body;
+
   Snapshot before_a = quiet_snapshot(port_, veth_a), before_b = quiet_snapshot(port_, veth_b);
   exchange(a, b, 3'000'000, 1'000'000);
   Snapshot after_a = quiet_snapshot(port_, veth_a), after_b = quiet_snapshot(port_, veth_b);
