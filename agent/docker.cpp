@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "resolver/cgroup.h"
 #include "resolver/error.h"
 
 namespace psnic {
@@ -21,7 +22,6 @@ using nlohmann::json;
 
 // The object named by parse errors; DockerClient replaces it with the socket and request.
 constexpr const char* kParseObject = "container JSON";
-constexpr size_t kFullIdLength = 64;
 
 Error bad_message(std::string cause) { return Error(kParseObject, EBADMSG, std::move(cause)); }
 
@@ -139,12 +139,6 @@ std::string ContainerInfo::pod_namespace() const {
   return label(*this, "io.kubernetes.pod.namespace");
 }
 
-bool is_container_id(std::string_view id) {
-  if (id.size() < 12 || id.size() > kFullIdLength) return false;
-  return std::all_of(id.begin(), id.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
 std::string choose_api_version(std::string_view daemon_version) {
   auto daemon = parse_api_version(daemon_version);
   if (!daemon) return "";
@@ -159,7 +153,7 @@ ContainerInfo parse_container_json(std::string_view text) {
   ContainerInfo info;
   info.id = string_member(doc, "Id", "Id");
   if (info.id.empty()) throw bad_message("no Id");
-  if (info.id.size() != kFullIdLength || !is_container_id(info.id))
+  if (!is_full_container_id(info.id))
     throw bad_message("Id \"" + printable(info.id) + "\" is not a 64-hex container id");
 
   info.name = string_member(doc, "Name", "Name");
@@ -409,7 +403,7 @@ std::vector<std::string> DockerClient::running() {
     for (const json& entry : doc) {
       if (!entry.is_object()) throw bad_message("an entry is not an object");
       std::string id = string_member(entry, "Id", "Id");
-      if (id.size() != kFullIdLength || !is_container_id(id))
+      if (!is_full_container_id(id))
         throw bad_message("Id \"" + printable(id) + "\" is not a 64-hex container id");
       ids.push_back(std::move(id));
     }

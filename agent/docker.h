@@ -39,9 +39,6 @@ struct ContainerInfo {
 // leaves its default.
 ContainerInfo parse_container_json(std::string_view json);
 
-// Whether `id` may be put in an API path: 12 to 64 lowercase hex digits (a full id or a prefix).
-bool is_container_id(std::string_view id);
-
 // The Engine API version to speak to a daemon whose newest is `daemon_version` (its Api-Version
 // response header, "1.41"): that version, capped at kDockerApiNewest. Empty (speak unversioned
 // paths, which a daemon serves at its own newest version) when `daemon_version` is not "M.N".

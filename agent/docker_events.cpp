@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "agent/docker.h"
+#include "resolver/cgroup.h"
 #include "resolver/error.h"
 
 namespace psnic {
@@ -382,7 +383,7 @@ void EventStreamParser::take_message(std::string_view text,
   if (event.action.empty()) fail("a container event without Action");
   event.id = string_at("/Actor/ID");
   if (event.id.empty()) event.id = string_at("/id");
-  if (event.id.size() != 64 || !is_container_id(event.id))
+  if (!is_full_container_id(event.id))
     fail("container event id \"" + printable(event.id) + "\" is not a 64-hex container id");
   event.name = string_at("/Actor/Attributes/name");
   events.push_back(std::move(event));

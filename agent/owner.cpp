@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include "resolver/cgroup.h"
 #include "resolver/error.h"
 
 namespace psnic {

@@ -14,7 +14,6 @@
 namespace psnic {
 namespace {
 
-constexpr std::size_t kContainerIdLength = 64;
 // Kubelet names static (file-sourced) pods by an md5 of their manifest instead of a UUID.
 constexpr std::size_t kStaticPodUidLength = 32;
 constexpr std::size_t kUuidLength = 36;
@@ -28,8 +27,6 @@ bool is_lower_hex(std::string_view s, std::size_t length) {
   }
   return true;
 }
-
-bool is_container_id(std::string_view s) { return is_lower_hex(s, kContainerIdLength); }
 
 // 8-4-4-4-12 lowercase hex groups. systemd slice names spell the separators as '_' because '-'
 // already means "child of" in a slice name.
@@ -116,7 +113,7 @@ struct Container {
 };
 
 std::optional<Container> match_container(std::string_view component, std::string_view ancestors) {
-  if (is_container_id(component)) {
+  if (is_full_container_id(component)) {
     const std::string_view parent = last_component(ancestors);
     for (const Prefix& p : kBareIdParents) {
       if (parent == p.prefix) return Container{p.runtime, component};
@@ -127,7 +124,7 @@ std::optional<Container> match_container(std::string_view component, std::string
   consume_suffix(name, ".scope");
   for (const Prefix& p : kContainerPrefixes) {
     std::string_view id = name;
-    if (consume_prefix(id, p.prefix) && is_container_id(id)) return Container{p.runtime, id};
+    if (consume_prefix(id, p.prefix) && is_full_container_id(id)) return Container{p.runtime, id};
   }
   return std::nullopt;
 }
@@ -246,6 +243,16 @@ class FileDescriptor {
 };
 
 }  // namespace
+
+bool is_full_container_id(std::string_view id) { return is_lower_hex(id, kContainerIdLength); }
+
+bool is_container_id(std::string_view id) {
+  if (id.size() < kShortContainerIdLength || id.size() > kContainerIdLength) return false;
+  for (char c : id) {
+    if (!is_lower_hex(c)) return false;
+  }
+  return true;
+}
 
 ContainerIdentity parse_cgroup(std::string_view content) {
   ContainerIdentity best;

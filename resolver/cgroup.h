@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,16 @@ struct ContainerIdentity {
   std::string pod_uid;  // Kubernetes pod UID in canonical dashed form, "" when none
   bool operator==(const ContainerIdentity&) const = default;
 };
+
+// Container ids, one rule for every runtime psnic reads them from (cgroups, Docker's API and
+// events): lowercase hex, 64 digits in full. A prefix of at least 12 digits names a container to
+// Docker's API as well (`docker ps` shows 12).
+inline constexpr std::size_t kContainerIdLength = 64;
+inline constexpr std::size_t kShortContainerIdLength = 12;
+// A full id: 64 lowercase hex digits.
+bool is_full_container_id(std::string_view id);
+// A full id or a prefix of one, 12 to 64 lowercase hex digits: what may go into an API path.
+bool is_container_id(std::string_view id);
 
 // Parses the text of /proc/PID/cgroup (cgroup v1 "N:controllers:/path" lines and v2 "0::/path").
 //

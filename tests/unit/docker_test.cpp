@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "resolver/cgroup.h"
 #include "resolver/error.h"
 #include "tests/support/fake_docker.h"
 #include "tests/support/unix_server.h"
@@ -363,6 +364,10 @@ TEST(DockerParseTest, IsContainerId) {
   EXPECT_FALSE(is_container_id("7e04d157a96f/../../x"));
   EXPECT_FALSE(is_container_id("psnictest-cap1"));
   EXPECT_FALSE(is_container_id(std::string("7e04d157a96f\0", 13)));
+  // The rule the resolver's cgroup parser and Docker's events use: full ids only.
+  EXPECT_TRUE(is_full_container_id(kRunningId));
+  EXPECT_FALSE(is_full_container_id("7e04d157a96f"));
+  EXPECT_FALSE(is_full_container_id(std::string(kRunningId).substr(1) + "G"));
 }
 
 TEST(DockerParseTest, ChooseApiVersion) {
