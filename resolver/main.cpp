@@ -34,6 +34,7 @@ int run_pids(psnic::Resolver& resolver, const Options& options) {
   std::vector<psnic::NetnsReport> reports;
   psnic::ResolveOptions resolve;
   resolve.identity = options.json;
+  resolve.netns_name = options.json;  // only JSON prints it: `psnic PID` does not read /run/netns
   const bool several = options.pids.size() > 1;
   for (const std::string& arg : options.pids) {
     std::optional<pid_t> pid = psnic::parse_pid(arg);

@@ -48,6 +48,12 @@ std::optional<pid_t> parse_pid(std::string_view text) {
   return static_cast<pid_t>(value);
 }
 
+char process_state(std::string_view stat_line) {
+  size_t close = stat_line.rfind(") ");
+  if (close == std::string_view::npos || close + 2 >= stat_line.size()) return 0;
+  return stat_line[close + 2];
+}
+
 namespace {
 
 Error pid_error(pid_t pid, int errnum) {
@@ -56,6 +62,18 @@ Error pid_error(pid_t pid, int errnum) {
   if (errnum == EINVAL)
     return Error(std::to_string(pid), EINVAL, "not a process id (a thread id or out of range)");
   return system_error(std::to_string(pid), errnum);
+}
+
+// PID's state letter from /proc/PID/stat, 0 when it cannot be read.
+char read_process_state(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  Fd stat(open(path, O_RDONLY | O_CLOEXEC));
+  if (!stat.valid()) return 0;
+  // The state follows "PID (COMM) "; COMM is at most 64 bytes (a kernel thread's name).
+  char line[128];
+  ssize_t n = read(stat.get(), line, sizeof line);
+  return n > 0 ? process_state(std::string_view(line, static_cast<size_t>(n))) : 0;
 }
 
 }  // namespace
@@ -80,6 +98,11 @@ ProcessNetns open_process_netns(pid_t pid) {
   held.netns = Fd(open(path, O_RDONLY | O_CLOEXEC));
   if (!held.netns.valid()) {
     int err = errno;
+    // A zombie keeps its PID until its parent reaps it but has dropped its namespaces (no
+    // nsproxy): ns/net gives ENOENT though the process is there. Alive after the read, the pidfd
+    // shows the stat read was that process's own.
+    if (err == ENOENT && read_process_state(pid) == 'Z' && process_alive(held.pidfd.get()))
+      throw Error(std::to_string(pid), ESRCH, "exited (zombie, not yet reaped)");
     // A vanished /proc entry after a successful pidfd_open means the process just exited.
     if (err == ENOENT && !process_alive(held.pidfd.get()))
       throw Error(std::to_string(pid), ESRCH, "exited during lookup");

@@ -47,6 +47,10 @@ Fd open_pidfd(pid_t pid);
 // Whether the process behind a pidfd has not exited.
 bool process_alive(int pidfd);
 
+// The state letter of a /proc/PID/stat line ('R', 'S', 'Z', ...), or 0 when it is not one. The
+// command name before it is in parentheses and may itself hold spaces and ") ".
+char process_state(std::string_view stat_line);
+
 // Opens PID's network namespace. Throws Error naming the PID: "no such process", "permission
 // denied", or "exited during lookup" when the PID changed owner between the two opens.
 ProcessNetns open_process_netns(pid_t pid);

@@ -63,7 +63,10 @@ std::string format_host_names(const NetnsReport& report, bool with_pid) {
 std::string format_table(const std::vector<NetnsReport>& reports) {
   std::string out;
   for (const NetnsReport& report : reports) {
-    std::string pid = report.pid > 0 ? std::to_string(report.pid) : "-";
+    // A namespace no process is in is named as the kernel names it (readlink /proc/PID/ns/net,
+    // lsns), so that two of them are never two identical lines.
+    std::string pid = report.pid > 0 ? std::to_string(report.pid)
+                                     : "net:[" + std::to_string(report.netns_inode) + "]";
     const std::string& id = or_dash(report.identity.id);
     if (report.interfaces.empty()) out += pid + "\t-\t-\t" + id + '\n';
     for (const InterfacePair& pair : report.interfaces)
@@ -89,7 +92,7 @@ std::string format_json(const std::vector<NetnsReport>& reports) {
     out += ",\"host_interface\":" + (host ? json_string(pair->host_name) : "null");
     out += ",\"host_ifindex\":" + (host ? std::to_string(pair->host_ifindex) : "null");
     out += ",\"parent\":" + (pair ? json_or_null(pair->parent) : "null");
-    out += ",\"container_id\":" + json_string(report.identity.id);
+    out += ",\"container_id\":" + json_or_null(report.identity.id);
     out += '}';
   };
   for (const NetnsReport& report : reports) {

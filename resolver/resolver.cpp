@@ -24,6 +24,24 @@ NetlinkSocket open_socket_in(int netns_fd) {
   return NetlinkSocket::open();
 }
 
+// Named namespaces (`ip netns add`, which need no process to exist), by inode. An entry is a
+// namespace only while a namespace is mounted on it, on the filesystem every namespace file lives
+// on: `ip netns add` creates the file before the mount and `ip netns del` leaves it for a moment
+// after, so plain files are passed over.
+std::map<uint64_t, std::string> named_namespaces(dev_t nsfs_device) {
+  std::map<uint64_t, std::string> names;
+  if (DIR* named = opendir(kNamedNetnsDir)) {
+    while (dirent* entry = readdir(named)) {
+      if (entry->d_name[0] == '.') continue;
+      struct stat st {};
+      if (fstatat(dirfd(named), entry->d_name, &st, 0) == 0 && st.st_dev == nsfs_device)
+        names.emplace(st.st_ino, entry->d_name);
+    }
+    closedir(named);
+  }
+  return names;
+}
+
 // Answers the match's questions with one netlink query each, the nsid cached per namespace.
 class HostQueries : public HostSide {
  public:
@@ -75,6 +93,10 @@ NetnsReport Resolver::resolve_pid(pid_t pid, const ResolveOptions& options) {
     HostQueries host(host_, nullptr, target, own_netns_.get());
     report.interfaces = match_interfaces(target.dump_links(), host);
   }
+  if (options.netns_name) {
+    std::map<uint64_t, std::string> names = named_namespaces(nsfs_device_);
+    if (auto name = names.find(held.inode); name != names.end()) report.netns_name = name->second;
+  }
   if (options.identity) report.identity = read_container_identity(pid);
   // Everything above was read from the namespace held since the first look; this makes sure it
   // still belonged to the PID asked about when the answer was complete.
@@ -121,20 +143,8 @@ BatchReport Resolver::resolve_all(const ResolveOptions& options) {
 
   batch.host_network_containers = host_network_ids.size();
 
-  // Named namespaces (`ip netns add`) need no process to exist. An entry is a namespace only
-  // while a namespace is mounted on it: `ip netns add` creates the file before the mount and
-  // `ip netns del` leaves it for a moment after, so plain files are passed over.
-  std::map<uint64_t, std::string> names;
-  if (DIR* named = opendir(kNamedNetnsDir)) {
-    while (dirent* entry = readdir(named)) {
-      if (entry->d_name[0] == '.') continue;
-      std::string path = std::string(kNamedNetnsDir) + "/" + entry->d_name;
-      struct stat st {};
-      if (stat(path.c_str(), &st) == 0 && st.st_dev == nsfs_device_ && st.st_ino != own_inode_)
-        names.emplace(st.st_ino, entry->d_name);
-    }
-    closedir(named);
-  }
+  std::map<uint64_t, std::string> names = named_namespaces(nsfs_device_);
+  names.erase(own_inode_);  // the caller's own is not one of "every namespace but the caller's"
 
   // One host dump serves every namespace.
   HostLinks dumped(host_.dump_links());

@@ -29,6 +29,9 @@ struct NetnsReport {
 
 struct ResolveOptions {
   bool identity = false;  // also read the container identity from /proc/PID/cgroup
+  // resolve_pid: also name the namespace by its `ip netns` name (a scan of /run/netns);
+  // resolve_all always does.
+  bool netns_name = false;
   // resolve_all: also count the containers whose processes share the caller's namespace (host
   // network), reading /proc/PID/cgroup of every process in it.
   bool host_network_containers = false;

@@ -1,5 +1,7 @@
 // The psnic binary as users run it: output, messages and exit statuses.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "tests/support/support.h"
 
@@ -134,12 +136,49 @@ TEST_F(CliTest, JsonCarriesEveryKey) {
   CommandResult r = psnic("--json " + pid());
   EXPECT_EQ(r.status, 0);
   std::string index = test::chomp(ns_->ip("-o link show eth0 | cut -d: -f1"));
-  EXPECT_EQ(r.out, "[\n{\"pid\":" + pid() +
-                       ",\"netns\":" + test::chomp(must("stat -L -c %i " + ns_->path())) +
-                       ",\"netns_name\":null,\"interface\":\"eth0\",\"ifindex\":" + index +
+  EXPECT_EQ(r.out, "[\n{\"pid\":" + pid() + ",\"netns\":" +
+                       test::chomp(must("stat -L -c %i " + ns_->path())) + ",\"netns_name\":\"" +
+                       ns_->name() + "\",\"interface\":\"eth0\",\"ifindex\":" + index +
                        ",\"kind\":\"veth\",\"peer\":\"host\",\"host_interface\":\"" + host_veth_ +
                        "\",\"host_ifindex\":" + std::to_string(test::host_ifindex(host_veth_)) +
-                       ",\"parent\":null,\"container_id\":\"\"}\n]\n");
+                       ",\"parent\":null,\"container_id\":null}\n]\n");
+}
+
+TEST_F(CliTest, JsonNamesEachPidsOwnNamespace) {
+  // Several PIDs in one run, each in its own `ip netns` namespace: each gets its own name.
+  TestNetns other('t');
+  Sleeper in_other(other.path());
+  std::string other_pid = std::to_string(in_other.pid());
+  CommandResult r = psnic("--json " + pid() + " " + other_pid);
+  EXPECT_EQ(r.status, 1);  // `other` has only loopback
+  EXPECT_NE(r.out.find("{\"pid\":" + pid() +
+                       ",\"netns\":" + test::chomp(must("stat -L -c %i " + ns_->path())) +
+                       ",\"netns_name\":\"" + ns_->name() + "\","),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("{\"pid\":" + other_pid +
+                       ",\"netns\":" + test::chomp(must("stat -L -c %i " + other.path())) +
+                       ",\"netns_name\":\"" + other.name() + "\","),
+            std::string::npos)
+      << r.out;
+}
+
+TEST_F(CliTest, ZombieSaysItExited) {
+  pid_t zombie = fork();
+  if (zombie == 0) _exit(0);
+  ASSERT_GT(zombie, 0);
+  siginfo_t info{};
+  waitid(P_PID, static_cast<id_t>(zombie), &info, WEXITED | WNOWAIT);  // exited, not reaped
+  std::string z = std::to_string(zombie);
+  CommandResult r = psnic(z + " " + pid());
+  CommandResult j = psnic("--json " + z);
+  waitpid(zombie, nullptr, 0);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.out, pid() + "\t" + host_veth_ + "\n");
+  EXPECT_EQ(r.err, "psnic: " + z + ": exited (zombie, not yet reaped)\n");
+  EXPECT_EQ(j.status, 2);
+  EXPECT_EQ(j.out, "[]\n");
+  EXPECT_EQ(j.err, r.err);
 }
 
 TEST_F(CliTest, AllListsTheNamespaceOnce) {
@@ -153,6 +192,20 @@ TEST_F(CliTest, AllListsTheNamespaceOnce) {
   CommandResult j = psnic("--all --json");
   EXPECT_EQ(j.status, 0);
   EXPECT_NE(j.out.find("\"host_interface\":\"" + host_veth_ + "\""), std::string::npos);
+}
+
+TEST_F(CliTest, AllSaysWhichNamespaceHasNoProcess) {
+  // Two `ip netns` namespaces with no process and only loopback: each line names its namespace
+  // the way the kernel does, instead of two identical lines of dashes.
+  TestNetns empty_a('v');
+  TestNetns empty_b('w');
+  CommandResult r = psnic("--all");
+  EXPECT_EQ(r.status, 0);
+  for (const TestNetns* ns : {&empty_a, &empty_b}) {
+    std::string line = "net:[" + test::chomp(must("stat -L -c %i " + ns->path())) + "]\t-\t-\t-\n";
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << "in\n" << r.out;
+  }
+  EXPECT_EQ(("\n" + r.out).find("\n-\t"), std::string::npos) << r.out;  // no PID column of "-"
 }
 
 }  // namespace

@@ -157,6 +157,17 @@ TEST_F(ResolverTest, NamespaceWithOnlyLoopback) {
   EXPECT_TRUE(report.interfaces.empty());
 }
 
+TEST_F(ResolverTest, ResolvePidNamesTheNamespaceWhenAsked) {
+  VethNamespace v('p');
+  Sleeper inside(v.ns.path());
+  Resolver resolver;
+  ResolveOptions options;
+  options.netns_name = true;
+  EXPECT_EQ(resolver.resolve_pid(inside.pid(), options).netns_name, v.ns.name());
+  // Unasked, /run/netns is not read: the lookup `psnic PID` makes stays as it was.
+  EXPECT_EQ(resolver.resolve_pid(inside.pid()).netns_name, "");
+}
+
 TEST_F(ResolverTest, NoSuchProcessIsAnErrorNamingThePid) {
   Sleeper gone;
   pid_t pid = gone.pid();

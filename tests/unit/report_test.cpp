@@ -87,7 +87,8 @@ TEST(FormatJson, NamedNamespaceWithoutProcess) {
   std::string json = format_json({r});
   EXPECT_NE(json.find("\"pid\":null"), std::string::npos);
   EXPECT_NE(json.find("\"netns_name\":\"blue\\\"ns\""), std::string::npos);
-  EXPECT_NE(json.find("\"container_id\":\"\""), std::string::npos);
+  // No container identity: null, as every key that does not apply, not an empty string.
+  EXPECT_NE(json.find("\"container_id\":null}"), std::string::npos) << json;
 }
 
 TEST(FormatTable, DashesForWhatIsAbsent) {
@@ -96,6 +97,19 @@ TEST(FormatTable, DashesForWhatIsAbsent) {
   empty.pid = 50;
   EXPECT_EQ(format_table({a, empty}),
             "42\tveth1241974\teth0\t" + std::string(64, 'a') + "\n50\t-\t-\t-\n");
+}
+
+TEST(FormatTable, NamespaceWithoutProcessIsNamedByItsInode) {
+  // Two `ip netns add` namespaces with no process and no interface: each line says which one,
+  // as the kernel writes a namespace (readlink /proc/PID/ns/net, lsns).
+  NetnsReport a;
+  a.netns_inode = 4026532257;
+  a.netns_name = "blue";
+  NetnsReport b = a;
+  b.netns_inode = 4026532301;
+  EXPECT_EQ(format_table({a, b}), "net:[4026532257]\t-\t-\t-\nnet:[4026532301]\t-\t-\t-\n");
+  b.interfaces.push_back(host_pair("eth0", "vethB", 31));
+  EXPECT_EQ(format_table({b}), "net:[4026532301]\tvethB\teth0\t-\n");
 }
 
 TEST(NoPeerReason, SaysWhy) {
