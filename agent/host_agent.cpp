@@ -32,30 +32,6 @@ bool same_labels(const InterfaceLabels& a, const InterfaceLabels& b) {
 
 }  // namespace
 
-std::chrono::milliseconds parse_duration(std::string_view text) {
-  auto bad = [&](const char* why) { return Error("duration " + std::string(text), EINVAL, why); };
-  size_t unit_at = text.find_first_not_of("0123456789.");
-  std::string number(text.substr(0, unit_at));
-  std::string_view unit = unit_at == std::string_view::npos ? "" : text.substr(unit_at);
-  if (number.empty() || std::count(number.begin(), number.end(), '.') > 1)
-    throw bad("not a number with a unit (500ms, 30s, 2m, 1h)");
-  double value = std::strtod(number.c_str(), nullptr);
-  double ms_per_unit = 0;
-  if (unit == "ms")
-    ms_per_unit = 1;
-  else if (unit == "s" || unit.empty())
-    ms_per_unit = 1000;
-  else if (unit == "m")
-    ms_per_unit = 60000;
-  else if (unit == "h")
-    ms_per_unit = 3600000;
-  else
-    throw bad("unknown unit (use ms, s, m or h)");
-  double ms = value * ms_per_unit;
-  if (ms > 7.0 * 24 * 3600 * 1000) throw bad("longer than a week");
-  return std::chrono::milliseconds(static_cast<int64_t>(ms));
-}
-
 bool is_host_peer_candidate(const Link& link) {
   return (link.kind == "veth" || link.kind == "netkit") && link.link_netnsid &&
          *link.link_netnsid >= 0;

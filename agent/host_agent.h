@@ -143,8 +143,4 @@ class HostAgent {
 // A host link psnic counts: a veth or netkit whose peer lives in another namespace.
 bool is_host_peer_candidate(const Link& link);
 
-// "500ms", "30s", "2m", "1h", or a plain number of seconds ("1.5"). Throws Error naming the
-// text when it is none of these, negative, or longer than a week.
-std::chrono::milliseconds parse_duration(std::string_view text);
-
 }  // namespace psnic

@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "agent/attach.h"
+#include "agent/duration.h"
 #include "agent/event_loop.h"
 #include "agent/host_agent.h"
 #include "agent/owner.h"
@@ -27,6 +27,13 @@
 namespace {
 
 constexpr int kStartupFailure = 1;
+
+// A full reconcile dumps every host link: a shorter interval keeps the loop doing little else
+// (and 0 would spin it).
+constexpr std::chrono::milliseconds kMinReconcileInterval{100};
+// The loop wakes every EventLoop::kIdleTurn when idle: a shorter bound would call an idle loop
+// stalled.
+constexpr std::chrono::milliseconds kMinHealthTimeout = 2 * psnic::EventLoop::kIdleTurn;
 
 struct Options {
   std::vector<std::string> pids;
@@ -44,6 +51,47 @@ struct Options {
 
 void complain(const std::string& message) {
   std::fprintf(stderr, "psnic-agent: %s\n", message.c_str());
+}
+
+// What an Error says about its object: its message without "<object>: ".
+std::string cause_of(const psnic::Error& e) {
+  return std::string(e.what()).substr(e.object().size() + 2);
+}
+
+// CLI11 checks, so that a bad value is refused while parsing (one line, status 2), before
+// anything touches the host. Each names the value and the cause; CLI11 adds the flag.
+CLI::Validator duration_at_least(std::chrono::milliseconds least, std::string why) {
+  return CLI::Validator(
+      [least, why](std::string& text) -> std::string {
+        try {
+          if (psnic::parse_duration(text) < least) return text + ": " + why;
+        } catch (const psnic::Error& e) {
+          return text + ": " + cause_of(e);
+        }
+        return "";
+      },
+      "");
+}
+
+CLI::Validator listen_address() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        try {
+          psnic::parse_listen(text);
+        } catch (const psnic::Error& e) {
+          return text + ": " + cause_of(e);
+        }
+        return "";
+      },
+      "");
+}
+
+// "serving /metrics on ADDR:PORT" with the port bound, which --listen ADDR:0 leaves to the
+// kernel: the address as given, up to its last colon.
+void log_serving(const std::string& listen, const psnic::MetricsServer& server) {
+  const std::string address = listen.substr(0, listen.rfind(':') + 1);
+  std::fprintf(stderr, "psnic-agent: serving /metrics on %s%d\n", address.c_str(),
+               server.ports().at(0));
 }
 
 int cleanup(const Options& options) {
@@ -65,12 +113,8 @@ int run(const Options& options) {
   // another in malloc an arena of its own, up to 8 per core, and a long-running agent never
   // gives their memory back: two arenas are all these threads need.
   mallopt(M_ARENA_MAX, 2);
-  // Before anything is loaded or pinned. The loop wakes every EventLoop::kIdleTurn when idle: a
-  // shorter bound would call an idle loop stalled.
+  // The command line checked every value.
   const std::chrono::milliseconds health_timeout = psnic::parse_duration(options.health_timeout);
-  if (health_timeout < 2 * psnic::EventLoop::kIdleTurn)
-    throw psnic::Error("--health-timeout " + options.health_timeout, EINVAL,
-                       "below 2s (an idle loop turns once a second)");
   auto heartbeat = std::make_shared<psnic::LoopHeartbeat>();
   std::optional<psnic::AttachMode> mode = psnic::parse_attach_mode(options.attach_mode);
   if (std::string missing = psnic::missing_agent_capabilities(); !missing.empty()) {
@@ -141,7 +185,7 @@ int run(const Options& options) {
   }
 
   if (options.pids.empty()) {
-    std::fprintf(stderr, "psnic-agent: serving /metrics on %s\n", options.listen.c_str());
+    log_serving(options.listen, *server);
     psnic::OwnerDescriber describer;
     psnic::DockerOwnerEvents docker_events(describer);
     psnic::HostAgent agent(
@@ -158,7 +202,7 @@ int run(const Options& options) {
   for (const std::string& pid : options.pids) worst = std::max(worst, agent.add(pid));
   if (agent.attached() == 0) return worst == 0 ? 1 : worst;
 
-  std::fprintf(stderr, "psnic-agent: serving /metrics on %s\n", options.listen.c_str());
+  log_serving(options.listen, *server);
   auto interval = std::chrono::milliseconds(static_cast<long>(options.interval * 1000));
   agent.run(interval, options.quiet ? nullptr : stdout, heartbeat.get());
   return 0;
@@ -183,23 +227,36 @@ int main(int argc, char** argv) {
                                     "host")
                          ->type_name("PID");
   app.add_option("--reconcile-interval", options.reconcile_interval,
-                 "time between full passes over the host's links (500ms, 30s, 2m, 1h)")
-      ->capture_default_str();
+                 "time between full passes over the host's links (500ms, 30s, 2m, 1h, 1m30s; "
+                 "at least 100ms)")
+      ->type_name("DURATION")
+      ->capture_default_str()
+      ->check(duration_at_least(kMinReconcileInterval,
+                                "below 100ms (each pass dumps every host link)"));
   app.add_option("--retire-after", options.retire_after,
                  "how long a vanished interface's final values stay exported")
-      ->capture_default_str();
+      ->type_name("DURATION")
+      ->capture_default_str()
+      ->check(duration_at_least(std::chrono::milliseconds(0), ""));  // 0: retire at once
   app.add_option("--listen", options.listen,
                  "address of the HTTP endpoint (/metrics, /healthz, /): IPV4:PORT, [IPV6]:PORT, "
-                 "[::]:PORT for both families")
-      ->capture_default_str();
+                 "[::]:PORT for both families; port 0 for one the kernel picks")
+      ->type_name("ADDR:PORT")
+      ->capture_default_str()
+      ->check(listen_address());
   app.add_option("--health-timeout", options.health_timeout,
                  "/healthz answers 503 once the agent's loop has not turned for this long "
                  "(at least 2s)")
-      ->capture_default_str();
-  app.add_option("--interval", options.interval, "seconds between lines of the rate table")
+      ->type_name("DURATION")
       ->capture_default_str()
-      ->check(CLI::Range(0.1, 3600.0));
-  app.add_flag("--quiet", options.quiet, "print no rate table");
+      ->check(duration_at_least(kMinHealthTimeout, "below 2s (an idle loop turns once a second)"));
+  // The rate table is --pid's alone: a host agent prints none, so these would do nothing.
+  app.add_option("--interval", options.interval,
+                 "with --pid: seconds between lines of the rate table")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0))
+      ->needs(pid);
+  app.add_flag("--quiet", options.quiet, "with --pid: print no rate table")->needs(pid);
   app.add_option("--pin-dir", options.pin_dir,
                  "bpf filesystem directory where the counters and links are pinned, so that a "
                  "restarted agent adopts them (a bpf filesystem is mounted on /sys/fs/bpf if "

@@ -10,8 +10,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <regex>
 #include <set>
@@ -311,6 +314,85 @@ TEST_F(AgentE2eTest, PortInUseIsOneLineStatusOneAndNothingAttached) {
   for (const std::string& id : before) after.erase(id);
   EXPECT_TRUE(after.empty()) << ::testing::PrintToString(after);
   EXPECT_EQ(psnic_tc_filters(veth), "");
+}
+
+// Each bad value is refused while the command line is parsed: one line naming the flag, the
+// value and the cause, status 2, nothing loaded or attached.
+TEST_F(AgentE2eTest, BadOptionValuesAreOneLineStatusTwoAndNothingLoaded) {
+  Container a('h');
+  ASSERT_FALSE(HasFailure());
+  const std::string veth = a.host_veth();
+  ASSERT_NE(veth, "");
+  const std::string listen = "--listen " + listen_address(free_port());
+  const std::set<std::string> before = loaded_psnic_programs();
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {"--retire-after", "abc"},     {"--retire-after", "10d"},
+      {"--reconcile-interval", "0"}, {"--reconcile-interval", "50ms"},
+      {"--health-timeout", "x"},     {"--health-timeout", "1s"},
+      {"--listen", "foo"},           {"--listen", "127.0.0.1:99999"},
+  };
+  for (const auto& [flag, value] : bad) {
+    // One --listen only: a second is a usage error of its own.
+    CommandResult r = run("timeout -s INT 10 " + test::agent_binary() + " --pid " + a.pid() + " " +
+                          (flag == "--listen" ? "" : listen) + " " + flag + " " + value);
+    EXPECT_EQ(r.status, 2) << flag << " " << value << ": " << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_EQ(r.err.rfind("psnic-agent: " + flag + ": " + value + ": ", 0), 0u) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+  std::set<std::string> after = loaded_psnic_programs();
+  for (const std::string& id : before) after.erase(id);
+  EXPECT_TRUE(after.empty()) << ::testing::PrintToString(after);
+  EXPECT_EQ(psnic_tc_filters(veth), "");
+  EXPECT_EQ(test::psnic_programs(veth), 0u) << veth;
+}
+
+// --listen ADDR:0: the kernel picks the port, and the "serving" line names that one. (Agent
+// passes a --listen of its own, and a second one is a usage error: the agent is started here.)
+TEST_F(AgentE2eTest, ListenOnPortZeroLogsThePortBound) {
+  Container a('i');
+  ASSERT_FALSE(HasFailure());
+  char err_path[] = "/tmp/psnictest-agent-err-XXXXXX";
+  const int err_fd = mkstemp(err_path);
+  ASSERT_GE(err_fd, 0);
+  std::vector<std::string> args{test::agent_binary(), "--pid",      a.pid(), "--quiet",
+                                "--listen",           "127.0.0.1:0"};
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  const pid_t agent = fork();
+  if (agent == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    dup2(err_fd, 2);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(err_fd);
+  auto err = [&] {
+    std::ifstream in(err_path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  static const std::regex serving(R"(psnic-agent: serving /metrics on 127\.0\.0\.1:(\d+)\n)");
+  std::smatch m;
+  std::string text;
+  for (auto end = Clock::now() + 5s; Clock::now() < end; std::this_thread::sleep_for(10ms))
+    if (std::regex_search(text = err(), m, serving)) break;
+  EXPECT_FALSE(m.empty()) << text;
+  const int port = m.empty() ? 0 : std::stoi(m[1]);
+  EXPECT_GT(port, 0) << text;
+  if (port > 0) {
+    loopback::HttpResponse response = loopback::get(port, "/metrics");
+    EXPECT_EQ(response.status, 200);
+    EXPECT_NE(response.body.find("psnic_build_info{"), std::string::npos) << response.body;
+  }
+  kill(agent, SIGINT);
+  int status = -1;
+  while (waitpid(agent, &status, 0) < 0 && errno == EINTR) {
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << err();
+  unlink(err_path);
 }
 
 TEST_F(AgentE2eTest, WithoutPrivilegesIsOneLineNamingCapBpf) {

@@ -628,6 +628,36 @@ TEST_F(HostAgentE2eTest, PinDirectoryProblemsAreOneLine) {
   EXPECT_EQ(r.err, "psnic-agent: --pid excludes --cleanup (see --help)\n");
 }
 
+// Every flag is checked before anything touches the host: a bad value, or a --pid-only flag
+// without --pid, is one line naming the flag and status 2, and the pin directory is not made.
+TEST_F(HostAgentE2eTest, BadArgumentsAreRefusedBeforeAnythingIsPinned) {
+  PinsCleanup pins("/sys/fs/bpf/" + unique_name('v'));  // if an agent started after all
+  const std::string agent = "timeout -s INT 10 " + agent_binary() + " --pin-dir " + pins.dir();
+  auto one_line = [](const std::string& err) {
+    return !err.empty() && err.find('\n') == err.size() - 1;
+  };
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {"--retire-after", "abc"}, {"--retire-after", "1m30"}, {"--reconcile-interval", "0"},
+      {"--health-timeout", "x"}, {"--listen", "foo"},
+  };
+  for (const auto& [flag, value] : bad) {
+    const std::string listen = flag == "--listen" ? "" : " --listen 127.0.0.1:0";
+    test::CommandResult r = run(agent + listen + " " + flag + " " + value);
+    EXPECT_EQ(r.status, 2) << flag << " " << value << ": " << r.err;
+    EXPECT_TRUE(one_line(r.err)) << r.err;
+    EXPECT_EQ(r.err.rfind("psnic-agent: " + flag + ": " + value + ": ", 0), 0u) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(pins.dir())) << flag << " " << value;
+  }
+  // The rate table is --pid's: without it, its flags would do nothing.
+  for (const std::string flag : {"--interval 2", "--quiet"}) {
+    test::CommandResult r = run(agent + " --listen 127.0.0.1:0 " + flag);
+    EXPECT_EQ(r.status, 2) << flag << ": " << r.err;
+    EXPECT_EQ(r.err,
+              "psnic-agent: " + flag.substr(0, flag.find(' ')) + " requires --pid (see --help)\n");
+    EXPECT_FALSE(std::filesystem::exists(pins.dir())) << flag;
+  }
+}
+
 TEST_F(HostAgentE2eTest, UnpinnedAgentDetachesEverythingOnSigtermAndPinsNothing) {
   Container a('o');
   ASSERT_FALSE(HasFailure());

@@ -7,7 +7,6 @@
 #include <optional>
 #include <thread>
 
-#include "resolver/error.h"
 #include "tests/support/support.h"
 
 namespace psnic {
@@ -185,21 +184,6 @@ TEST_F(HostAgentTest, ALinkGoneBeforeItIsAttachedIsNoError) {
   agent.handle(event, HostAgent::Clock::now());
   EXPECT_EQ(agent.attached(), 0u);
   EXPECT_EQ(errors->count, 0);
-}
-
-TEST(ParseDuration, AcceptsUnitsAndPlainSeconds) {
-  using std::chrono::milliseconds;
-  EXPECT_EQ(parse_duration("500ms"), milliseconds(500));
-  EXPECT_EQ(parse_duration("30s"), milliseconds(30000));
-  EXPECT_EQ(parse_duration("2m"), milliseconds(120000));
-  EXPECT_EQ(parse_duration("1h"), milliseconds(3600000));
-  EXPECT_EQ(parse_duration("1.5"), milliseconds(1500));
-  EXPECT_EQ(parse_duration("0s"), milliseconds(0));
-}
-
-TEST(ParseDuration, RejectsTheRest) {
-  for (const char* text : {"", "s", "-1s", "2x", "1..2s", "10d", "1e3s", "8d", "1000h"})
-    EXPECT_THROW(parse_duration(text), Error) << text;
 }
 
 }  // namespace
