@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <optional>
 #include <regex>
@@ -374,6 +375,21 @@ TEST_F(AgentE2eTest, ListenOnPortZeroLogsThePortBound) {
     std::ifstream in(err_path);
     return std::string(std::istreambuf_iterator<char>(in), {});
   };
+  // Stops the agent (SIGINT: it detaches) and gives its exit status, once; on the way out too,
+  // should an assertion or a throw end the test early.
+  int status = -1;
+  auto stop = [&, stopped = false]() mutable {
+    if (stopped) return;
+    stopped = true;
+    kill(agent, SIGINT);
+    while (waitpid(agent, &status, 0) < 0 && errno == EINTR) {
+    }
+    unlink(err_path);
+  };
+  struct AtExit {
+    std::function<void()> run;
+    ~AtExit() { run(); }
+  } at_exit{stop};
   static const std::regex serving(R"(psnic-agent: serving /metrics on 127\.0\.0\.1:(\d+)\n)");
   std::smatch m;
   std::string text;
@@ -387,12 +403,9 @@ TEST_F(AgentE2eTest, ListenOnPortZeroLogsThePortBound) {
     EXPECT_EQ(response.status, 200);
     EXPECT_NE(response.body.find("psnic_build_info{"), std::string::npos) << response.body;
   }
-  kill(agent, SIGINT);
-  int status = -1;
-  while (waitpid(agent, &status, 0) < 0 && errno == EINTR) {
-  }
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << err();
-  unlink(err_path);
+  const std::string log = err();
+  stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << log;
 }
 
 TEST_F(AgentE2eTest, WithoutPrivilegesIsOneLineNamingCapBpf) {
