@@ -74,7 +74,7 @@ bool HostAgent::adopt_result(const AttachRequest& request, AttachResult result) 
     // A link deleted before psnic got to it is an ordinary race (a container that lived for
     // milliseconds), not a failure.
     if (result.error && result.error->errnum() == ENODEV) return false;
-    if (self_) self_->count_error("attach");
+    if (self_) self_->count_error(ErrorOp::kAttach);
     log_line(result.error ? result.error->what() : request.name + ": attach failed");
     return false;
   }
@@ -102,7 +102,7 @@ std::vector<AttachRequest> HostAgent::adopt_pinned(const std::vector<AttachReque
     try {
       adopted = Attachment::adopt(program_, request.ifindex, request.name, options_.mode, pins);
     } catch (const Error& e) {
-      if (self_) self_->count_error("attach");
+      if (self_) self_->count_error(ErrorOp::kAttach);
       log_line(e.what());
     }
     if (adopted) {
@@ -150,7 +150,7 @@ void HostAgent::retire(uint32_t ifindex, Clock::time_point now) {
   try {
     final = map_.read(ifindex);
   } catch (const Error&) {
-    if (self_) self_->count_error("read_map");
+    if (self_) self_->count_error(ErrorOp::kReadMap);
   }
   tracked.attachment.detach();
   program_.untrack(ifindex);
@@ -174,7 +174,7 @@ void HostAgent::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
     try {
       describe_(owner, labels);
     } catch (const std::exception& e) {
-      if (self_) self_->count_error("describe");
+      if (self_) self_->count_error(ErrorOp::kDescribe);
       log_line(pair.host_name + ": describing its owner " +
                (owner.identity.id.empty() ? owner.netns_name : owner.identity.id) +
                " failed: " + e.what());
@@ -197,7 +197,7 @@ void HostAgent::retire_left_behind(uint32_t ifindex, Clock::time_point now) {
   try {
     final = map_.read(ifindex);
   } catch (const Error&) {
-    if (self_) self_->count_error("read_map");
+    if (self_) self_->count_error(ErrorOp::kReadMap);
   }
   std::optional<InterfaceLabels> labels = label_store_ ? label_store_->get(ifindex) : std::nullopt;
   if (final && labels && !labels->host_interface.empty()) {
@@ -257,7 +257,7 @@ void HostAgent::reconcile(std::chrono::milliseconds budget) {
             it->second.attachment =
                 Attachment::attach(program_, link.ifindex, link.name, options_.mode, options_.pins);
           } catch (const Error& e) {
-            if (self_) self_->count_error("attach");
+            if (self_) self_->count_error(ErrorOp::kAttach);
             log_line(e.what());
           }
           it->second.labels = labels;
@@ -284,7 +284,7 @@ void HostAgent::reconcile(std::chrono::milliseconds budget) {
       for (const InterfacePair& pair : owner.interfaces)
         if (pair.placement == Placement::host_peer) name_owner(owner, pair);
   } catch (const Error& e) {
-    if (self_) self_->count_error("reconcile");
+    if (self_) self_->count_error(ErrorOp::kReconcile);
     log_line("reconcile: " + std::string(e.what()));
   }
   publish();
@@ -350,7 +350,7 @@ void HostAgent::identify_pending() {
           if (it != tracked_.end() && !it->second.identified) name_owner(owner, pair);
         }
   } catch (const Error& e) {
-    if (self_) self_->count_error("identify");
+    if (self_) self_->count_error(ErrorOp::kIdentify);
     log_line("identify: " + std::string(e.what()));
   }
   publish();
@@ -482,7 +482,7 @@ void HostAgent::run(OwnerEvents* owners) {
         try {
           changed = owners->drain(closed);
         } catch (const Error& e) {
-          if (self_) self_->count_error("describe");
+          if (self_) self_->count_error(ErrorOp::kDescribe);
           log_line(e.what());
           closed = true;
         }

@@ -157,8 +157,7 @@ int run(const Options& options) {
 
   auto labels = std::make_shared<psnic::LabelSnapshot>();
   auto retired = std::make_shared<psnic::RetiredSnapshot>();
-  auto self = std::make_shared<psnic::SelfMetrics>(
-      std::vector<std::string>{"attach", "read_map", "reconcile", "identify", "describe"});
+  auto self = std::make_shared<psnic::SelfMetrics>();
   auto map = std::make_shared<psnic::TrafficMap>(program.map_fd());
   auto traffic = std::make_shared<psnic::TrafficCollector>(
       [map](uint32_t ifindex) { return map->read(ifindex); }, labels, self, retired);

@@ -65,7 +65,7 @@ int PidAgent::add(const std::string& pid_argument) {
       try {
         attachment = Attachment::attach(program_, pair.host_ifindex, pair.host_name, mode_);
       } catch (const Error&) {
-        if (self_) self_->count_error("attach");
+        if (self_) self_->count_error(ErrorOp::kAttach);
         program_.untrack(pair.host_ifindex);
         watched->ifindexes.pop_back();
         throw;
@@ -131,7 +131,7 @@ void PidAgent::print_rates(std::FILE* table, double seconds) {
     try {
       now = map_.read(ifindex);
     } catch (const Error&) {
-      if (self_) self_->count_error("read_map");
+      if (self_) self_->count_error(ErrorOp::kReadMap);
     }
     if (!now) continue;
     // The container's view: receive is the host peer's egress, transmit its ingress.

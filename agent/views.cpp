@@ -67,4 +67,22 @@ std::optional<psnic_traffic> TrafficMap::read(uint32_t ifindex) const {
   return sum;
 }
 
+std::string_view op_name(ErrorOp op) {
+  switch (op) {
+    case ErrorOp::kAttach:
+      return "attach";
+    case ErrorOp::kReadMap:
+      return "read_map";
+    case ErrorOp::kReconcile:
+      return "reconcile";
+    case ErrorOp::kIdentify:
+      return "identify";
+    case ErrorOp::kDescribe:
+      return "describe";
+    case ErrorOp::kCollect:
+      return "collect";
+  }
+  return "unknown";
+}
+
 }  // namespace psnic

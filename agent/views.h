@@ -76,6 +76,21 @@ class TrafficMap {
   int cpus_;
 };
 
+// What can fail while the agent runs, each logged and counted, never fatal: one
+// psnic_errors_total{op} series each, exported at 0 from the start so that rate() sees the first.
+enum class ErrorOp {
+  kAttach,     // attaching to, or detaching from, a host interface
+  kReadMap,    // reading an interface's counters from the BPF map
+  kReconcile,  // a full pass over the host's links
+  kIdentify,   // finding a counted interface's namespace and owner from /proc
+  kDescribe,   // asking a container runtime for the owner's name
+  kCollect,    // a scrape that could not be completed (out of memory)
+};
+inline constexpr ErrorOp kErrorOps[] = {ErrorOp::kAttach,   ErrorOp::kReadMap,  ErrorOp::kReconcile,
+                                        ErrorOp::kIdentify, ErrorOp::kDescribe, ErrorOp::kCollect};
+// The op label: "attach", "read_map", ...
+std::string_view op_name(ErrorOp op);
+
 // What the agent reports about itself as it runs; the exporter's SelfMetrics turns it into
 // psnic_attached_interfaces and psnic_errors_total. Thread-safe implementations.
 class SelfReport {
@@ -83,8 +98,8 @@ class SelfReport {
   virtual ~SelfReport() = default;
   // Interfaces currently attached in `mode` ("tcx" or "tc").
   virtual void set_attached(std::string_view mode, double n) = 0;
-  // One failed operation, e.g. "attach", "read_map".
-  virtual void count_error(std::string_view op) = 0;
+  // One failed operation.
+  virtual void count_error(ErrorOp op) = 0;
   // From a host peer's link notification to its counter attached.
   virtual void observe_attach_latency(double /*seconds*/) {}
   // One full reconcile pass.

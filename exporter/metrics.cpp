@@ -37,7 +37,7 @@ void add_sample(prometheus::MetricFamily& family,
 
 }  // namespace
 
-SelfMetrics::SelfMetrics(const std::vector<std::string>& error_ops)
+SelfMetrics::SelfMetrics()
     : registry_(std::make_shared<prometheus::Registry>()),
       attached_(prometheus::BuildGauge()
                     .Name("psnic_attached_interfaces")
@@ -81,7 +81,7 @@ SelfMetrics::SelfMetrics(const std::vector<std::string>& error_ops)
       .Set(1);
   attached_.Add({{"mode", "tcx"}});
   attached_.Add({{"mode", "tc"}});
-  for (const std::string& op : error_ops) errors_.Add({{"op", op}});
+  for (ErrorOp op : kErrorOps) errors_by_op_[op] = &errors_.Add({{"op", std::string(op_name(op))}});
 }
 
 void SelfMetrics::set_attached(std::string_view mode, double n) {
@@ -97,9 +97,7 @@ double SelfMetrics::attached_interfaces() const {
   return total;
 }
 
-void SelfMetrics::count_error(std::string_view op) {
-  errors_.Add({{"op", std::string(op)}}).Increment();
-}
+void SelfMetrics::count_error(ErrorOp op) { errors_by_op_.at(op)->Increment(); }
 
 void SelfMetrics::observe_attach_latency(double seconds) { attach_latency_.Observe(seconds); }
 void SelfMetrics::observe_reconcile(double seconds) { reconcile_duration_.Observe(seconds); }
@@ -161,7 +159,7 @@ std::vector<prometheus::MetricFamily> TrafficCollector::Collect() const {
       try {
         traffic = read_(ifindex);
       } catch (const std::exception&) {
-        if (self_) self_->count_error("read_map");
+        if (self_) self_->count_error(ErrorOp::kReadMap);
         continue;
       }
       if (!traffic) continue;  // not attached yet, or already gone
@@ -170,7 +168,7 @@ std::vector<prometheus::MetricFamily> TrafficCollector::Collect() const {
   } catch (...) {
     // Out of memory, most likely: a scrape with what was gathered beats a dead agent.
     try {
-      if (self_) self_->count_error("collect");
+      if (self_) self_->count_error(ErrorOp::kCollect);
     } catch (...) {
     }
   }

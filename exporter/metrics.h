@@ -31,17 +31,15 @@ namespace psnic {
 // psnic_errors_total{op}. Thread-safe.
 class SelfMetrics : public SelfReport {
  public:
-  // Series for the ops in `error_ops` exist from the start, at 0, so that rate() sees the first
-  // error. "read_map" is the collector's own.
-  explicit SelfMetrics(const std::vector<std::string>& error_ops = {"read_map"});
+  // Every ErrorOp's series exists from the start, at 0, so that rate() sees the first error.
+  SelfMetrics();
 
   // Register this with MetricsServer.
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
   // Interfaces currently attached in `mode` ("tcx" or "tc"; both start at 0).
   void set_attached(std::string_view mode, double n) override;
-  // One failed operation, e.g. "attach", "read_map".
-  void count_error(std::string_view op) override;
+  void count_error(ErrorOp op) override;
   void observe_attach_latency(double seconds) override;
   void observe_reconcile(double seconds) override;
   void set_pending_owners(double n) override;
@@ -54,6 +52,7 @@ class SelfMetrics : public SelfReport {
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Gauge>& attached_;
   prometheus::Family<prometheus::Counter>& errors_;
+  std::map<ErrorOp, prometheus::Counter*> errors_by_op_;  // one per ErrorOp, made at construction
   prometheus::Histogram& attach_latency_;
   prometheus::Histogram& reconcile_duration_;
   prometheus::Gauge& pending_owners_;

@@ -18,7 +18,7 @@ using test::TestVeth;
 class RecordedReport : public SelfReport {
  public:
   void set_attached(std::string_view mode, double n) override { attached[std::string(mode)] = n; }
-  void count_error(std::string_view op) override { ++errors[std::string(op)]; }
+  void count_error(ErrorOp op) override { ++errors[std::string(op_name(op))]; }
   std::map<std::string, double> attached;
   std::map<std::string, int> errors;
 };

@@ -169,7 +169,7 @@ TEST_F(HostAgentTest, BacklogOfAPassOutOfTimeYieldsToNotifications) {
 TEST_F(HostAgentTest, ALinkGoneBeforeItIsAttachedIsNoError) {
   struct Errors : SelfReport {
     void set_attached(std::string_view, double) override {}
-    void count_error(std::string_view) override { ++count; }
+    void count_error(ErrorOp) override { ++count; }
     int count = 0;
   };
   auto errors = std::make_shared<Errors>();

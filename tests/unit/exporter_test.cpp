@@ -362,18 +362,26 @@ TEST(ExporterLabelSnapshot, ReadersSeeWholeTablesWhileTheAgentPublishes) {
 // ---- SelfMetrics -------------------------------------------------------------------------------
 
 TEST(ExporterSelfMetrics, BuildInfoAttachedAndErrors) {
-  SelfMetrics self({"read_map", "attach"});
+  SelfMetrics self;
   self.set_attached("tcx", 12);
-  self.count_error("attach");
-  self.count_error("attach");
-  self.count_error("owner");
+  self.count_error(ErrorOp::kAttach);
+  self.count_error(ErrorOp::kAttach);
+  self.count_error(ErrorOp::kDescribe);
   std::string text = serialize(self.registry()->Collect());
   EXPECT_EQ(value_in(text, "psnic_build_info{version=\"" PSNIC_VERSION_STRING "\"}"), 1) << text;
   EXPECT_EQ(value_in(text, "psnic_attached_interfaces{mode=\"tcx\"}"), 12) << text;
   EXPECT_EQ(value_in(text, "psnic_attached_interfaces{mode=\"tc\"}"), 0) << text;
   EXPECT_EQ(value_in(text, "psnic_errors_total{op=\"read_map\"}"), 0) << text;
   EXPECT_EQ(value_in(text, "psnic_errors_total{op=\"attach\"}"), 2) << text;
-  EXPECT_EQ(value_in(text, "psnic_errors_total{op=\"owner\"}"), 1) << text;
+  EXPECT_EQ(value_in(text, "psnic_errors_total{op=\"describe\"}"), 1) << text;
+  // Every op is exported from the start, at 0, under its name.
+  for (ErrorOp op : kErrorOps) {
+    if (op == ErrorOp::kAttach || op == ErrorOp::kDescribe) continue;
+    EXPECT_EQ(value_in(text, "psnic_errors_total{op=\"" + std::string(op_name(op)) + "\"}"), 0)
+        << text;
+  }
+  EXPECT_EQ(op_name(ErrorOp::kReadMap), "read_map");
+  EXPECT_EQ(op_name(ErrorOp::kCollect), "collect");
   EXPECT_NE(text.find("# TYPE psnic_build_info gauge"), std::string::npos) << text;
   EXPECT_NE(text.find("# TYPE psnic_attached_interfaces gauge"), std::string::npos) << text;
   EXPECT_NE(text.find("# TYPE psnic_errors_total counter"), std::string::npos) << text;
