@@ -111,6 +111,30 @@ TEST_F(ImageTest, HoldsBothBinariesTheirLibrariesAndNoShell) {
   }
 }
 
+// docker/rootfs.sh run on this tree's own build (Debian 12, the image's build stage's packages)
+// lays out the files the image holds: the binaries, the agent's libraries, the loader.
+TEST_F(ImageTest, RootfsScriptLaysOutWhatTheImageHolds) {
+  const std::string dir = "/tmp/" + unique_name('r');
+  const std::string build = test::agent_binary().substr(0, test::agent_binary().rfind('/'));
+  CommandResult laid = run("bash " + source_path("docker/rootfs.sh") + " " + build + " " + dir +
+                           "/rootfs " + dir + "/debug");
+  EXPECT_EQ(laid.status, 0) << laid.err;
+  std::string local = must("cd " + dir + "/rootfs && find . -type f | sed 's|^\\./||' | sort");
+  std::string debug = must("find " + dir + "/debug -name '*.debug' | wc -l");
+  run("rm -rf " + dir);
+  std::string image =
+      must("id=$(docker create " + agent_image() +
+           ") && docker export $id | tar -t | grep -v '/$' | "
+           // What the engine adds to every container's filesystem.
+           "grep -vE '^([.]dockerenv|dev/.*|etc/(hostname|hosts|mtab|resolv.conf))$'"
+           " | sort; "
+           "docker rm $id >/dev/null");
+  EXPECT_EQ(local, image);
+  EXPECT_NE(local.find("usr/bin/psnic-agent\n"), std::string::npos) << local;
+  EXPECT_NE(local.find("libbpf.so.1\n"), std::string::npos) << local;
+  EXPECT_EQ(chomp(debug), "2");  // both binaries' debug symbols, by build id
+}
+
 TEST_F(ImageTest, ReadmeRunLineIsTheRuntimeSpec) {
   std::ifstream readme(source_path("README.md"));
   std::stringstream text;

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { containersOf, kustomization, render, repo, validate } from "./k8s-render.mjs";
+import { containersOf, kustomization, parseYamlFile, render, repo, validate } from "./k8s-render.mjs";
 
 const base = join(repo, "deploy/kubernetes");
 const withPodMonitor = join(base, "podmonitor");
@@ -174,3 +174,21 @@ function mebibytes(quantity) {
   assert.ok(m, `quantity ${quantity} in Mi or Gi`);
   return Number(m[1]) * (m[2] === "Gi" ? 1024 : 1);
 }
+
+test("kubectl apply -k deploy/kubernetes applies the Namespace, the DaemonSet and the Service", () => {
+  // Each manifest file, and what it must hold: the kustomization's resources are exactly these.
+  const files = {
+    "namespace.yaml": "Namespace",
+    "daemonset.yaml": "DaemonSet",
+    "service.yaml": "Service",
+  };
+  assert.deepEqual(kustomization(base).resources, Object.keys(files));
+  for (const [file, kind] of Object.entries(files)) {
+    const objects = parseYamlFile(join(base, file));
+    assert.deepEqual(objects.map((o) => o.kind), [kind], file);
+    for (const object of objects) assert.deepEqual(validate(object), [], file);
+  }
+  const service = find(render(base), "Service");
+  assert.equal(service.spec.clusterIP, "None");
+  assert.equal(service.metadata.namespace, "psnic");
+});

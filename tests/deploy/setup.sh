@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH  # Debian's docker client, as the dockerd it talks to
 
 bash docker/build-image.sh --offline -q >/dev/null
-echo "setup: psnic-agent:$(sed -n 's/^project(psnic VERSION \([0-9][0-9.]*\).*/\1/p' CMakeLists.txt)"
+echo "setup: psnic-agent (docker/build-image.sh --offline)"
 docker build -q -f docker/prometheus/Dockerfile --build-arg BASE_IMAGE=psnic-debian:12 \
   -t psnic-prometheus:debian docker/prometheus >/dev/null
 echo "setup: psnic-prometheus:debian"
