@@ -141,8 +141,11 @@ std::vector<prometheus::MetricFamily> TrafficCollector::Collect() const {
       add_sample(families[kReceivePackets], labels, traffic.egress.packets);
       add_sample(families[kTransmitPackets], labels, traffic.ingress.packets);
     };
-    if (retired_)
-      for (const RetiredSeries& series : *retired_->current()) add(series.labels, series.final);
+    // Held for the whole loop: a range-for over `*retired_->current()` would drop the only
+    // reference before the body runs once the agent publishes a new table.
+    if (const std::shared_ptr<const RetiredTable> retired =
+            retired_ ? retired_->current() : nullptr)
+      for (const RetiredSeries& series : *retired) add(series.labels, series.final);
 
     const std::shared_ptr<const LabelTable> table = labels_ ? labels_->current() : nullptr;
     if (!table || !read_) return families;

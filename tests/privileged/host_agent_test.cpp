@@ -29,15 +29,18 @@ class HostAgentTest : public ::testing::Test {
     options.retire_after = std::chrono::seconds(60);
     return std::make_unique<HostAgent>(*program_, options, labels_, retired_, nullptr, nullptr);
   }
-  const InterfaceLabels* live(const std::string& host) const {
-    for (const auto& [ifindex, labels] : *labels_->current())
-      if (labels.host_interface == host) return &labels;
-    return nullptr;
+  // Copies: the agent may publish a new table, and free this one, at its next step.
+  std::optional<InterfaceLabels> live(const std::string& host) const {
+    const auto table = labels_->current();
+    for (const auto& [ifindex, labels] : *table)
+      if (labels.host_interface == host) return labels;
+    return std::nullopt;
   }
-  const RetiredSeries* retired(const std::string& host) const {
-    for (const RetiredSeries& series : *retired_->current())
-      if (series.labels.host_interface == host) return &series;
-    return nullptr;
+  std::optional<RetiredSeries> retired(const std::string& host) const {
+    const auto table = retired_->current();
+    for (const RetiredSeries& series : *table)
+      if (series.labels.host_interface == host) return series;
+    return std::nullopt;
   }
   // Feeds the agent every link notification waiting on `events`.
   void deliver(LinkEvents& events, HostAgent& agent) {
@@ -57,8 +60,8 @@ TEST_F(HostAgentTest, ReconcileAttachesAndNamesWhatIsAlreadyThere) {
   Sleeper inside(veth.ns.path());
   auto agent = make_agent();
   agent->reconcile();
-  const InterfaceLabels* labels = live(veth.host);
-  ASSERT_NE(labels, nullptr);
+  const std::optional<InterfaceLabels> labels = live(veth.host);
+  ASSERT_TRUE(labels.has_value());
   EXPECT_EQ(labels->interface, "eth0");
   EXPECT_EQ(labels->container_name, veth.ns.name());  // an `ip netns` namespace's name
   EXPECT_EQ(labels->container_id, "");
@@ -68,7 +71,7 @@ TEST_F(HostAgentTest, NamedNamespaceWithoutProcessIsNamedToo) {
   TestVeth veth('b');
   auto agent = make_agent();
   agent->reconcile();
-  ASSERT_NE(live(veth.host), nullptr);
+  ASSERT_NE(live(veth.host), std::nullopt);
   EXPECT_EQ(live(veth.host)->container_name, veth.ns.name());
 }
 
@@ -79,7 +82,7 @@ TEST_F(HostAgentTest, NotificationAttachesAtOnceAndTheOwnerIsNamedAfter) {
   TestVeth veth('c');
   deliver(events, *agent);
   // Counting before the owner is known.
-  ASSERT_NE(live(veth.host), nullptr);
+  ASSERT_NE(live(veth.host), std::nullopt);
   EXPECT_EQ(live(veth.host)->interface, "");
   EXPECT_GE(agent->pending(), 1u);
   agent->identify_pending();
@@ -96,21 +99,21 @@ TEST_F(HostAgentTest, VanishedInterfaceKeepsItsFinalValuesThenGoes) {
     TestVeth veth('d', /*addressed=*/true);
     host = veth.host;
     agent->reconcile();
-    ASSERT_NE(live(host), nullptr);
+    ASSERT_NE(live(host), std::nullopt);
     ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 500, 20));
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     sent = test::link_statistic(host, "tx_bytes");
     deliver(events, *agent);
   }  // the veth and its namespace are deleted here
   deliver(events, *agent);
-  EXPECT_EQ(live(host), nullptr);
-  const RetiredSeries* series = retired(host);
-  ASSERT_NE(series, nullptr);
+  EXPECT_EQ(live(host), std::nullopt);
+  const std::optional<RetiredSeries> series = retired(host);
+  ASSERT_TRUE(series.has_value());
   EXPECT_GE(series->final.egress.bytes, 20u * 500u);
   EXPECT_LE(series->final.egress.bytes, sent);
   EXPECT_EQ(series->labels.interface, "eth0");
   agent->expire_retired(HostAgent::Clock::now() + std::chrono::seconds(61));
-  EXPECT_EQ(retired(host), nullptr);
+  EXPECT_EQ(retired(host), std::nullopt);
 }
 
 TEST_F(HostAgentTest, ReconcileReattachesWhatAnotherToolRemoved) {
@@ -118,13 +121,13 @@ TEST_F(HostAgentTest, ReconcileReattachesWhatAnotherToolRemoved) {
   Sleeper inside(veth.ns.path());
   auto agent = make_agent(AttachMode::tc);
   agent->reconcile();
-  ASSERT_NE(live(veth.host), nullptr);
+  ASSERT_NE(live(veth.host), std::nullopt);
   test::must("tc filter del dev " + veth.host + " ingress pref 1 handle 0x5054 bpf");
   EXPECT_EQ(test::must("tc filter show dev " + veth.host + " ingress"), "");
   agent->reconcile();
   EXPECT_NE(test::must("tc filter show dev " + veth.host + " ingress").find("psnic_ingress"),
             std::string::npos);
-  EXPECT_NE(live(veth.host), nullptr);
+  EXPECT_NE(live(veth.host), std::nullopt);
 }
 
 TEST_F(HostAgentTest, DestructionDetachesEverything) {
@@ -132,7 +135,7 @@ TEST_F(HostAgentTest, DestructionDetachesEverything) {
   {
     auto agent = make_agent(AttachMode::tc);
     agent->reconcile();
-    ASSERT_NE(live(veth.host), nullptr);
+    ASSERT_NE(live(veth.host), std::nullopt);
   }
   EXPECT_EQ(test::must("tc filter show dev " + veth.host + " ingress"), "");
   EXPECT_EQ(test::must("tc filter show dev " + veth.host + " egress"), "");
@@ -149,21 +152,21 @@ TEST_F(HostAgentTest, BacklogOfAPassOutOfTimeYieldsToNotifications) {
   agent->reconcile(std::chrono::milliseconds(0));
   const size_t waiting = agent->backlog();
   EXPECT_GE(waiting, 2u);
-  EXPECT_EQ(live(first.host), nullptr);
+  EXPECT_EQ(live(first.host), std::nullopt);
 
   gone.reset();  // deleted while waiting: out of the backlog, never attached
   deliver(events, *agent);
   EXPECT_EQ(agent->backlog(), waiting - 1);
-  EXPECT_EQ(live(gone_host), nullptr);
+  EXPECT_EQ(live(gone_host), std::nullopt);
   // A notification of a waiting link makes it due at once.
   test::must("ip link set " + first.host + " mtu 1400");
   deliver(events, *agent);
-  EXPECT_NE(live(first.host), nullptr);
+  EXPECT_NE(live(first.host), std::nullopt);
   EXPECT_EQ(agent->backlog(), waiting - 2);
 
   agent->attach_backlog(HostAgent::Clock::time_point::max());
   EXPECT_EQ(agent->backlog(), 0u);
-  EXPECT_EQ(live(gone_host), nullptr);
+  EXPECT_EQ(live(gone_host), std::nullopt);
 }
 
 TEST_F(HostAgentTest, ALinkGoneBeforeItIsAttachedIsNoError) {

@@ -70,17 +70,19 @@ class PinnedAgentTest : public ::testing::TestWithParam<AttachMode> {
   }
 
   bool counted(const std::string& host) const {
-    for (const auto& [ifindex, labels] : *labels_->current())
+    const auto table = labels_->current();
+    for (const auto& [ifindex, labels] : *table)
       if (labels.host_interface == host) return true;
     return false;
   }
   Counters read(const std::string& host) const {
     return Counters::read(*program_, test::host_ifindex(host), host);
   }
-  const RetiredSeries* retired(const std::string& host) const {
-    for (const RetiredSeries& series : *retired_->current())
-      if (series.labels.host_interface == host) return &series;
-    return nullptr;
+  std::optional<RetiredSeries> retired(const std::string& host) const {
+    const auto table = retired_->current();
+    for (const RetiredSeries& series : *table)
+      if (series.labels.host_interface == host) return series;
+    return std::nullopt;
   }
   // Sends `count` datagrams of `size` bytes into `veth`'s namespace: psnic counts what the
   // kernel counts.
@@ -145,8 +147,8 @@ TEST_P(PinnedAgentTest, InterfaceGoneWhileNoAgentRanIsRetiredWithItsFinalValuesA
   }  // deleted while no agent runs
   start(GetParam());
   EXPECT_FALSE(counted(host));
-  const RetiredSeries* series = retired(host);
-  ASSERT_NE(series, nullptr) << host << " not exported for its grace period";
+  const std::optional<RetiredSeries> series = retired(host);
+  ASSERT_TRUE(series.has_value()) << host << " not exported for its grace period";
   EXPECT_EQ(series->labels.container_name, ns);
   EXPECT_EQ(series->labels.interface, "eth0");
   EXPECT_GE(series->final.egress.bytes, 15u * 600u);
@@ -156,7 +158,7 @@ TEST_P(PinnedAgentTest, InterfaceGoneWhileNoAgentRanIsRetiredWithItsFinalValuesA
   std::vector<uint32_t> pinned = pins_->pinned_ifindexes();
   EXPECT_EQ(std::count(pinned.begin(), pinned.end(), ifindex), 0);
   agent_->expire_retired(HostAgent::Clock::now() + std::chrono::hours(1));
-  EXPECT_EQ(retired(host), nullptr);
+  EXPECT_EQ(retired(host), std::nullopt);
 }
 
 TEST_P(PinnedAgentTest, IfindexReusedWhileNoAgentRanStartsItsOwnCounter) {
@@ -186,8 +188,8 @@ TEST_P(PinnedAgentTest, IfindexReusedWhileNoAgentRanStartsItsOwnCounter) {
   EXPECT_EQ(fresh.psnic.ingress.packets, 0u);
   EXPECT_EQ(test::psnic_programs(second), 2u);
   // The first one's counter is exported under its own name for the grace period.
-  const RetiredSeries* old = retired(first);
-  ASSERT_NE(old, nullptr);
+  const std::optional<RetiredSeries> old = retired(first);
+  ASSERT_TRUE(old.has_value());
   EXPECT_GE(old->final.egress.packets, 5u);
 }
 
