@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "resolver/error.h"
+#include "base/error.h"
 
 namespace psnic {
 

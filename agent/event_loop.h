@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "agent/views.h"
-#include "resolver/namespace.h"
+#include "base/fd.h"
 
 namespace psnic {
 

@@ -8,7 +8,7 @@
 #include <set>
 
 #include "agent/event_loop.h"
-#include "resolver/error.h"
+#include "base/error.h"
 
 namespace psnic {
 namespace {

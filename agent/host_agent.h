@@ -7,10 +7,11 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/attach.h"
 #include "agent/label_store.h"
-#include "agent/program.h"
 #include "agent/views.h"
+#include "kernel/attach.h"
+#include "kernel/program.h"
+#include "kernel/traffic_map.h"
 #include "resolver/netlink.h"
 #include "resolver/resolver.h"
 

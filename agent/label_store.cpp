@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "resolver/error.h"
-#include "traffic.h"
+#include "base/error.h"
+#include "bpf/traffic.h"
 
 namespace psnic {
 namespace {

@@ -4,9 +4,9 @@
 #include <optional>
 #include <string>
 
-#include "agent/pins.h"
 #include "agent/views.h"
-#include "resolver/namespace.h"
+#include "base/fd.h"
+#include "kernel/pins.h"
 
 namespace psnic {
 

@@ -10,19 +10,20 @@
 #include <string>
 #include <vector>
 
-#include "agent/attach.h"
-#include "agent/duration.h"
 #include "agent/event_loop.h"
 #include "agent/host_agent.h"
-#include "agent/owner.h"
 #include "agent/pid_agent.h"
-#include "agent/pins.h"
-#include "agent/privileges.h"
-#include "agent/program.h"
+#include "base/cli.h"
+#include "base/duration.h"
+#include "base/error.h"
 #include "exporter/metrics.h"
 #include "exporter/server.h"
-#include "resolver/cli.h"
-#include "resolver/error.h"
+#include "kernel/attach.h"
+#include "kernel/pins.h"
+#include "kernel/privileges.h"
+#include "kernel/program.h"
+#include "kernel/traffic_map.h"
+#include "runtime/owner.h"
 
 namespace {
 

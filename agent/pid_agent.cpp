@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "agent/event_loop.h"
-#include "resolver/error.h"
+#include "base/error.h"
 #include "resolver/report.h"
 
 namespace psnic {

@@ -9,9 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "agent/attach.h"
-#include "agent/program.h"
 #include "agent/views.h"
+#include "kernel/attach.h"
+#include "kernel/program.h"
+#include "kernel/traffic_map.h"
 #include "resolver/resolver.h"
 
 namespace psnic {

@@ -1,71 +1,10 @@
-// TrafficMap: the agent's view of the traffic map for scrape threads.
 #include "agent/views.h"
 
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
-#include <linux/bpf.h>
 
-#include <cerrno>
-#include <cstddef>
 #include <string>
-#include <vector>
 
-#include "resolver/error.h"
 
 namespace psnic {
-
-// The layout bpf/traffic.bpf.c writes: six __u64, no padding. A per-CPU map stores each CPU's
-// value rounded up to 8 bytes, so one key reads back as cpus() consecutive psnic_traffic.
-static_assert(sizeof(psnic_counters) == 24);
-static_assert(sizeof(psnic_traffic) == 48);
-static_assert(sizeof(psnic_traffic) % 8 == 0);
-static_assert(offsetof(psnic_traffic, ingress) == 0);
-static_assert(offsetof(psnic_traffic, egress) == 24);
-static_assert(offsetof(psnic_counters, bytes) == 0);
-static_assert(offsetof(psnic_counters, packets) == 8);
-static_assert(offsetof(psnic_counters, segments) == 16);
-
-namespace {
-
-std::string map_object(int fd) { return "traffic map (fd " + std::to_string(fd) + ")"; }
-
-}  // namespace
-
-TrafficMap::TrafficMap(int map_fd) : fd_(map_fd), cpus_(libbpf_num_possible_cpus()) {
-  if (cpus_ <= 0) throw system_error("possible cpus", -cpus_);
-  bpf_map_info info{};
-  uint32_t length = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd_, &info, &length) != 0) throw system_error(map_object(fd_), errno);
-  // A larger value would make the kernel write past our buffer: check before the first read.
-  if (info.type != BPF_MAP_TYPE_PERCPU_HASH || info.key_size != sizeof(uint32_t) ||
-      info.value_size != sizeof(psnic_traffic)) {
-    throw Error(map_object(fd_), EINVAL,
-                "not a per-cpu hash of " + std::to_string(sizeof(uint32_t)) + "-byte keys and " +
-                    std::to_string(sizeof(psnic_traffic)) + "-byte values (type " +
-                    std::to_string(info.type) + ", key " + std::to_string(info.key_size) +
-                    ", value " + std::to_string(info.value_size) + ")");
-  }
-}
-
-std::optional<psnic_traffic> TrafficMap::read(uint32_t ifindex) const {
-  // One buffer per scrape thread: a scrape reads every key, each read needs cpus() values.
-  thread_local std::vector<psnic_traffic> values;
-  values.resize(static_cast<size_t>(cpus_));
-  if (bpf_map_lookup_elem(fd_, &ifindex, values.data()) != 0) {
-    if (errno == ENOENT) return std::nullopt;
-    throw system_error("traffic map key " + std::to_string(ifindex), errno);
-  }
-  psnic_traffic sum{};
-  for (const psnic_traffic& cpu : values) {
-    sum.ingress.bytes += cpu.ingress.bytes;
-    sum.ingress.packets += cpu.ingress.packets;
-    sum.ingress.segments += cpu.ingress.segments;
-    sum.egress.bytes += cpu.egress.bytes;
-    sum.egress.packets += cpu.egress.packets;
-    sum.egress.segments += cpu.egress.segments;
-  }
-  return sum;
-}
 
 std::string_view op_name(ErrorOp op) {
   switch (op) {

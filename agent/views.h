@@ -59,23 +59,6 @@ struct RetiredSeries {
 using RetiredTable = std::vector<RetiredSeries>;
 using RetiredSnapshot = Snapshot<RetiredTable>;
 
-// Reads the traffic map (BPF_MAP_TYPE_PERCPU_HASH, key __u32 host ifindex, value psnic_traffic)
-// and sums the CPUs. Does not own the fd, which must outlive it. Thread-safe.
-class TrafficMap {
- public:
-  // Throws Error when map_fd is not a per-CPU hash with the traffic map's key and value sizes.
-  explicit TrafficMap(int map_fd);
-
-  // nullopt when the key is absent; throws Error on any other failure.
-  std::optional<psnic_traffic> read(uint32_t ifindex) const;
-  // Possible CPUs: how many values one key holds.
-  int cpus() const { return cpus_; }
-
- private:
-  int fd_;
-  int cpus_;
-};
-
 // What can fail while the agent runs, each logged and counted, never fatal: one
 // psnic_errors_total{op} series each, exported at 0 from the start so that rate() sees the first.
 enum class ErrorOp {

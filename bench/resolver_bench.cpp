@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "resolver/error.h"
+#include "base/error.h"
 #include "resolver/resolver.h"
 #include "tests/support/support.h"
 

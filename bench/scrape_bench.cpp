@@ -14,9 +14,10 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "exporter/metrics.h"
 #include "exporter/server.h"
-#include "resolver/error.h"
+#include "kernel/traffic_map.h"
 #include "tests/support/loopback_client.h"
 
 namespace {

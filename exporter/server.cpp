@@ -22,9 +22,9 @@
 #include <string>
 #include <utility>
 
+#include "base/error.h"
+#include "base/fd.h"
 #include "exporter/metrics.h"
-#include "resolver/error.h"
-#include "resolver/namespace.h"
 
 namespace psnic {
 

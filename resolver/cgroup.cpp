@@ -9,7 +9,7 @@
 #include <string>
 #include <utility>
 
-#include "resolver/error.h"
+#include "base/error.h"
 
 namespace psnic {
 namespace {

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "resolver/cli.h"
-#include "resolver/error.h"
+#include "base/cli.h"
+#include "base/error.h"
 #include "resolver/report.h"
 #include "resolver/resolver.h"
 

@@ -14,27 +14,9 @@ extern "C" {
 #include <cstdio>
 #include <cstdlib>
 
-#include "resolver/error.h"
+#include "base/error.h"
 
 namespace psnic {
-
-Fd& Fd::operator=(Fd&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = other.release();
-  }
-  return *this;
-}
-
-Fd::~Fd() {
-  if (fd_ >= 0) close(fd_);
-}
-
-int Fd::release() {
-  int fd = fd_;
-  fd_ = -1;
-  return fd;
-}
 
 std::optional<pid_t> parse_pid(std::string_view text) {
   constexpr long kPidMaxLimit = 4194304;

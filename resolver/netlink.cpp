@@ -10,7 +10,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "resolver/error.h"
+#include "base/error.h"
 
 // The netlink framing is written here rather than taken from libmnl: Debian ships libmnl only as
 // a shared library, and `psnic` is linked statically because process start-up is most of the

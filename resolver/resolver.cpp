@@ -10,7 +10,7 @@
 #include <map>
 #include <optional>
 
-#include "resolver/error.h"
+#include "base/error.h"
 
 namespace psnic {
 namespace {

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/docker.h"
-#include "resolver/error.h"
+#include "runtime/docker.h"
+#include "base/error.h"
 #include "tests/support/support.h"
 
 namespace psnic {

@@ -1,7 +1,7 @@
 // End to end: DockerEvents subscribed to the real dockerd on /var/run/docker.sock. What
 // `docker run`, `docker rename`, `docker kill`, `docker start` and `docker rm -f` do to a container
 // of the local psnic-test:latest image arrives as events within 2 s of the command's return.
-#include "agent/docker_events.h"
+#include "runtime/docker_events.h"
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/docker.h"
-#include "resolver/error.h"
+#include "runtime/docker.h"
+#include "base/error.h"
 #include "tests/e2e/e2e_support.h"
 
 namespace psnic::test::e2e {

@@ -1,6 +1,6 @@
 // The attach layer on real veths: both modes count exactly what the kernel counts, leave other
 // tools' programs running and in place, and leave nothing behind.
-#include "agent/attach.h"
+#include "kernel/attach.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -11,10 +11,10 @@
 #include <thread>
 #include <vector>
 
-#include "agent/program.h"
+#include "kernel/program.h"
 #include "agent/views.h"
 #include "foreign.skel.h"
-#include "resolver/error.h"
+#include "base/error.h"
 #include "tests/privileged/traffic_counts.h"
 #include "tests/support/support.h"
 #include "traffic.h"

@@ -2,7 +2,7 @@
 // (counters continue, traffic sent while no agent ran is counted, nothing is attached twice), and
 // cleanup_pins() removes it all. Each test pins in a directory of its own,
 // /sys/fs/bpf/psnictest-pins-*; the e2e tests kill a real psnic-agent with SIGKILL.
-#include "agent/pins.h"
+#include "kernel/pins.h"
 
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
@@ -20,7 +20,7 @@
 
 #include "agent/host_agent.h"
 #include "agent/label_store.h"
-#include "resolver/error.h"
+#include "base/error.h"
 #include "tests/privileged/traffic_counts.h"
 #include "tests/support/support.h"
 

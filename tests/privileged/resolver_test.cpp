@@ -10,7 +10,7 @@
 
 #include <set>
 
-#include "resolver/error.h"
+#include "base/error.h"
 #include "tests/support/support.h"
 
 namespace psnic {

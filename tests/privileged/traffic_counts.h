@@ -7,8 +7,9 @@
 #include <optional>
 #include <string>
 
-#include "agent/program.h"
 #include "agent/views.h"
+#include "kernel/program.h"
+#include "kernel/traffic_map.h"
 #include "tests/support/support.h"
 #include "traffic.h"
 

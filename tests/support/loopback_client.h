@@ -12,7 +12,7 @@
 #include <cerrno>
 #include <string>
 
-#include "resolver/error.h"
+#include "base/error.h"
 
 namespace psnic::loopback {
 

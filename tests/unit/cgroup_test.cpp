@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "resolver/error.h"
+#include "base/error.h"
 
 namespace psnic {
 

@@ -2,7 +2,7 @@
 // recorded from dockerd 20.10 (API 1.41) and in the shape of API 1.52, fed in every split; and
 // DockerEvents against a fake daemon on a unix socket in /tmp that answers as dockerd does or
 // misbehaves.
-#include "agent/docker_events.h"
+#include "runtime/docker_events.h"
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -19,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-#include "resolver/error.h"
+#include "base/error.h"
 #include "resolver/namespace.h"
 #include "tests/support/unix_server.h"
 

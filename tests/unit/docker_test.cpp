@@ -1,7 +1,7 @@
 // The Docker Engine API client, without Docker: parse_container_json on responses recorded from
 // dockerd 20.10 (API 1.41), and DockerClient against a fake daemon on a unix socket in /tmp that
 // answers as Docker does (version prefixes, 404 bodies, Api-Version header) or misbehaves.
-#include "agent/docker.h"
+#include "runtime/docker.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "resolver/cgroup.h"
-#include "resolver/error.h"
+#include "base/error.h"
 #include "tests/support/fake_docker.h"
 #include "tests/support/unix_server.h"
 

@@ -22,7 +22,7 @@
 #include "agent/event_loop.h"
 #include "exporter/metrics.h"
 #include "exporter/server.h"
-#include "resolver/error.h"
+#include "base/error.h"
 #include "tests/support/loopback_client.h"
 #include "tests/support/support.h"
 

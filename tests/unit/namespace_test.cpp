@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <string>
 
-#include "resolver/error.h"
+#include "base/error.h"
 
 namespace psnic {
 namespace {

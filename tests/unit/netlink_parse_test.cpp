@@ -10,7 +10,7 @@
 #include <memory>
 #include <vector>
 
-#include "resolver/error.h"
+#include "base/error.h"
 #include "resolver/netlink.h"
 
 namespace psnic {

@@ -1,4 +1,4 @@
-#include "agent/owner.h"
+#include "runtime/owner.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -1,10 +1,10 @@
-#include "agent/owner.h"
+#include "runtime/owner.h"
 
 #include <dirent.h>
 #include <sys/stat.h>
 
 #include "resolver/cgroup.h"
-#include "resolver/error.h"
+#include "base/error.h"
 
 namespace psnic {
 

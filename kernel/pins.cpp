@@ -1,4 +1,4 @@
-#include "agent/pins.h"
+#include "kernel/pins.h"
 
 #include <bpf/bpf.h>
 #include <dirent.h>
@@ -17,9 +17,9 @@
 #include <optional>
 #include <set>
 
-#include "agent/attach.h"
-#include "agent/privileges.h"
-#include "resolver/error.h"
+#include "kernel/attach.h"
+#include "kernel/privileges.h"
+#include "base/error.h"
 #include "resolver/netlink.h"
 
 namespace psnic {

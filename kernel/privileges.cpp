@@ -1,4 +1,4 @@
-#include "agent/privileges.h"
+#include "kernel/privileges.h"
 
 #include <sys/stat.h>
 #include <unistd.h>

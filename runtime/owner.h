@@ -6,8 +6,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "agent/docker.h"
-#include "agent/docker_events.h"
+#include "runtime/docker.h"
+#include "runtime/docker_events.h"
 #include "agent/host_agent.h"
 #include "agent/views.h"
 #include "resolver/resolver.h"

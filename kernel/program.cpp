@@ -1,4 +1,4 @@
-#include "agent/program.h"
+#include "kernel/program.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -8,8 +8,8 @@
 #include <cstring>
 #include <vector>
 
-#include "resolver/error.h"
-#include "traffic.h"
+#include "base/error.h"
+#include "bpf/traffic.h"
 #include "traffic.skel.h"
 
 namespace psnic {

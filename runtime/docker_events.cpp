@@ -1,4 +1,4 @@
-#include "agent/docker_events.h"
+#include "runtime/docker_events.h"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -17,9 +17,9 @@
 #include <thread>
 #include <utility>
 
-#include "agent/docker.h"
+#include "runtime/docker.h"
 #include "resolver/cgroup.h"
-#include "resolver/error.h"
+#include "base/error.h"
 
 namespace psnic {
 namespace {

@@ -1,4 +1,4 @@
-#include "agent/docker.h"
+#include "runtime/docker.h"
 
 #include <curl/curl.h>
 #include <sys/stat.h>
@@ -13,7 +13,7 @@
 #include <utility>
 
 #include "resolver/cgroup.h"
-#include "resolver/error.h"
+#include "base/error.h"
 
 namespace psnic {
 namespace {

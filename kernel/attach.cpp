@@ -1,4 +1,4 @@
-#include "agent/attach.h"
+#include "kernel/attach.h"
 
 #include <bpf/bpf.h>
 
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <utility>
 
-#include "resolver/error.h"
+#include "base/error.h"
 
 namespace psnic {
 namespace {

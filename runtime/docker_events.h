@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "resolver/namespace.h"
+#include "base/fd.h"
 
 namespace psnic {
 

@@ -1,4 +1,4 @@
-#include "resolver/error.h"
+#include "base/error.h"
 
 #include <cctype>
 #include <cstring>

@@ -8,10 +8,10 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/pins.h"
-#include "agent/program.h"
-#include "resolver/error.h"
-#include "resolver/namespace.h"
+#include "base/error.h"
+#include "base/fd.h"
+#include "kernel/pins.h"
+#include "kernel/program.h"
 
 namespace psnic {
 

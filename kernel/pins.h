@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "resolver/namespace.h"
+#include "base/fd.h"
 
 namespace psnic {
 
