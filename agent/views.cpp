@@ -1,8 +1,6 @@
 #include "agent/views.h"
 
-
 #include <string>
-
 
 namespace psnic {
 

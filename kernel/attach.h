@@ -1,17 +1,18 @@
 #pragma once
 
-#include <bpf/libbpf.h>
-
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include "base/error.h"
-#include "base/fd.h"
 #include "kernel/pins.h"
 #include "kernel/program.h"
+#include "kernel/tc_filter.h"
+#include "kernel/tcx.h"
 
 namespace psnic {
 
@@ -28,19 +29,14 @@ std::optional<AttachMode> parse_attach_mode(std::string_view text);
 // TCX when the kernel has it, else tc. Probes without touching any interface.
 AttachMode probe_attach_mode(const TrafficProgram& program);
 
-// psnic's cls_bpf filters in tc mode, at priority 1 on both hooks: handle 0x5053 ("PS") for a
-// pinned agent's, which outlive it, and 0x5054 for an ephemeral one's (--pid, --no-pin), so that
-// the two kinds never take each other's place on one interface.
-inline constexpr uint32_t kTcHandle = 0x5053;
-inline constexpr uint32_t kTcEphemeralHandle = 0x5054;
-inline constexpr uint32_t kTcPriority = 1;
-
-// The program pair on one host interface, detached (only what psnic attached) on destruction.
-// Move-only.
+// The program pair on one host interface, in either mode: TcxLinks or TcFilters, each knowing
+// how to attach, adopt, check, detach and leave itself; callers never branch on the mode.
+// Detached (only what psnic attached) on destruction. Move-only.
 class Attachment {
  public:
   // Attaches ingress then egress; on failure nothing stays attached. With `pins`, TCX links are
-  // pinned there and outlive the agent. Throws Error naming the interface.
+  // pinned there and tc filters take the pinned agent's handle: both outlive the agent. Throws
+  // Error naming the interface.
   static Attachment attach(const TrafficProgram& program, uint32_t ifindex, const std::string& name,
                            AttachMode mode, const PinDir* pins = nullptr);
   // Takes over the pair an earlier pinned agent left on the interface in this mode: both TCX
@@ -52,15 +48,9 @@ class Attachment {
                                          const std::string& name, AttachMode mode,
                                          const PinDir& pins);
 
-  Attachment(Attachment&& other) noexcept;
-  Attachment& operator=(Attachment&& other) noexcept;
-  Attachment(const Attachment&) = delete;
-  Attachment& operator=(const Attachment&) = delete;
-  ~Attachment();
-
   uint32_t ifindex() const { return ifindex_; }
   const std::string& name() const { return name_; }
-  AttachMode mode() const { return mode_; }
+  AttachMode mode() const { return hooks_.index() == 0 ? AttachMode::tcx : AttachMode::tc; }
   // Detaches now (and removes TCX link pins); further calls do nothing.
   void detach();
   // Leaves the programs attached (and pinned) for the next agent to adopt; further calls do
@@ -71,21 +61,13 @@ class Attachment {
   bool intact() const;
 
  private:
-  Attachment() = default;
+  using Hooks = std::variant<TcxLinks, TcFilters>;
+  Attachment(uint32_t ifindex, std::string name, Hooks hooks)
+      : ifindex_(ifindex), name_(std::move(name)), hooks_(std::move(hooks)) {}
 
-  uint32_t ifindex_ = 0;
+  uint32_t ifindex_;
   std::string name_;
-  AttachMode mode_ = AttachMode::tcx;
-  bool attached_ = false;
-  const PinDir* pins_ = nullptr;  // where the TCX links are pinned, if they are
-  uint32_t tc_handle_ = kTcEphemeralHandle;
-  // tcx: the links; closing a TCX link fd detaches it.
-  Fd ingress_link_;
-  Fd egress_link_;
-  // The programs' ids: in tc mode detaching removes a filter only while it still runs psnic's;
-  // in both modes intact() looks for them.
-  uint32_t ingress_prog_id_ = 0;
-  uint32_t egress_prog_id_ = 0;
+  Hooks hooks_;
 };
 
 // Removes what an earlier pinned agent left on one interface that cannot be adopted (half a
@@ -93,25 +75,63 @@ class Attachment {
 // that writes `program`'s map). Another tool's and another psnic's programs stay.
 void remove_remnants(const TrafficProgram& program, uint32_t ifindex, const PinDir& pins);
 
-// Removes the tc filters at a pinned agent's handle whose program writes map `map_id`; returns
-// how many.
-size_t remove_tc_filters_of_map(uint32_t ifindex, uint32_t map_id);
+// An interface psnic counts: its counter (the traffic map's key) and the program pair that feeds
+// it, made and dropped together, so that no interface is hooked without a counter nor counted
+// without hooks. Stops counting on destruction: hooks detached, then the key removed. Move-only.
+class CountedInterface {
+ public:
+  // Inserts the key (an existing counter continues) and attaches; on failure neither stays.
+  // Throws Error naming the interface.
+  static CountedInterface attach(const TrafficProgram& program, uint32_t ifindex,
+                                 const std::string& name, AttachMode mode,
+                                 const PinDir* pins = nullptr);
+  // Takes over an earlier pinned agent's pair and its counter (Attachment::adopt), inserting
+  // the key should someone have deleted it. nullopt when there is no pair to adopt.
+  static std::optional<CountedInterface> adopt(const TrafficProgram& program, uint32_t ifindex,
+                                               const std::string& name, AttachMode mode,
+                                               const PinDir& pins);
 
-// Attaches or detaches many interfaces. One after another: the kernel serialises TCX attach and
-// detach under the RTNL lock, each waiting for an RCU grace period (~12 ms per link on this
-// project's test kernel), so threads were measured to gain nothing. Failures come back as Errors
-// in place of attachments; nothing is thrown.
+  CountedInterface(CountedInterface&& other) noexcept
+      : program_(std::exchange(other.program_, nullptr)),
+        attachment_(std::move(other.attachment_)) {}
+  CountedInterface& operator=(CountedInterface&& other) noexcept;
+  CountedInterface(const CountedInterface&) = delete;
+  CountedInterface& operator=(const CountedInterface&) = delete;
+  ~CountedInterface() { stop(); }
+
+  uint32_t ifindex() const { return attachment_.ifindex(); }
+  const std::string& name() const { return attachment_.name(); }
+  AttachMode mode() const { return attachment_.mode(); }
+  bool intact() const { return attachment_.intact(); }
+  // Hooks the pair again after another tool removed it; the counter continues. Throws Error.
+  void reattach(const PinDir* pins);
+  // Detaches, then removes the key; further calls do nothing.
+  void stop();
+  // Leaves both, counting, for the next agent to adopt; further calls do nothing.
+  void release();
+
+ private:
+  CountedInterface(const TrafficProgram& program, Attachment attachment)
+      : program_(&program), attachment_(std::move(attachment)) {}
+
+  const TrafficProgram* program_;  // null once stopped or released
+  Attachment attachment_;
+};
+
+// Counts many interfaces. One after another: the kernel serialises TCX attach and detach under
+// the RTNL lock, each waiting for an RCU grace period (~12 ms per link on this project's test
+// kernel), so threads were measured to gain nothing. Failures come back as Errors in place of
+// counted interfaces; nothing is thrown.
 struct AttachRequest {
   uint32_t ifindex = 0;
   std::string name;
 };
 struct AttachResult {
-  std::optional<Attachment> attachment;
+  std::optional<CountedInterface> counted;
   std::optional<Error> error;
 };
 std::vector<AttachResult> attach_all(const TrafficProgram& program,
                                      const std::vector<AttachRequest>& requests, AttachMode mode,
                                      const PinDir* pins = nullptr);
-void detach_all(std::vector<Attachment*>& attachments);
 
 }  // namespace psnic

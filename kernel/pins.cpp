@@ -17,9 +17,9 @@
 #include <optional>
 #include <set>
 
+#include "base/error.h"
 #include "kernel/attach.h"
 #include "kernel/privileges.h"
-#include "base/error.h"
 #include "resolver/netlink.h"
 
 namespace psnic {
@@ -83,7 +83,8 @@ void make_bpffs_directory(const std::string& path) {
     if (shares_host_namespace("mnt") == false)
       throw Error(path, ENOTSUP,
                   "not on a bpf filesystem, and this is not the host's mount namespace: mount "
-                  "the host's " + existing + " in (docker run -v " + existing + ":" + existing +
+                  "the host's " +
+                      existing + " in (docker run -v " + existing + ":" + existing +
                       "), with a bpf filesystem mounted there on the host");
     if (mount("bpf", existing.c_str(), "bpf", 0, "mode=0700") < 0)
       throw Error(existing, errno, std::string("mounting a bpf filesystem: ") + strerror(errno));

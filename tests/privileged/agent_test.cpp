@@ -1,5 +1,6 @@
 // PidAgent, the state behind `psnic-agent --pid`, on namespaces and veths made by the test.
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 
 #include <map>

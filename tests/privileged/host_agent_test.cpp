@@ -46,7 +46,7 @@ class HostAgentTest : public ::testing::Test {
   void deliver(LinkEvents& events, HostAgent& agent) {
     bool overrun = false;
     for (const LinkEvent& event : events.drain(overrun))
-      agent.handle(event, HostAgent::Clock::now());
+      agent.handle_all({event}, HostAgent::Clock::now());
     EXPECT_FALSE(overrun);
   }
 
@@ -142,33 +142,6 @@ TEST_F(HostAgentTest, DestructionDetachesEverything) {
   EXPECT_TRUE(labels_->current()->empty());
 }
 
-TEST_F(HostAgentTest, BacklogOfAPassOutOfTimeYieldsToNotifications) {
-  auto agent = make_agent();
-  TestVeth first('g');
-  std::optional<TestVeth> gone(std::in_place, 'h');
-  const std::string gone_host = gone->host;
-  LinkEvents events = LinkEvents::open();  // after both were made
-  // No time to attach anything: both wait in the backlog.
-  agent->reconcile(std::chrono::milliseconds(0));
-  const size_t waiting = agent->backlog();
-  EXPECT_GE(waiting, 2u);
-  EXPECT_EQ(live(first.host), std::nullopt);
-
-  gone.reset();  // deleted while waiting: out of the backlog, never attached
-  deliver(events, *agent);
-  EXPECT_EQ(agent->backlog(), waiting - 1);
-  EXPECT_EQ(live(gone_host), std::nullopt);
-  // A notification of a waiting link makes it due at once.
-  test::must("ip link set " + first.host + " mtu 1400");
-  deliver(events, *agent);
-  EXPECT_NE(live(first.host), std::nullopt);
-  EXPECT_EQ(agent->backlog(), waiting - 2);
-
-  agent->attach_backlog(HostAgent::Clock::time_point::max());
-  EXPECT_EQ(agent->backlog(), 0u);
-  EXPECT_EQ(live(gone_host), std::nullopt);
-}
-
 TEST_F(HostAgentTest, ALinkGoneBeforeItIsAttachedIsNoError) {
   struct Errors : SelfReport {
     void set_attached(std::string_view, double) override {}
@@ -184,7 +157,7 @@ TEST_F(HostAgentTest, ALinkGoneBeforeItIsAttachedIsNoError) {
   event.link.kind = "veth";
   event.link.link = 2;
   event.link.link_netnsid = 0;
-  agent.handle(event, HostAgent::Clock::now());
+  agent.handle_all({event}, HostAgent::Clock::now());
   EXPECT_EQ(agent.attached(), 0u);
   EXPECT_EQ(errors->count, 0);
 }

@@ -1,0 +1,403 @@
+#include "agent/inventory.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <set>
+
+#include "base/error.h"
+#include "base/log.h"
+
+namespace psnic {
+namespace {
+
+constexpr std::chrono::milliseconds kFirstIdentifyDelay{20};
+constexpr std::chrono::milliseconds kMaxIdentifyBackoff{5000};
+// Counted a few at a time, so that a slice ends close to its deadline even at 25 ms per TCX
+// interface.
+constexpr size_t kChunk = 4;
+
+bool same_labels(const InterfaceLabels& a, const InterfaceLabels& b) {
+  return a.container_id == b.container_id && a.container_name == b.container_name &&
+         a.pod == b.pod && a.namespace_name == b.namespace_name && a.interface == b.interface &&
+         a.host_interface == b.host_interface;
+}
+
+std::string plural(size_t n, const std::string& noun) {
+  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+}
+
+}  // namespace
+
+bool is_host_peer_candidate(const Link& link) {
+  return (link.kind == "veth" || link.kind == "netkit") && link.link_netnsid &&
+         *link.link_netnsid >= 0;
+}
+
+Inventory::Inventory(Counters& counters, Discover discover, Options options,
+                     std::shared_ptr<LabelSnapshot> labels,
+                     std::shared_ptr<RetiredSnapshot> retired, std::shared_ptr<SelfReport> self,
+                     DescribeOwner describe, Now now)
+    : counters_(counters),
+      discover_(std::move(discover)),
+      options_(options),
+      labels_(std::move(labels)),
+      retired_snapshot_(std::move(retired)),
+      self_(std::move(self)),
+      describe_(std::move(describe)),
+      now_(std::move(now)) {}
+
+Inventory::~Inventory() {
+  tracked_.clear();
+  retired_.clear();
+  publish();
+}
+
+size_t Inventory::pending() const {
+  return static_cast<size_t>(std::count_if(tracked_.begin(), tracked_.end(),
+                                           [](const auto& t) { return !t.second.identified; }));
+}
+
+const InterfaceLabels* Inventory::labels(uint32_t ifindex) const {
+  auto it = tracked_.find(ifindex);
+  return it == tracked_.end() ? nullptr : &it->second.labels;
+}
+
+bool Inventory::count(const std::vector<AttachRequest>& requests, const Clock::time_point* seen) {
+  const std::string mode = attach_mode_name(counters_.mode());
+  std::vector<std::optional<Error>> errors = counters_.attach(requests);
+  bool any = false;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const AttachRequest& request = requests[i];
+    if (errors[i]) {
+      // A link deleted before psnic got to it is an ordinary race (a container that lived for
+      // milliseconds), not a failure.
+      if (errors[i]->errnum() == ENODEV) continue;
+      if (self_) self_->count_error(ErrorOp::kAttach);
+      log_warn(errors[i]->what(), {{"interface", request.name}});
+      continue;
+    }
+    track(request);
+    log_info("attached " + request.name + " (" + mode + ")",
+             {{"interface", request.name}, {"mode", mode}});
+    if (seen && self_)
+      self_->observe_attach_latency(std::chrono::duration<double>(now_() - *seen).count());
+    any = true;
+  }
+  return any;
+}
+
+void Inventory::track(const AttachRequest& request) {
+  Tracked tracked;
+  tracked.labels.host_interface = request.name;
+  tracked_.insert_or_assign(request.ifindex, std::move(tracked));
+  if (next_identify_ == Clock::time_point{}) {
+    identify_backoff_ = kFirstIdentifyDelay;
+    next_identify_ = now_() + identify_backoff_;
+  }
+}
+
+std::vector<AttachRequest> Inventory::adopt_pinned(const std::vector<AttachRequest>& candidates) {
+  const std::string mode = attach_mode_name(counters_.mode());
+  const Clock::time_point now = now_();
+  std::vector<AttachRequest> fresh;
+  for (const AttachRequest& request : candidates) {
+    bool adopted = false;
+    try {
+      adopted = counters_.adopt(request);
+    } catch (const Error& e) {
+      if (self_) self_->count_error(ErrorOp::kAttach);
+      log_warn(e.what(), {{"interface", request.name}});
+    }
+    if (adopted) {
+      track(request);
+      // Its series keeps its labels until its owner is looked up again.
+      std::optional<InterfaceLabels> stored = counters_.stored_labels(request.ifindex);
+      if (stored && stored->host_interface == request.name)
+        tracked_.at(request.ifindex).labels = std::move(*stored);
+      log_info("adopted " + request.name + " (" + mode + ")",
+               {{"interface", request.name}, {"mode", mode}});
+      continue;
+    }
+    // Half a pair, the other mode's pair, or none: what is there goes, and a counter left
+    // there (an earlier interface's with the same ifindex, say) is retired.
+    counters_.remove_remnants(request.ifindex);
+    retire_left_behind(request.ifindex, now);
+    fresh.push_back(request);
+  }
+  // Pins of links whose interface went (the kernel detached them), and counters without an
+  // interface: their final values are exported for the grace period.
+  for (uint32_t ifindex : counters_.pinned())
+    if (!tracked_.count(ifindex)) counters_.unpin(ifindex);
+  size_t gone = 0;
+  for (uint32_t ifindex : counters_.counted())
+    if (!tracked_.count(ifindex)) {
+      retire_left_behind(ifindex, now);
+      ++gone;
+    }
+  log_info("adopted " + plural(tracked_.size(), "counting interface") + " from " +
+           *counters_.pin_path() + "; " + std::to_string(fresh.size()) + " to attach; " +
+           std::to_string(gone) + " gone while no agent ran");
+  return fresh;
+}
+
+std::optional<psnic_traffic> Inventory::final_values(uint32_t ifindex) {
+  try {
+    return counters_.read(ifindex);
+  } catch (const Error&) {
+    if (self_) self_->count_error(ErrorOp::kReadMap);
+    return std::nullopt;
+  }
+}
+
+void Inventory::retire(uint32_t ifindex, Clock::time_point now) {
+  auto it = tracked_.find(ifindex);
+  if (it == tracked_.end()) return;
+  const InterfaceLabels& labels = it->second.labels;
+  // The last values are read before the counter goes, and exported for the grace period.
+  std::optional<psnic_traffic> final = final_values(ifindex);
+  counters_.detach(ifindex);
+  if (final) retired_.push_back({{labels, *final}, now + options_.retire_after});
+  log_info("detached " + labels.host_interface + " (gone" +
+               (labels.container_id.empty() ? "" : ", " + labels.container_id) + ")",
+           {{"interface", labels.host_interface}, {"container_id", labels.container_id}});
+  tracked_.erase(it);
+}
+
+void Inventory::retire_left_behind(uint32_t ifindex, Clock::time_point now) {
+  std::optional<psnic_traffic> final = final_values(ifindex);
+  std::optional<InterfaceLabels> labels = counters_.stored_labels(ifindex);
+  if (final && labels && !labels->host_interface.empty()) {
+    retired_.push_back({{*labels, *final}, now + options_.retire_after});
+    log_info("retired " + labels->host_interface + " (gone while no agent ran" +
+                 (labels->container_id.empty() ? "" : ", " + labels->container_id) + ")",
+             {{"interface", labels->host_interface}, {"container_id", labels->container_id}});
+  }
+  counters_.forget(ifindex);
+}
+
+void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) {
+  auto it = tracked_.find(pair.host_ifindex);
+  if (it == tracked_.end()) return;
+  InterfaceLabels labels;
+  labels.container_id = owner.identity.id;
+  labels.interface = pair.name;
+  labels.host_interface = pair.host_name;
+  // A namespace made with `ip netns add NAME` is named NAME.
+  labels.container_name = owner.netns_name;
+  if (describe_) {
+    try {
+      describe_(owner, labels);
+    } catch (const std::exception& e) {
+      if (self_) self_->count_error(ErrorOp::kDescribe);
+      log_warn(pair.host_name + ": describing its owner " +
+                   (owner.identity.id.empty() ? owner.netns_name : owner.identity.id) +
+                   " failed: " + e.what(),
+               {{"interface", pair.host_name}});
+    }
+  }
+  Tracked& tracked = it->second;
+  if (!tracked.identified || !same_labels(tracked.labels, labels)) {
+    log_info(pair.host_name + " is " + pair.name + " of " +
+                 (labels.container_name.empty() ? "" : labels.container_name + " ") +
+                 (labels.container_id.empty() ? "(no container id)" : labels.container_id),
+             {{"interface", pair.host_name},
+              {"container_id", labels.container_id},
+              {"container_name", labels.container_name}});
+  }
+  if (!same_labels(tracked.labels, labels)) counters_.store_labels(pair.host_ifindex, labels);
+  tracked.labels = std::move(labels);
+  tracked.identified = true;
+}
+
+void Inventory::attach_backlog(Clock::time_point until) {
+  bool counted = false;
+  while (!backlog_.empty() && now_() < until) {
+    const auto n = static_cast<long>(std::min(kChunk, backlog_.size()));
+    std::vector<AttachRequest> chunk(backlog_.begin(), backlog_.begin() + n);
+    backlog_.erase(backlog_.begin(), backlog_.begin() + n);
+    counted |= count(chunk, nullptr);
+  }
+  if (!counted) return;
+  if (backlog_.empty()) {
+    // All counted: name their owners now rather than at the end of a long backoff.
+    identify_backoff_ = kFirstIdentifyDelay;
+    next_identify_ = now_();
+  }
+  publish();
+}
+
+void Inventory::reconcile(std::chrono::milliseconds budget) {
+  const Clock::time_point start = now_();
+  try {
+    ResolveOptions options;
+    options.identity = true;
+    options.host_network_containers = true;
+    const BatchReport batch = discover_(options);
+    if (self_)
+      self_->set_host_network_containers(static_cast<double>(batch.host_network_containers));
+    std::set<uint32_t> live;
+    std::vector<AttachRequest> missing;
+    for (const Link& link : batch.host_links) {
+      if (!is_host_peer_candidate(link)) continue;
+      live.insert(link.ifindex);
+      if (!tracked_.count(link.ifindex)) {
+        missing.push_back({link.ifindex, link.name});
+      } else if (!counters_.intact(link.ifindex)) {
+        // Another tool removed psnic's program: put it back, counters continue in the map.
+        log_warn(link.name + ": psnic's program was removed; attaching again",
+                 {{"interface", link.name}});
+        try {
+          counters_.reattach(link.ifindex);
+        } catch (const Error& e) {
+          if (self_) self_->count_error(ErrorOp::kAttach);
+          log_warn(e.what(), {{"interface", link.name}});
+        }
+      }
+    }
+    if (first_pass_ && counters_.pin_path() != nullptr) missing = adopt_pinned(missing);
+    first_pass_ = false;
+    // This pass's view replaces the backlog's: a link gone since is not counted.
+    backlog_ = std::move(missing);
+    const bool budgeted = budget != std::chrono::milliseconds::max();
+    if (backlog_.size() > 100 && budgeted)
+      log_info("attaching " + std::to_string(backlog_.size()) + " interfaces (" +
+               attach_mode_name(counters_.mode()) + ")");
+    attach_backlog(budgeted ? start + budget : Clock::time_point::max());
+
+    // Links that vanished without a notification reaching psnic (an overrun socket).
+    std::vector<uint32_t> gone;
+    for (const auto& [ifindex, tracked] : tracked_)
+      if (!live.count(ifindex)) gone.push_back(ifindex);
+    for (uint32_t ifindex : gone) retire(ifindex, start);
+
+    for (const NetnsReport& owner : batch.namespaces)
+      for (const InterfacePair& pair : owner.interfaces)
+        if (pair.placement == Placement::host_peer) name_owner(owner, pair);
+    if (pending() == 0) next_identify_ = {};  // all named by this pass: no lookup is due
+  } catch (const Error& e) {
+    if (self_) self_->count_error(ErrorOp::kReconcile);
+    log_error("reconcile: " + std::string(e.what()));
+  }
+  publish();
+  next_reconcile_ = now_() + options_.reconcile_interval;
+  if (self_) self_->observe_reconcile(std::chrono::duration<double>(now_() - start).count());
+}
+
+void Inventory::handle_all(const std::vector<LinkEvent>& events, Clock::time_point seen) {
+  // New host peers are counted once the whole batch is read: a link added and deleted within
+  // one batch is never attached.
+  std::vector<AttachRequest> fresh;
+  bool changed = false;
+  for (const LinkEvent& event : events) {
+    const Link& link = event.link;
+    auto it = tracked_.find(link.ifindex);
+    auto queued = std::find_if(fresh.begin(), fresh.end(),
+                               [&](const AttachRequest& r) { return r.ifindex == link.ifindex; });
+    // A link reconcile() found and left for later is now either gone or due at once.
+    std::erase_if(backlog_, [&](const AttachRequest& r) { return r.ifindex == link.ifindex; });
+    if (event.deleted) {
+      if (queued != fresh.end()) fresh.erase(queued);
+      if (it != tracked_.end()) {
+        retire(link.ifindex, seen);
+        changed = true;
+      }
+    } else if (it == tracked_.end()) {
+      if (queued == fresh.end() && is_host_peer_candidate(link))
+        fresh.push_back({link.ifindex, link.name});
+      else if (queued != fresh.end())
+        queued->name = link.name;
+    } else if (it->second.labels.host_interface != link.name) {  // renamed
+      it->second.labels.host_interface = link.name;
+      counters_.store_labels(link.ifindex, it->second.labels);
+      changed = true;
+    }
+  }
+  if (!fresh.empty()) {
+    count(fresh, &seen);
+    changed = true;
+  }
+  if (changed) publish();
+}
+
+void Inventory::identify_pending() {
+  if (pending() > 0) identify_now();
+  // Retry with backoff until a process shows up in every pending namespace.
+  if (pending() == 0) {
+    next_identify_ = {};
+  } else {
+    identify_backoff_ = std::min(identify_backoff_ * 2, kMaxIdentifyBackoff);
+    next_identify_ = now_() + identify_backoff_;
+  }
+}
+
+void Inventory::identify_now() {
+  try {
+    ResolveOptions options;
+    options.identity = true;
+    for (const NetnsReport& owner : discover_(options).namespaces)
+      for (const InterfacePair& pair : owner.interfaces)
+        if (pair.placement == Placement::host_peer) {
+          auto it = tracked_.find(pair.host_ifindex);
+          if (it != tracked_.end() && !it->second.identified) name_owner(owner, pair);
+        }
+  } catch (const Error& e) {
+    if (self_) self_->count_error(ErrorOp::kIdentify);
+    log_error("identify: " + std::string(e.what()));
+  }
+  publish();
+}
+
+void Inventory::expire_retired(Clock::time_point now) {
+  auto end = std::remove_if(retired_.begin(), retired_.end(),
+                            [&](const Retired& r) { return r.expires <= now; });
+  if (end == retired_.end()) return;
+  retired_.erase(end, retired_.end());
+  publish();
+}
+
+void Inventory::owners_changed(const std::vector<std::string>& container_ids) {
+  if (container_ids.empty()) return;
+  for (auto& [ifindex, tracked] : tracked_)
+    if (std::find(container_ids.begin(), container_ids.end(), tracked.labels.container_id) !=
+        container_ids.end())
+      tracked.identified = false;
+  // A started container's veth may still be waiting for its first process to be named.
+  if (pending() > 0) {
+    identify_backoff_ = kFirstIdentifyDelay;
+    next_identify_ = now_();
+  }
+}
+
+Inventory::Clock::time_point Inventory::next_deadline() const {
+  if (!backlog_.empty()) return now_();
+  Clock::time_point next = next_reconcile_;
+  if (next_identify_ != Clock::time_point{}) next = std::min(next, next_identify_);
+  for (const Retired& r : retired_) next = std::min(next, r.expires);
+  return next;
+}
+
+void Inventory::publish() {
+  auto table = std::make_shared<LabelTable>();
+  for (const auto& [ifindex, tracked] : tracked_) table->emplace(ifindex, tracked.labels);
+  // A retired series whose labels a live one has again (a namespace made anew with the same
+  // names) would be a duplicate series: the live one wins. Of two retired alike, the newer.
+  auto gone = std::make_shared<RetiredTable>();
+  for (auto r = retired_.rbegin(); r != retired_.rend(); ++r) {
+    auto same = [&](const InterfaceLabels& l) { return same_labels(l, r->series.labels); };
+    bool shadowed = std::any_of(table->begin(), table->end(),
+                                [&](const auto& entry) { return same(entry.second); }) ||
+                    std::any_of(gone->begin(), gone->end(),
+                                [&](const RetiredSeries& s) { return same(s.labels); });
+    if (!shadowed) gone->push_back(r->series);
+  }
+  if (self_) {
+    const bool tcx = counters_.mode() == AttachMode::tcx;
+    self_->set_attached("tcx", tcx ? static_cast<double>(table->size()) : 0);
+    self_->set_attached("tc", tcx ? 0 : static_cast<double>(table->size()));
+    self_->set_pending_owners(static_cast<double>(pending()));
+  }
+  labels_->publish(std::move(table));
+  if (retired_snapshot_) retired_snapshot_->publish(std::move(gone));
+}
+
+}  // namespace psnic

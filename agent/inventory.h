@@ -1,0 +1,126 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/counters.h"
+#include "agent/views.h"
+#include "resolver/netlink.h"
+#include "resolver/resolver.h"
+
+namespace psnic {
+
+// Fills what a namespace's owner is called (container_name, pod, namespace) into its labels,
+// e.g. from the Docker Engine API. container_id and interface names are already set.
+using DescribeOwner = std::function<void(const NetnsReport& owner, InterfaceLabels& labels)>;
+
+// A host link psnic counts: a veth or netkit whose peer lives in another namespace.
+bool is_host_peer_candidate(const Link& link);
+
+// The agent's decisions, free of the kernel: which host peers are counted, which wait in the
+// backlog, whose owner is still to be named, which vanished interfaces are still exported and
+// until when. It learns of the host through link events and passes of `discover` (the
+// resolver), acts through `counters`, reads time from `now`, and publishes what the exporter
+// reads. One thread; HostAgent's loop drives it.
+class Inventory {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Now = std::function<Clock::time_point()>;
+  // One pass over the host (Resolver::resolve_all). Throws Error.
+  using Discover = std::function<BatchReport(const ResolveOptions& options)>;
+
+  struct Options {
+    std::chrono::milliseconds reconcile_interval{30000};
+    std::chrono::milliseconds retire_after{120000};
+  };
+
+  // `self` and `describe` may be null. `counters` must outlive the inventory.
+  Inventory(Counters& counters, Discover discover, Options options,
+            std::shared_ptr<LabelSnapshot> labels, std::shared_ptr<RetiredSnapshot> retired,
+            std::shared_ptr<SelfReport> self, DescribeOwner describe, Now now = Clock::now);
+  Inventory(const Inventory&) = delete;
+  Inventory& operator=(const Inventory&) = delete;
+  // Publishes empty views: what the counters do with the interfaces is theirs to decide.
+  ~Inventory();
+
+  // A full pass: count every host peer not counted (or whose hooks another tool removed), name
+  // owners, retire what is gone. Counting stops after `budget`; the rest waits in the backlog.
+  // (TCX attaches one link per RCU grace period: a cold start with a thousand veths takes
+  // seconds, and the loop must go on hearing of new links and stop signals meanwhile.) A pinned
+  // agent's first pass adopts what an earlier agent left.
+  void reconcile(std::chrono::milliseconds budget = std::chrono::milliseconds::max());
+  // Counts what reconcile() left in the backlog, until `until`.
+  void attach_backlog(Clock::time_point until);
+  // Link notifications received at `seen`, in order; new host peers are counted together.
+  void handle_all(const std::vector<LinkEvent>& events, Clock::time_point seen);
+  // Names the owners of interfaces counted before they were known (one pass), and backs off
+  // while some stay unknown.
+  void identify_pending();
+  // Drops retired series whose grace period is over.
+  void expire_retired(Clock::time_point now);
+  // A runtime says these containers started or were renamed: their interfaces are named again
+  // by the next identify_pending(), due now.
+  void owners_changed(const std::vector<std::string>& container_ids);
+
+  // When the next timed step is due: a reconcile, an identification, an expiry; now while the
+  // backlog is not empty.
+  Clock::time_point next_deadline() const;
+  bool reconcile_due(Clock::time_point now) const { return now >= next_reconcile_; }
+  bool identify_due(Clock::time_point now) const {
+    return next_identify_ != Clock::time_point{} && now >= next_identify_;
+  }
+
+  size_t attached() const { return tracked_.size(); }
+  size_t pending() const;
+  size_t retired() const { return retired_.size(); }
+  size_t backlog() const { return backlog_.size(); }
+  // The labels an interface is exported with, if it is counted.
+  const InterfaceLabels* labels(uint32_t ifindex) const;
+
+ private:
+  struct Tracked {
+    InterfaceLabels labels;
+    bool identified = false;
+  };
+  struct Retired {
+    RetiredSeries series;
+    Clock::time_point expires;
+  };
+
+  // Counts `requests`; logs and counts each failure. Whether any is counted.
+  bool count(const std::vector<AttachRequest>& requests, const Clock::time_point* seen);
+  void track(const AttachRequest& request);
+  std::vector<AttachRequest> adopt_pinned(const std::vector<AttachRequest>& candidates);
+  // The counter's last values, read before it goes; nullopt when absent or unreadable.
+  std::optional<psnic_traffic> final_values(uint32_t ifindex);
+  void retire(uint32_t ifindex, Clock::time_point now);
+  // Exports the counter an earlier agent left for an interface that is no longer the one it
+  // counted, under the labels that agent stored, for the grace period; then drops it.
+  void retire_left_behind(uint32_t ifindex, Clock::time_point now);
+  void name_owner(const NetnsReport& owner, const InterfacePair& pair);
+  void identify_now();
+  void publish();
+
+  Counters& counters_;
+  Discover discover_;
+  Options options_;
+  std::shared_ptr<LabelSnapshot> labels_;
+  std::shared_ptr<RetiredSnapshot> retired_snapshot_;
+  std::shared_ptr<SelfReport> self_;
+  DescribeOwner describe_;
+  Now now_;
+
+  std::map<uint32_t, Tracked> tracked_;  // by host ifindex
+  std::vector<AttachRequest> backlog_;   // host peers found by a reconcile, not yet counted
+  std::vector<Retired> retired_;
+  bool first_pass_ = true;
+  Clock::time_point next_reconcile_{};
+  Clock::time_point next_identify_{};
+  std::chrono::milliseconds identify_backoff_{20};
+};
+
+}  // namespace psnic

@@ -1,0 +1,55 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/counters.h"
+#include "agent/label_store.h"
+#include "kernel/attach.h"
+#include "kernel/pins.h"
+#include "kernel/program.h"
+#include "kernel/traffic_map.h"
+
+namespace psnic {
+
+// Counters on the real kernel: one CountedInterface (counter and hooks) per interface, the
+// traffic map, and with a pin directory the labels stored beside the counters. When destroyed,
+// an ephemeral one stops counting everything it counted; a pinned one leaves it all counting
+// for the next agent to adopt.
+class KernelCounters final : public Counters {
+ public:
+  // `pins` may be null (ephemeral); `program` and `pins` must outlive it. Throws Error.
+  KernelCounters(const TrafficProgram& program, AttachMode mode, const PinDir* pins);
+  KernelCounters(const KernelCounters&) = delete;
+  KernelCounters& operator=(const KernelCounters&) = delete;
+  ~KernelCounters() override;
+
+  AttachMode mode() const override { return mode_; }
+  const std::string* pin_path() const override { return pins_ ? &pins_->path() : nullptr; }
+  std::vector<std::optional<Error>> attach(const std::vector<AttachRequest>& requests) override;
+  void detach(uint32_t ifindex) override;
+  bool intact(uint32_t ifindex) const override;
+  void reattach(uint32_t ifindex) override;
+  std::optional<psnic_traffic> read(uint32_t ifindex) const override { return map_.read(ifindex); }
+  bool adopt(const AttachRequest& request) override;
+  void remove_remnants(uint32_t ifindex) override;
+  std::vector<uint32_t> counted() const override { return program_.tracked(); }
+  std::vector<uint32_t> pinned() const override;
+  void unpin(uint32_t ifindex) override;
+  void forget(uint32_t ifindex) override;
+  std::optional<InterfaceLabels> stored_labels(uint32_t ifindex) const override;
+  void store_labels(uint32_t ifindex, const InterfaceLabels& labels) override;
+
+ private:
+  const TrafficProgram& program_;
+  AttachMode mode_;
+  const PinDir* pins_;
+  TrafficMap map_;
+  std::optional<LabelStore> label_store_;  // pinned only
+  std::map<uint32_t, CountedInterface> counting_;
+};
+
+}  // namespace psnic

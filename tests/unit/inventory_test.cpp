@@ -1,0 +1,520 @@
+// The agent's decisions, without root: the Inventory driven by link events and host passes made
+// up here, acting on a fake kernel, reading a fake clock. What only the kernel can show (that a
+// hook counts, that a pin outlives its agent) stays in the privileged and e2e tiers.
+#include "agent/inventory.h"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/counters.h"
+#include "agent/views.h"
+#include "base/error.h"
+
+namespace psnic {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = Inventory::Clock;
+
+psnic_traffic traffic(uint64_t bytes) {
+  psnic_traffic t{};
+  t.ingress.bytes = bytes;
+  t.ingress.packets = 1;
+  t.egress.bytes = 2 * bytes;
+  t.egress.packets = 2;
+  return t;
+}
+
+// The kernel as the inventory sees it: counters and hooks, always together, with what an
+// earlier pinned agent left. Every call is recorded; attaching advances the clock as TCX does.
+class FakeCounters : public Counters {
+ public:
+  explicit FakeCounters(Clock::time_point& now) : now_(now) {}
+
+  AttachMode mode() const override { return AttachMode::tcx; }
+  const std::string* pin_path() const override { return pinned_dir ? &*pinned_dir : nullptr; }
+
+  std::vector<std::optional<Error>> attach(const std::vector<AttachRequest>& requests) override {
+    std::vector<std::optional<Error>> errors;
+    for (const AttachRequest& r : requests) {
+      now_ += attach_cost;
+      calls.push_back("attach " + r.name);
+      if (auto it = failing.find(r.ifindex); it != failing.end()) {
+        errors.push_back(Error(r.name + ": tcx ingress link", it->second, "failed"));
+        continue;
+      }
+      hooked[r.ifindex] = r.name;
+      counters.try_emplace(r.ifindex, psnic_traffic{});
+      errors.push_back(std::nullopt);
+    }
+    return errors;
+  }
+  void detach(uint32_t ifindex) override {
+    calls.push_back("detach " + std::to_string(ifindex));
+    hooked.erase(ifindex);
+    counters.erase(ifindex);
+    stored.erase(ifindex);
+  }
+  bool intact(uint32_t ifindex) const override {
+    return hooked.count(ifindex) && !removed_by_another_tool.count(ifindex);
+  }
+  void reattach(uint32_t ifindex) override {
+    calls.push_back("reattach " + std::to_string(ifindex));
+    removed_by_another_tool.erase(ifindex);
+  }
+  std::optional<psnic_traffic> read(uint32_t ifindex) const override {
+    auto it = counters.find(ifindex);
+    if (it == counters.end()) return std::nullopt;
+    return it->second;
+  }
+  bool adopt(const AttachRequest& r) override {
+    if (!left_counting.count(r.ifindex)) return false;
+    calls.push_back("adopt " + r.name);
+    hooked[r.ifindex] = r.name;
+    counters.try_emplace(r.ifindex, psnic_traffic{});
+    return true;
+  }
+  void remove_remnants(uint32_t ifindex) override {
+    calls.push_back("remove_remnants " + std::to_string(ifindex));
+  }
+  std::vector<uint32_t> counted() const override {
+    std::vector<uint32_t> keys;
+    for (const auto& [ifindex, value] : counters) keys.push_back(ifindex);
+    return keys;
+  }
+  std::vector<uint32_t> pinned() const override {
+    return {pinned_links.begin(), pinned_links.end()};
+  }
+  void unpin(uint32_t ifindex) override {
+    calls.push_back("unpin " + std::to_string(ifindex));
+    pinned_links.erase(ifindex);
+  }
+  void forget(uint32_t ifindex) override {
+    calls.push_back("forget " + std::to_string(ifindex));
+    counters.erase(ifindex);
+    stored.erase(ifindex);
+  }
+  std::optional<InterfaceLabels> stored_labels(uint32_t ifindex) const override {
+    auto it = stored.find(ifindex);
+    if (it == stored.end()) return std::nullopt;
+    return it->second;
+  }
+  void store_labels(uint32_t ifindex, const InterfaceLabels& labels) override {
+    if (pinned_dir) stored[ifindex] = labels;
+  }
+
+  Clock::time_point& now_;
+  Clock::duration attach_cost = 0ms;
+  std::optional<std::string> pinned_dir;  // set: a pinned agent
+  std::map<uint32_t, std::string> hooked;
+  std::map<uint32_t, psnic_traffic> counters;
+  std::map<uint32_t, InterfaceLabels> stored;
+  std::set<uint32_t> removed_by_another_tool;
+  std::set<uint32_t> left_counting;  // an earlier pinned agent's pairs, adoptable
+  std::set<uint32_t> pinned_links;
+  std::map<uint32_t, int> failing;  // ifindex -> errno of its attach
+  std::vector<std::string> calls;
+};
+
+struct FakeSelf : SelfReport {
+  void set_attached(std::string_view mode, double n) override { attached[std::string(mode)] = n; }
+  void count_error(ErrorOp op) override { ++errors[op]; }
+  std::map<std::string, double> attached;
+  std::map<ErrorOp, int> errors;
+};
+
+// A host veth whose peer is eth0 in another namespace.
+Link host_veth(uint32_t ifindex, const std::string& name) {
+  Link link;
+  link.ifindex = ifindex;
+  link.name = name;
+  link.kind = "veth";
+  link.link = 2;
+  link.link_netnsid = 0;
+  return link;
+}
+
+LinkEvent added(uint32_t ifindex, const std::string& name) { return {host_veth(ifindex, name)}; }
+LinkEvent deleted(uint32_t ifindex, const std::string& name) {
+  return {host_veth(ifindex, name), true};
+}
+
+class InventoryTest : public ::testing::Test {
+ protected:
+  InventoryTest() : counters_(now_) {}
+
+  Inventory& make(std::chrono::milliseconds retire_after = 60s) {
+    inventory_.emplace(
+        counters_,
+        [this](const ResolveOptions&) {
+          ++passes_;
+          if (discover_error_) throw Error("netlink", EIO, "input/output error");
+          return host_;
+        },
+        Inventory::Options{30s, retire_after}, labels_, retired_, self_,
+        [this](const NetnsReport& owner, InterfaceLabels& labels) {
+          if (auto it = names_.find(owner.identity.id); it != names_.end())
+            labels.container_name = it->second;
+        },
+        [this] { return now_; });
+    return *inventory_;
+  }
+
+  // The host has a veth `host` whose peer is eth0 of a namespace; with `container_id`, a
+  // process of that container is in it, so its owner can be named.
+  void add_to_host(uint32_t ifindex, const std::string& host, const std::string& container_id) {
+    host_.host_links.push_back(host_veth(ifindex, host));
+    if (container_id.empty()) return;
+    NetnsReport owner;
+    owner.pid = static_cast<pid_t>(1000 + ifindex);
+    owner.identity.id = container_id;
+    InterfacePair pair;
+    pair.ifindex = 2;
+    pair.name = "eth0";
+    pair.kind = "veth";
+    pair.placement = Placement::host_peer;
+    pair.host_ifindex = ifindex;
+    pair.host_name = host;
+    owner.interfaces.push_back(pair);
+    host_.namespaces.push_back(owner);
+  }
+  void remove_from_host(uint32_t ifindex) {
+    std::erase_if(host_.host_links, [&](const Link& l) { return l.ifindex == ifindex; });
+    std::erase_if(host_.namespaces, [&](const NetnsReport& n) {
+      return !n.interfaces.empty() && n.interfaces[0].host_ifindex == ifindex;
+    });
+  }
+
+  // What the exporter sees.
+  std::optional<InterfaceLabels> live(const std::string& host) const {
+    const auto table = labels_->current();
+    for (const auto& [ifindex, labels] : *table)
+      if (labels.host_interface == host) return labels;
+    return std::nullopt;
+  }
+  std::vector<RetiredSeries> retired() const { return *retired_->current(); }
+
+  Clock::time_point now_ = Clock::time_point{} + 24h;
+  FakeCounters counters_;
+  BatchReport host_;
+  bool discover_error_ = false;
+  int passes_ = 0;
+  std::map<std::string, std::string> names_;  // container id -> name
+  std::shared_ptr<LabelSnapshot> labels_ = std::make_shared<LabelSnapshot>();
+  std::shared_ptr<RetiredSnapshot> retired_ = std::make_shared<RetiredSnapshot>();
+  std::shared_ptr<FakeSelf> self_ = std::make_shared<FakeSelf>();
+  std::optional<Inventory> inventory_;
+};
+
+const std::string kIdA(64, 'a');
+const std::string kIdB(64, 'b');
+
+TEST_F(InventoryTest, ReconcileCountsEveryHostPeerAndNamesItsOwner) {
+  add_to_host(7, "veth7", kIdA);
+  names_[kIdA] = "web";
+  host_.host_links.push_back(Link{9, "dummy9", "dummy", 0, 0, std::nullopt});  // not a peer
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_EQ(counters_.calls, std::vector<std::string>{"attach veth7"});
+  ASSERT_TRUE(live("veth7"));
+  EXPECT_EQ(live("veth7")->container_id, kIdA);
+  EXPECT_EQ(live("veth7")->container_name, "web");
+  EXPECT_EQ(live("veth7")->interface, "eth0");
+  EXPECT_EQ(inventory.pending(), 0u);
+  EXPECT_EQ(self_->attached["tcx"], 1);
+}
+
+TEST_F(InventoryTest, NotifiedPeerCountsAtOnceAndItsOwnerIsNamedWithBackoff) {
+  Inventory& inventory = make();
+  inventory.reconcile();
+  // The veth comes first, its container's first process later.
+  add_to_host(7, "veth7", "");
+  inventory.handle_all({added(7, "veth7")}, now_);
+  ASSERT_TRUE(live("veth7"));
+  EXPECT_EQ(live("veth7")->interface, "");  // counting before the owner is known
+  EXPECT_EQ(inventory.pending(), 1u);
+
+  // Looked for again at growing intervals while nobody is in the namespace.
+  std::vector<Clock::duration> waits;
+  for (int i = 0; i < 4; ++i) {
+    const Clock::time_point due = inventory.next_deadline();
+    waits.push_back(due - now_);
+    now_ = due;
+    ASSERT_TRUE(inventory.identify_due(now_));
+    inventory.identify_pending();
+  }
+  EXPECT_EQ(waits, (std::vector<Clock::duration>{20ms, 40ms, 80ms, 160ms}));
+
+  remove_from_host(7);
+  add_to_host(7, "veth7", kIdA);
+  now_ = inventory.next_deadline();
+  inventory.identify_pending();
+  EXPECT_EQ(inventory.pending(), 0u);
+  EXPECT_EQ(live("veth7")->container_id, kIdA);
+  EXPECT_FALSE(inventory.identify_due(now_ + 1h));  // nothing left to identify
+}
+
+TEST_F(InventoryTest, BackoffStopsGrowingAtFiveSeconds) {
+  Inventory& inventory = make();
+  inventory.reconcile();
+  add_to_host(7, "veth7", "");
+  inventory.handle_all({added(7, "veth7")}, now_);
+  Clock::duration last{};
+  for (int i = 0; i < 12; ++i) {
+    const Clock::time_point due = inventory.next_deadline();
+    last = due - now_;
+    now_ = due;
+    inventory.identify_pending();
+  }
+  EXPECT_EQ(last, 5000ms);
+}
+
+TEST_F(InventoryTest, AddedAndDeletedWithinOneBatchIsNeverAttached) {
+  Inventory& inventory = make();
+  inventory.handle_all({added(7, "veth7"), deleted(7, "veth7"), added(8, "veth8")}, now_);
+  EXPECT_EQ(counters_.calls, std::vector<std::string>{"attach veth8"});
+  EXPECT_EQ(inventory.attached(), 1u);
+}
+
+TEST_F(InventoryTest, BacklogOfAPassOutOfTimeYieldsToNotifications) {
+  for (uint32_t i = 1; i <= 10; ++i) add_to_host(i, "veth" + std::to_string(i), "");
+  counters_.attach_cost = 25ms;  // TCX: one RCU grace period per link
+  Inventory& inventory = make();
+  // A 100 ms slice: four interfaces (one chunk) then the rest waits, in link order.
+  inventory.reconcile(100ms);
+  EXPECT_EQ(inventory.attached(), 4u);
+  EXPECT_EQ(inventory.backlog(), 6u);
+  EXPECT_EQ(inventory.next_deadline(), now_);  // the loop comes back at once
+
+  // Deleted while waiting: out of the backlog, never attached, nothing retired.
+  inventory.handle_all({deleted(9, "veth9")}, now_);
+  EXPECT_EQ(inventory.backlog(), 5u);
+  // A notification of a waiting link makes it due at once, ahead of the others.
+  inventory.handle_all({added(10, "veth10")}, now_);
+  EXPECT_TRUE(live("veth10"));
+  EXPECT_EQ(inventory.backlog(), 4u);
+
+  inventory.attach_backlog(Clock::time_point::max());
+  EXPECT_EQ(inventory.backlog(), 0u);
+  EXPECT_EQ(counters_.calls,
+            (std::vector<std::string>{"attach veth1", "attach veth2", "attach veth3",
+                                      "attach veth4", "attach veth10", "attach veth5",
+                                      "attach veth6", "attach veth7", "attach veth8"}));
+  EXPECT_FALSE(live("veth9"));
+  EXPECT_TRUE(retired().empty());
+}
+
+TEST_F(InventoryTest, VanishedInterfaceIsExportedWithItsFinalValuesForItsGracePeriod) {
+  add_to_host(7, "veth7", kIdA);
+  Inventory& inventory = make(/*retire_after=*/10s);
+  inventory.reconcile();
+  remove_from_host(7);
+  counters_.counters[7] = traffic(500);
+  const Clock::time_point gone_at = now_;
+  inventory.handle_all({deleted(7, "veth7")}, gone_at);
+  EXPECT_FALSE(live("veth7"));
+  EXPECT_EQ(counters_.calls.back(), "detach 7");
+  ASSERT_EQ(retired().size(), 1u);
+  EXPECT_EQ(retired()[0].labels.container_id, kIdA);
+  EXPECT_EQ(retired()[0].final.ingress.bytes, 500u);
+  EXPECT_EQ(retired()[0].final.egress.bytes, 1000u);
+  EXPECT_EQ(inventory.next_deadline(), gone_at + 10s);
+
+  inventory.expire_retired(gone_at + 10s - 1ms);
+  EXPECT_EQ(retired().size(), 1u);
+  inventory.expire_retired(gone_at + 10s);
+  EXPECT_TRUE(retired().empty());
+}
+
+TEST_F(InventoryTest, InterfaceGoneWithoutANotificationIsRetiredByTheNextPass) {
+  add_to_host(7, "veth7", kIdA);
+  add_to_host(8, "veth8", kIdB);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  remove_from_host(7);  // the notification was lost (an overrun socket)
+  now_ += 30s;
+  ASSERT_TRUE(inventory.reconcile_due(now_));
+  inventory.reconcile();
+  EXPECT_FALSE(live("veth7"));
+  EXPECT_TRUE(live("veth8"));
+  ASSERT_EQ(retired().size(), 1u);
+  EXPECT_EQ(retired()[0].labels.host_interface, "veth7");
+}
+
+TEST_F(InventoryTest, RenamedInterfaceKeepsCountingUnderItsNewName) {
+  add_to_host(7, "veth7", kIdA);
+  counters_.pinned_dir = "/sys/fs/bpf/psnictest";
+  Inventory& inventory = make();
+  inventory.reconcile();
+  const std::vector<std::string> calls = counters_.calls;
+  inventory.handle_all({added(7, "renamed7")}, now_);
+  EXPECT_FALSE(live("veth7"));
+  ASSERT_TRUE(live("renamed7"));
+  EXPECT_EQ(live("renamed7")->container_id, kIdA);
+  EXPECT_EQ(counters_.stored.at(7).host_interface, "renamed7");  // the next agent knows it too
+  EXPECT_EQ(counters_.calls, calls);  // no detach, no second attach
+}
+
+// A container made again under its name: its new veth's series is live, and the old one's
+// retired series, with the same labels, is not exported beside it.
+TEST_F(InventoryTest, RetiredSeriesShadowedByALiveOneWithTheSameLabelsIsNotExported) {
+  add_to_host(7, "veth7", kIdA);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  inventory.handle_all({deleted(7, "veth7")}, now_);
+  ASSERT_EQ(retired().size(), 1u);
+  remove_from_host(7);
+  add_to_host(11, "veth7", kIdA);  // same names, new ifindex
+  inventory.handle_all({added(11, "veth7")}, now_);
+  inventory.identify_pending();
+  ASSERT_TRUE(live("veth7"));
+  EXPECT_TRUE(retired().empty());
+  EXPECT_EQ(inventory.retired(), 1u);  // kept until its grace period ends, just not exported
+}
+
+// An ifindex the kernel gives again to a new interface: a new counter, never the old one's.
+TEST_F(InventoryTest, IfindexReusedByANewInterfaceStartsItsOwnSeries) {
+  add_to_host(7, "veth7", kIdA);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  counters_.counters[7] = traffic(500);
+  remove_from_host(7);
+  add_to_host(7, "vethnew", kIdB);
+  inventory.handle_all({deleted(7, "veth7"), added(7, "vethnew")}, now_);
+  EXPECT_EQ(counters_.calls,
+            (std::vector<std::string>{"attach veth7", "detach 7", "attach vethnew"}));
+  EXPECT_EQ(counters_.counters.at(7).ingress.bytes, 0u);
+  inventory.identify_pending();
+  EXPECT_EQ(live("vethnew")->container_id, kIdB);
+  ASSERT_EQ(retired().size(), 1u);
+  EXPECT_EQ(retired()[0].labels.host_interface, "veth7");
+  EXPECT_EQ(retired()[0].final.ingress.bytes, 500u);
+}
+
+TEST_F(InventoryTest, HooksAnotherToolRemovedAreAttachedAgainAndTheCounterContinues) {
+  add_to_host(7, "veth7", kIdA);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  counters_.counters[7] = traffic(500);
+  counters_.removed_by_another_tool.insert(7);
+  inventory.reconcile();
+  EXPECT_EQ(counters_.calls, (std::vector<std::string>{"attach veth7", "reattach 7"}));
+  EXPECT_EQ(counters_.counters.at(7).ingress.bytes, 500u);
+  EXPECT_EQ(live("veth7")->container_id, kIdA);
+}
+
+TEST_F(InventoryTest, ALinkGoneBeforeItIsAttachedIsNoErrorOtherFailuresAreCounted) {
+  Inventory& inventory = make();
+  counters_.failing[7] = ENODEV;
+  counters_.failing[8] = EPERM;
+  inventory.handle_all({added(7, "veth7"), added(8, "veth8")}, now_);
+  EXPECT_EQ(inventory.attached(), 0u);
+  EXPECT_EQ(self_->errors[ErrorOp::kAttach], 1);
+}
+
+TEST_F(InventoryTest, AFailedPassIsCountedAndTheNextOneIsStillScheduled) {
+  Inventory& inventory = make();
+  discover_error_ = true;
+  inventory.reconcile();
+  EXPECT_EQ(self_->errors[ErrorOp::kReconcile], 1);
+  EXPECT_EQ(inventory.next_deadline(), now_ + 30s);
+}
+
+TEST_F(InventoryTest, ARuntimesEventNamesTheContainersInterfacesAgainAtOnce) {
+  add_to_host(7, "veth7", kIdA);
+  add_to_host(8, "veth8", kIdB);
+  names_[kIdA] = "old";
+  Inventory& inventory = make();
+  inventory.reconcile();
+  ASSERT_EQ(live("veth7")->container_name, "old");
+  names_[kIdA] = "new";
+  const int passes = passes_;
+  inventory.owners_changed({kIdA});
+  EXPECT_EQ(inventory.pending(), 1u);  // only that container's interface
+  EXPECT_TRUE(inventory.identify_due(now_));
+  inventory.identify_pending();
+  EXPECT_EQ(passes_, passes + 1);
+  EXPECT_EQ(live("veth7")->container_name, "new");
+  inventory.owners_changed({std::string(64, 'c')});  // not one psnic counts: nothing to do
+  EXPECT_FALSE(inventory.identify_due(now_));
+}
+
+// ---- A pinned agent's first pass ---------------------------------------------------------------
+
+class PinnedInventoryTest : public InventoryTest {
+ protected:
+  PinnedInventoryTest() { counters_.pinned_dir = "/sys/fs/bpf/psnictest"; }
+};
+
+TEST_F(PinnedInventoryTest, WhatAnEarlierAgentLeftCountingIsAdoptedWithItsLabels) {
+  add_to_host(7, "veth7", "");  // its owner cannot be named right now
+  counters_.left_counting.insert(7);
+  counters_.counters[7] = traffic(500);
+  InterfaceLabels stored;
+  stored.host_interface = "veth7";
+  stored.container_id = kIdA;
+  stored.container_name = "web";
+  counters_.stored[7] = stored;
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_EQ(counters_.calls, std::vector<std::string>{"adopt veth7"});
+  EXPECT_EQ(counters_.counters.at(7).ingress.bytes, 500u);  // counted on, not restarted
+  ASSERT_TRUE(live("veth7"));
+  EXPECT_EQ(live("veth7")->container_name, "web");  // until its owner is looked up again
+  EXPECT_TRUE(retired().empty());
+}
+
+// Stored labels of another interface (the ifindex was reused while no agent ran) are not taken
+// over: the old counter is retired under its own labels and the new interface starts its own.
+TEST_F(PinnedInventoryTest, IfindexReusedWhileNoAgentRanRetiresTheOldCounter) {
+  add_to_host(7, "vethnew", kIdB);
+  counters_.counters[7] = traffic(500);
+  InterfaceLabels stored;
+  stored.host_interface = "vethold";
+  stored.container_id = kIdA;
+  counters_.stored[7] = stored;
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_EQ(counters_.calls,
+            (std::vector<std::string>{"remove_remnants 7", "forget 7", "attach vethnew"}));
+  EXPECT_EQ(counters_.counters.at(7).ingress.bytes, 0u);
+  ASSERT_EQ(retired().size(), 1u);
+  EXPECT_EQ(retired()[0].labels.host_interface, "vethold");
+  EXPECT_EQ(retired()[0].final.ingress.bytes, 500u);
+  EXPECT_EQ(live("vethnew")->container_id, kIdB);
+}
+
+TEST_F(PinnedInventoryTest, CountersAndPinsOfInterfacesGoneWhileNoAgentRanAreDropped) {
+  add_to_host(7, "veth7", kIdA);
+  counters_.left_counting.insert(7);
+  counters_.pinned_links = {7, 8};
+  counters_.counters[7] = traffic(1);
+  counters_.counters[8] = traffic(800);
+  InterfaceLabels stored;
+  stored.host_interface = "veth8";
+  counters_.stored[8] = stored;
+  counters_.counters[9] = traffic(900);  // no labels stored: dropped, not exported
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_EQ(counters_.calls,
+            (std::vector<std::string>{"adopt veth7", "unpin 8", "forget 8", "forget 9"}));
+  ASSERT_EQ(retired().size(), 1u);
+  EXPECT_EQ(retired()[0].labels.host_interface, "veth8");
+  EXPECT_EQ(retired()[0].final.ingress.bytes, 800u);
+  // Only on the first pass.
+  counters_.calls.clear();
+  counters_.counters[12] = traffic(1);
+  inventory.reconcile();
+  EXPECT_TRUE(counters_.calls.empty());
+}
+
+}  // namespace
+}  // namespace psnic
