@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdarg>
 #include <cstdio>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +19,7 @@
 #include "base/cli.h"
 #include "base/duration.h"
 #include "base/error.h"
+#include "base/log.h"
 #include "exporter/metrics.h"
 #include "exporter/server.h"
 #include "kernel/attach.h"
@@ -48,9 +52,14 @@ struct Options {
   std::string pin_dir{psnic::kDefaultPinDir};
   bool no_pin = false;
   bool cleanup = false;
+  std::string log_format = "logfmt";
+  std::string log_level = "info";
 };
 
-void complain(const std::string& message) {
+// The command's own lines, which are not log events: a start-up failure that ends the process
+// (README's exit status contract) and --cleanup's report. One plain "psnic-agent: <text>" line
+// whatever --log-format says, as scripts and people read them.
+void print_plain(const std::string& message) {
   std::fprintf(stderr, "psnic-agent: %s\n", message.c_str());
 }
 
@@ -74,6 +83,16 @@ CLI::Validator duration_at_least(std::chrono::milliseconds least, std::string wh
       "");
 }
 
+// A value `parse` knows (it returns an optional); else "<value>: not one of <names>".
+template <typename Parse>
+CLI::Validator one_of(Parse parse, std::string names) {
+  return CLI::Validator(
+      [parse, names](std::string& text) -> std::string {
+        return parse(text) ? "" : text + ": not one of " + names;
+      },
+      "");
+}
+
 CLI::Validator listen_address() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
@@ -90,22 +109,53 @@ CLI::Validator listen_address() {
 // "serving /metrics on ADDR:PORT" with the port bound, which --listen ADDR:0 leaves to the
 // kernel: the address as given, up to its last colon.
 void log_serving(const std::string& listen, const psnic::MetricsServer& server) {
-  const std::string address = listen.substr(0, listen.rfind(':') + 1);
-  std::fprintf(stderr, "psnic-agent: serving /metrics on %s%d\n", address.c_str(),
-               server.ports().at(0));
+  const std::string address =
+      listen.substr(0, listen.rfind(':') + 1) + std::to_string(server.ports().at(0));
+  psnic::log_info("serving /metrics on " + address, {{"address", address}});
 }
 
+// --cleanup is a command of its own, not a run of the agent: its report is its result.
 int cleanup(const Options& options) {
   psnic::CleanupReport report = psnic::cleanup_pins(options.pin_dir);
   if (!report.map && !report.directory && report.links == 0 && report.tc_filters == 0) {
-    std::fprintf(stderr, "psnic-agent: nothing pinned in %s\n", options.pin_dir.c_str());
+    print_plain("nothing pinned in " + options.pin_dir);
     return 0;
   }
-  std::fprintf(stderr, "psnic-agent: removed from %s: %zu tcx link pin%s, %zu tc filter%s, %s\n",
-               options.pin_dir.c_str(), report.links, report.links == 1 ? "" : "s",
-               report.tc_filters, report.tc_filters == 1 ? "" : "s",
-               report.map ? "the traffic map" : "no traffic map");
+  const auto counted = [](size_t n, const std::string& what) {
+    return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+  };
+  print_plain("removed from " + options.pin_dir + ": " + counted(report.links, "tcx link pin") +
+              ", " + counted(report.tc_filters, "tc filter") + ", " +
+              (report.map ? "the traffic map" : "no traffic map"));
   return 0;
+}
+
+// libbpf's diagnostics are detail: psnic says what failed in a line of its own. Debug lines,
+// one per message (a verifier log's newlines are escaped in it).
+int libbpf_message(libbpf_print_level, const char* format, va_list args) {
+  va_list sized;
+  va_copy(sized, args);
+  const int length = std::vsnprintf(nullptr, 0, format, sized);
+  va_end(sized);
+  if (length <= 0) return 0;
+  std::string text(static_cast<size_t>(length) + 1, '\0');
+  std::vsnprintf(text.data(), text.size(), format, args);
+  text.resize(static_cast<size_t>(length));
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  psnic::log_debug(text);
+  return 0;
+}
+
+// Once the agent serves, it runs: what ends it now is an event of its log (level error, status
+// 1), not a start-up failure's plain line.
+int run_logged(const std::function<void()>& agent) {
+  try {
+    agent();
+    return 0;
+  } catch (const std::exception& e) {
+    psnic::log_error(e.what());
+    return kStartupFailure;
+  }
 }
 
 int run(const Options& options) {
@@ -119,11 +169,11 @@ int run(const Options& options) {
   auto heartbeat = std::make_shared<psnic::LoopHeartbeat>();
   std::optional<psnic::AttachMode> mode = psnic::parse_attach_mode(options.attach_mode);
   if (std::string missing = psnic::missing_agent_capabilities(); !missing.empty()) {
-    complain("missing privileges: " + missing + " (run as root)");
+    print_plain("missing privileges: " + missing + " (run as root)");
     return kStartupFailure;
   }
   if (std::string missing = psnic::missing_host_view(); !missing.empty()) {
-    complain(missing);
+    print_plain(missing);
     return kStartupFailure;
   }
 
@@ -135,8 +185,7 @@ int run(const Options& options) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  // libbpf prints its own diagnostics; psnic reports one line of its own instead.
-  libbpf_set_print([](libbpf_print_level, const char*, va_list) { return 0; });
+  libbpf_set_print(libbpf_message);
   if (options.cleanup) return cleanup(options);
 
   // The host agent pins its map and links unless told not to; --pid runs are always ephemeral.
@@ -171,7 +220,9 @@ int run(const Options& options) {
     endpoint.self = self;
     endpoint.heartbeat = heartbeat;
     endpoint.health_timeout = health_timeout;
-    endpoint.log = complain;
+    // libmicrohttpd's run-time messages (a client that broke off, a limit reached): the agent
+    // serves on, but a user wants to see them.
+    endpoint.log = [](const std::string& line) { psnic::log_warn(line); };
     server.emplace(options.listen,
                    std::vector<std::shared_ptr<prometheus::Collectable>>{traffic, self->registry()},
                    std::move(endpoint));
@@ -186,15 +237,16 @@ int run(const Options& options) {
 
   if (options.pids.empty()) {
     log_serving(options.listen, *server);
-    psnic::OwnerDescriber describer;
-    psnic::DockerOwnerEvents docker_events(describer);
-    psnic::HostAgent agent(
-        program, host_options, labels, retired, self,
-        [&describer](const psnic::NetnsReport& owner, psnic::InterfaceLabels& labels) {
-          describer.describe(owner, labels);
-        });
-    agent.run(&docker_events);
-    return 0;
+    return run_logged([&] {
+      psnic::OwnerDescriber describer;
+      psnic::DockerOwnerEvents docker_events(describer);
+      psnic::HostAgent agent(
+          program, host_options, labels, retired, self,
+          [&describer](const psnic::NetnsReport& owner, psnic::InterfaceLabels& labels) {
+            describer.describe(owner, labels);
+          });
+      agent.run(&docker_events);
+    });
   }
 
   psnic::PidAgent agent(program, *mode, labels, self);
@@ -204,8 +256,8 @@ int run(const Options& options) {
 
   log_serving(options.listen, *server);
   auto interval = std::chrono::milliseconds(static_cast<long>(options.interval * 1000));
-  agent.run(interval, options.quiet ? nullptr : stdout, heartbeat.get());
-  return 0;
+  return run_logged(
+      [&] { agent.run(interval, options.quiet ? nullptr : stdout, heartbeat.get()); });
 }
 
 }  // namespace
@@ -218,7 +270,10 @@ int main(int argc, char** argv) {
       "On SIGINT/SIGTERM the host agent leaves its programs counting, pinned for the next "
       "agent to adopt; --no-pin and --pid detach them.\n"
       "Exit status: 0 stopped by SIGINT/SIGTERM, every process exited, or --cleanup done; "
-      "1 start-up failure; 2 bad argument.",
+      "1 start-up failure (or a failure that stopped the agent, logged as an error); 2 bad "
+      "argument.\n"
+      "Log lines go to stderr, one per event: logfmt (ts=... level=info msg=\"...\" key=value) "
+      "by default, JSON with --log-format json.",
       "psnic-agent"};
   app.set_version_flag("--version", PSNIC_VERSION);
   CLI::Option* pid = app.add_option("--pid", options.pids,
@@ -273,16 +328,27 @@ int main(int argc, char** argv) {
                  "auto (TCX when the kernel has it, else tc), tcx, or tc")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "tcx", "tc"}));
+  app.add_option("--log-format", options.log_format,
+                 "how each log line on stderr is written: logfmt (key=value pairs) or json (one "
+                 "object per line)")
+      ->type_name("FORMAT")
+      ->capture_default_str()
+      ->check(one_of(psnic::parse_log_format, "logfmt, json"));
+  app.add_option("--log-level", options.log_level,
+                 "the least level logged: debug, info, warn or error")
+      ->type_name("LEVEL")
+      ->capture_default_str()
+      ->check(one_of(psnic::parse_log_level, "debug, info, warn, error"));
 
   if (std::optional<int> status = psnic::parse_command_line(app, argc, argv)) return *status;
+  // Both checked while parsing.
+  psnic::configure_log(*psnic::parse_log_format(options.log_format),
+                       *psnic::parse_log_level(options.log_level));
 
   try {
     return run(options);
-  } catch (const psnic::Error& e) {
-    complain(e.what());
-    return kStartupFailure;
   } catch (const std::exception& e) {
-    complain(e.what());
+    print_plain(e.what());
     return kStartupFailure;
   }
 }

@@ -130,7 +130,7 @@ idle_cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "
 # 3. Restart after SIGKILL, then SIGTERM.
 kill -KILL "$agent"; wait "$agent" 2>/dev/null || true; agent=""
 time_to_all; all_adopted=$elapsed
-adopted=$(grep -c '^psnic-agent: adopted psnictesth' /tmp/psnictest-hab-agent.log || true)
+adopted=$(grep -c 'msg="adopted psnictesth' /tmp/psnictest-hab-agent.log || true)
 t0=$(date +%s%N)
 kill -TERM "$agent"; wait "$agent" 2>/dev/null || true; agent=""
 sigterm_exit=$(awk -v ns=$(( $(date +%s%N) - t0 )) 'BEGIN {printf "%.0f", ns / 1e6}')

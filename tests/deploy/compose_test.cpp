@@ -4,6 +4,7 @@
 // compared with the kernel's own counters; every dashboard query and every rule is evaluated.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <set>
@@ -68,8 +69,7 @@ class ComposeTest : public E2eTest {
     compose_ = "PSNIC_IMAGE=" + agent_image() + " PROMETHEUS_IMAGE=" + kPrometheusImage +
                " PSNIC_PIN_DIR=" + pin_dir_ +
                " PROMETHEUS_LISTEN=127.0.0.1:" + std::to_string(prometheus_port_) +
-               " docker-compose -p " + project_ + " -f " +
-               source_path("docker/compose.yaml") + " ";
+               " docker-compose -p " + project_ + " -f " + source_path("docker/compose.yaml") + " ";
   }
   void TearDown() override {
     if (!project_.empty()) run(compose_ + "down -v --timeout 10");
@@ -149,10 +149,10 @@ TEST_F(ComposeTest, PrometheusSeesExactlyWhatTheKernelCountedAndEveryQueryAnswer
   EXPECT_GE(sent_a.receive_bytes, kBToA);
   EXPECT_LE(sent_a.receive_bytes, kBToA + kBToA / 10 + kAToB / 10 + 20'000);
   // What a sent, b received (give or take what the bridge itself says to each, ARP and such).
-  EXPECT_NEAR(static_cast<double>(sent_a.transmit_bytes),
-              static_cast<double>(sent_b.receive_bytes), 1000.0);
-  EXPECT_NEAR(static_cast<double>(sent_b.transmit_bytes),
-              static_cast<double>(sent_a.receive_bytes), 1000.0);
+  EXPECT_NEAR(static_cast<double>(sent_a.transmit_bytes), static_cast<double>(sent_b.receive_bytes),
+              1000.0);
+  EXPECT_NEAR(static_cast<double>(sent_b.transmit_bytes), static_cast<double>(sent_a.receive_bytes),
+              1000.0);
 
   // The agent stopped while Prometheus scrapes: its programs go on counting, pinned; the next
   // one adopts them, and Prometheus's counters continue with what was sent meanwhile.
@@ -164,8 +164,12 @@ TEST_F(ComposeTest, PrometheusSeesExactlyWhatTheKernelCountedAndEveryQueryAnswer
   ASSERT_TRUE(a2);
   EXPECT_EQ(a2->first - a1->first, a2->second - a1->second);
   EXPECT_GE((a2->first - a1->first).transmit_bytes, 500'000u);
-  std::string agent_log = run(compose_ + "logs psnic-agent 2>&1").out;
-  EXPECT_NE(agent_log.find("adopted " + veth_a), std::string::npos) << agent_log;
+  // The same container, started again: its log holds both runs.
+  const std::string agent_log = run("docker logs " + agent_id).err;
+  const std::vector<LogRecord> log = parse_log(agent_log);
+  EXPECT_TRUE(std::any_of(log.begin(), log.end(), [&](const LogRecord& line) {
+    return line.at("msg").starts_with("adopted " + veth_a + " (");
+  })) << agent_log;
 
   // Every dashboard panel's query returns series (the dashboard's variables select everything).
   CommandResult queries =

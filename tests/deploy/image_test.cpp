@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -36,11 +37,12 @@ std::vector<std::string> without(std::vector<std::string> options, const std::st
   return options;
 }
 
-// Waits up to 20 s for `text` in the stderr of container `name`.
-bool logs_say(const std::string& name, const std::string& text) {
+// Waits up to 20 s for a log line of container `name` whose msg `says` accepts.
+bool logs_say(const std::string& name, const std::function<bool(const std::string& msg)>& says) {
   for (auto deadline = Clock::now() + 20s; Clock::now() < deadline;
        std::this_thread::sleep_for(100ms)) {
-    if (run("docker logs " + name).err.find(text) != std::string::npos) return true;
+    for (const LogRecord& line : parse_log(run("docker logs " + name).err))
+      if (says(line.at("msg"))) return true;
   }
   return false;
 }
@@ -167,7 +169,9 @@ TEST_F(ImageTest, CountsContainersExactlyWithTheDocumentedCapabilitiesAndMounts)
   Container a('p'), b('q');
   ASSERT_FALSE(HasFailure());
   const std::string veth_a = a.host_veth(), veth_b = b.host_veth();
-  ASSERT_TRUE(logs_say(name_, "serving /metrics")) << run("docker logs " + name_).err;
+  ASSERT_TRUE(logs_say(name_, [&](const std::string& msg) {
+    return msg == "serving /metrics on 127.0.0.1:" + std::to_string(port_);
+  })) << run("docker logs " + name_).err;
   // Named from Docker's API through the read-only socket.
   std::string metrics;
   for (auto deadline = Clock::now() + 20s; Clock::now() < deadline;
@@ -204,8 +208,12 @@ TEST_F(ImageTest, CountsContainersExactlyWithTheDocumentedCapabilitiesAndMounts)
   must("docker stop -t 10 " + name_);
   EXPECT_EQ(chomp(must("docker inspect -f '{{.State.ExitCode}}' " + name_)), "0");
   CommandResult logs = run("docker logs " + name_);
-  EXPECT_NE(logs.err.find("interfaces counting, pinned in " + pin_dir_), std::string::npos)
-      << logs.err;
+  const std::vector<LogRecord> log = parse_log(logs.err);
+  EXPECT_TRUE(std::any_of(log.begin(), log.end(), [&](const LogRecord& line) {
+    const std::string& msg = line.at("msg");
+    return msg.starts_with("SIGTERM, leaving ") &&
+           msg.find(" counting, pinned in " + pin_dir_ + " ") != std::string::npos;
+  })) << logs.err;
   EXPECT_EQ(psnic_programs(veth_a), 2u);
   must("docker rm " + name_);
   CommandResult cleanup = run("docker run --rm " + join(options_) + " " + agent_image() +

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -114,13 +115,13 @@ class AgentE2eTest : public E2eTest {
     if (!mode.empty()) args.insert(args.end(), {"--attach-mode", mode});
     Agent agent(args);
     const uint16_t port = agent.port();
-    const std::string counting =
-        "psnic-agent: " + a.pid() + ": counting eth0 (" + a.id() + ") on " + veth + ", ";
-    ASSERT_TRUE(agent.wait_for_err(counting)) << agent.err();
+    // "<pid>: counting eth0 (<id>) on <veth>, <mode>"
+    const std::string counting = a.pid() + ": counting eth0 (" + a.id() + ") on " + veth + ", ";
+    const std::optional<LogRecord> counting_line = agent.wait_for_log_where(
+        [&](const LogRecord& line) { return line.at("msg").starts_with(counting); });
+    ASSERT_TRUE(counting_line) << agent.err();
     ASSERT_TRUE(agent.serving()) << agent.err();
-    const std::string err = agent.err();
-    const size_t mode_at = err.find(counting) + counting.size();
-    const std::string attached = err.substr(mode_at, err.find('\n', mode_at) - mode_at);
+    const std::string attached = counting_line->at("msg").substr(counting.size());
     if (!mode.empty()) {
       EXPECT_EQ(attached, mode);
     }
@@ -167,8 +168,8 @@ class AgentE2eTest : public E2eTest {
     EXPECT_LE(final.agent.transmit_bytes, final.kernel.transmit_bytes);
 
     EXPECT_EQ(agent.interrupt(), 0) << agent.err();
-    EXPECT_TRUE(agent.err().ends_with("psnic-agent: SIGINT, detached 1 interface\n"))
-        << agent.err();
+    const std::optional<LogRecord> last = agent.last_log_line();
+    EXPECT_EQ(last ? last->at("msg") : "", "SIGINT, detached 1 interface") << agent.err();
     EXPECT_EQ(agent.out(), "");
     expect_nothing_left(held, veth);
   }
@@ -184,26 +185,33 @@ TEST_F(AgentE2eTest, SigintDetachesEverythingAndExitsZero) {
   const std::string veth = a.host_veth();
   ASSERT_NE(veth, "");
   Agent agent({"--pid", a.pid(), "--quiet", "--attach-mode", "tcx"});
-  ASSERT_TRUE(agent.wait_for_err(" on " + veth + ", tcx\n")) << agent.err();
-  ASSERT_TRUE(agent.wait_for_err("serving /metrics")) << agent.err();
+  const std::string counting = a.pid() + ": counting eth0 (" + a.id() + ") on " + veth + ", tcx";
+  ASSERT_TRUE(agent.wait_for_log(counting)) << agent.err();
+  ASSERT_TRUE(agent.serving()) << agent.err();
   const std::set<std::string> held = bpf_ids(agent.pid());
   EXPECT_EQ(held.size(), 4u) << ::testing::PrintToString(held);  // 2 programs, 2 tcx links
 
   EXPECT_EQ(agent.interrupt(), 0) << agent.err();
-  EXPECT_EQ(agent.err(), "psnic-agent: " + a.pid() + ": counting eth0 (" + a.id() + ") on " + veth +
-                             ", tcx\npsnic-agent: serving /metrics on " +
-                             listen_address(agent.port()) +
-                             "\npsnic-agent: SIGINT, detached 1 interface\n");
+  // These three lines and nothing else, each a log line at level info.
+  const std::string err = agent.err();
+  const std::vector<LogRecord> log = parse_log(err);
+  EXPECT_EQ(messages(log), (std::vector<std::string>{
+                               counting, "serving /metrics on " + listen_address(agent.port()),
+                               "SIGINT, detached 1 interface"}))
+      << err;
+  EXPECT_EQ(count_lines(err), 3) << err;
+  for (const LogRecord& line : log) EXPECT_EQ(line.at("level"), "info") << err;
   expect_nothing_left(held, veth);
 
   // SIGTERM does the same, here for tc filters.
   Agent tc({"--pid", a.pid(), "--quiet", "--attach-mode", "tc"});
-  ASSERT_TRUE(tc.wait_for_err("serving /metrics")) << tc.err();
+  ASSERT_TRUE(tc.serving()) << tc.err();
   EXPECT_NE(psnic_tc_filters(veth), "");
   const std::set<std::string> tc_held = bpf_ids(tc.pid());
   kill(tc.pid(), SIGTERM);
   EXPECT_EQ(tc.wait_exit(5s), 0) << tc.err();
-  EXPECT_TRUE(tc.err().ends_with("\npsnic-agent: SIGTERM, detached 1 interface\n")) << tc.err();
+  const std::optional<LogRecord> last = tc.last_log_line();
+  EXPECT_EQ(last ? last->at("msg") : "", "SIGTERM, detached 1 interface") << tc.err();
   expect_nothing_left(tc_held, veth);
 }
 
@@ -212,7 +220,7 @@ TEST_F(AgentE2eTest, ServesHealthzALandingPageAndHeadMetrics) {
   ASSERT_FALSE(HasFailure());
   // --quiet: no rate table, so the loop has no timer and nothing to do.
   Agent agent({"--pid", a.pid(), "--quiet", "--attach-mode", "tcx", "--health-timeout", "2s"});
-  ASSERT_TRUE(agent.wait_for_err("serving /metrics")) << agent.err();
+  ASSERT_TRUE(agent.serving()) << agent.err();
   loopback::HttpResponse health = loopback::get(agent.port(), "/healthz");
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(health.body, "ok\n");
@@ -241,16 +249,18 @@ TEST_F(AgentE2eTest, ExitsZeroOnItsOwnWhenTheWatchedContainerStops) {
   const std::string veth = a.host_veth();
   ASSERT_NE(veth, "");
   Agent agent({"--pid", a.pid(), "--quiet"});
-  ASSERT_TRUE(agent.wait_for_err("serving /metrics")) << agent.err();
+  ASSERT_TRUE(agent.serving()) << agent.err();
   const std::set<std::string> held = bpf_ids(agent.pid());
 
   must("docker kill " + a.name());
   EXPECT_EQ(agent.wait_exit(5s), 0) << agent.err();
+  // Its last two lines, and every line a log line.
   const std::string err = agent.err();
-  const std::string released = "psnic-agent: " + a.pid() + ": exited, released " + veth + "\n";
-  const std::string done = "psnic-agent: no process left to watch\n";
-  EXPECT_NE(err.find(released), std::string::npos) << err;
-  EXPECT_TRUE(err.ends_with(released + done)) << err;
+  const std::vector<std::string> said = messages(parse_log(err));
+  EXPECT_EQ(static_cast<int>(said.size()), count_lines(err)) << err;
+  ASSERT_GE(said.size(), 2u) << err;
+  EXPECT_EQ(said[said.size() - 2], a.pid() + ": exited, released " + veth) << err;
+  EXPECT_EQ(said.back(), "no process left to watch") << err;
   for (const std::string& id : held) EXPECT_FALSE(still_loaded(id)) << id;
 }
 
@@ -331,6 +341,8 @@ TEST_F(AgentE2eTest, BadOptionValuesAreOneLineStatusTwoAndNothingLoaded) {
       {"--reconcile-interval", "0"}, {"--reconcile-interval", "50ms"},
       {"--health-timeout", "x"},     {"--health-timeout", "1s"},
       {"--listen", "foo"},           {"--listen", "127.0.0.1:99999"},
+      {"--log-level", "verbose"},    {"--log-level", "INFO"},
+      {"--log-format", "text"},
   };
   for (const auto& [flag, value] : bad) {
     // One --listen only: a second is a usage error of its own.
@@ -346,6 +358,55 @@ TEST_F(AgentE2eTest, BadOptionValuesAreOneLineStatusTwoAndNothingLoaded) {
   EXPECT_TRUE(after.empty()) << ::testing::PrintToString(after);
   EXPECT_EQ(psnic_tc_filters(veth), "");
   EXPECT_EQ(test::psnic_programs(veth), 0u) << veth;
+}
+
+// A bad --log-level or --log-format is a usage error like any other: the one plain line, whatever
+// the log would have looked like, and status 2.
+TEST_F(AgentE2eTest, BadLogFlagsAreOnePlainLineAndStatusTwo) {
+  const std::string agent = "timeout -s INT 10 " + test::agent_binary() + " --listen " +
+                            listen_address(free_port()) + " --pin-dir /sys/fs/bpf/" +
+                            unique_name('l');
+  CommandResult r = run(agent + " --log-level verbose");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(
+      r.err,
+      "psnic-agent: --log-level: verbose: not one of debug, info, warn, error (see --help)\n");
+  r = run(agent + " --log-format json --log-level warning");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(
+      r.err,
+      "psnic-agent: --log-level: warning: not one of debug, info, warn, error (see --help)\n");
+  r = run(agent + " --log-format text");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(r.err, "psnic-agent: --log-format: text: not one of logfmt, json (see --help)\n");
+  EXPECT_EQ(r.out, "");
+  EXPECT_FALSE(std::filesystem::exists("/sys/fs/bpf/" + unique_name('l')));
+}
+
+// --log-level warn leaves out the info lines: a --pid run that goes well says nothing at all.
+TEST_F(AgentE2eTest, LogLevelWarnLeavesOutTheInfoLines) {
+  Container a('j');
+  ASSERT_FALSE(HasFailure());
+  Agent agent({"--pid", a.pid(), "--quiet", "--log-level", "warn"});
+  // No "serving" line to wait for: the endpoint says when it counts a's interface (it listens
+  // before attaching).
+  auto attached = [](const std::string& metrics) {
+    return value_of(metrics, "psnic_attached_interfaces", {{"mode", "tcx"}}).value_or(0) +
+           value_of(metrics, "psnic_attached_interfaces", {{"mode", "tc"}}).value_or(0);
+  };
+  std::string metrics;
+  for (auto end = Clock::now() + 5s; attached(metrics) != 1 && Clock::now() < end;
+       std::this_thread::sleep_for(20ms)) {
+    try {
+      metrics = loopback::get(agent.port(), "/metrics").body;
+    } catch (const std::exception&) {
+      // Not listening yet.
+    }
+  }
+  EXPECT_EQ(attached(metrics), 1.0) << metrics << "\n" << agent.err();
+  EXPECT_EQ(agent.interrupt(), 0) << agent.err();
+  EXPECT_EQ(agent.err(), "");
+  EXPECT_EQ(agent.out(), "");
 }
 
 // --listen ADDR:0: the kernel picks the port, and the "serving" line names that one. (Agent
@@ -390,13 +451,24 @@ TEST_F(AgentE2eTest, ListenOnPortZeroLogsThePortBound) {
     std::function<void()> run;
     ~AtExit() { run(); }
   } at_exit{stop};
-  static const std::regex serving(R"(psnic-agent: serving /metrics on 127\.0\.0\.1:(\d+)\n)");
+  // The "serving" line names the port bound, in its text and its address field.
+  static const std::regex serving(R"(serving /metrics on (127\.0\.0\.1:(\d+)))");
   std::smatch m;
-  std::string text;
-  for (auto end = Clock::now() + 5s; Clock::now() < end; std::this_thread::sleep_for(10ms))
-    if (std::regex_search(text = err(), m, serving)) break;
+  std::string text, msg;
+  for (auto end = Clock::now() + 5s; Clock::now() < end; std::this_thread::sleep_for(10ms)) {
+    const std::vector<LogRecord> log = parse_log(text = err());
+    const auto line = std::find_if(log.begin(), log.end(), [&](const LogRecord& l) {
+      return l.at("msg").starts_with("serving /metrics on ");
+    });
+    if (line == log.end()) continue;
+    msg = line->at("msg");
+    EXPECT_TRUE(std::regex_match(msg, m, serving)) << text;
+    EXPECT_EQ(line->count("address") ? line->at("address") : "", m.empty() ? "" : m[1].str())
+        << text;
+    break;
+  }
   EXPECT_FALSE(m.empty()) << text;
-  const int port = m.empty() ? 0 : std::stoi(m[1]);
+  const int port = m.empty() ? 0 : std::stoi(m[2]);
   EXPECT_GT(port, 0) << text;
   if (port > 0) {
     loopback::HttpResponse response = loopback::get(port, "/metrics");

@@ -190,16 +190,59 @@ std::string Agent::out() const { return slurp(out_path_); }
 
 std::string Agent::err() const { return slurp(err_path_); }
 
-bool Agent::wait_for_err(const std::string& text, std::chrono::milliseconds timeout) {
+std::vector<LogRecord> Agent::log() const { return parse_log(err()); }
+
+std::optional<LogRecord> Agent::logged(const std::string& msg, const LogRecord& fields) const {
+  return find_logged(log(), msg, fields);
+}
+
+std::optional<LogRecord> Agent::last_log_line() const {
+  std::string text = err();
+  if (!text.ends_with('\n')) return std::nullopt;
+  text.pop_back();
+  std::vector<LogRecord> last = parse_log(std::string_view(text).substr(text.rfind('\n') + 1));
+  if (last.empty()) return std::nullopt;
+  return std::move(last.back());
+}
+
+bool Agent::wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
   for (auto end = Clock::now() + timeout;;) {
-    if (err().find(text) != std::string::npos) return true;
+    if (done()) return true;
     if (exited() || Clock::now() > end) return false;
     std::this_thread::sleep_for(10ms);
   }
 }
 
+bool Agent::wait_for_err(const std::string& text, std::chrono::milliseconds timeout) {
+  return wait_until([&] { return err().find(text) != std::string::npos; }, timeout);
+}
+
+std::optional<LogRecord> Agent::wait_for_log(const std::string& msg, const LogRecord& fields,
+                                             std::chrono::milliseconds timeout) {
+  return wait_for_log_where(
+      [&](const LogRecord& line) { return line.at("msg") == msg && has_fields(line, fields); },
+      timeout);
+}
+
+std::optional<LogRecord> Agent::wait_for_log_where(
+    const std::function<bool(const LogRecord&)>& match, std::chrono::milliseconds timeout) {
+  std::optional<LogRecord> found;
+  wait_until(
+      [&] {
+        for (LogRecord& line : log())
+          if (match(line)) {
+            found = std::move(line);
+            return true;
+          }
+        return false;
+      },
+      timeout);
+  return found;
+}
+
 bool Agent::serving() {
-  return wait_for_err("psnic-agent: serving /metrics on " + listen_address(port_));
+  const std::string address = listen_address(port_);
+  return wait_for_log("serving /metrics on " + address, {{"address", address}}).has_value();
 }
 
 std::optional<int> Agent::wait_exit(std::chrono::milliseconds timeout) {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <ostream>
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/agent_log.h"
 #include "tests/support/support.h"
 
 namespace psnic::test::e2e {
@@ -112,11 +114,26 @@ class Agent {
   Clock::time_point started_at() const { return started_at_; }
   std::string out() const;
   std::string err() const;
+  // Its log lines so far (stderr parsed, logfmt or JSON; see tests/support/agent_log.h).
+  std::vector<LogRecord> log() const;
+  // Its first log line whose msg is `msg` and which has each of `fields`.
+  std::optional<LogRecord> logged(const std::string& msg, const LogRecord& fields = {}) const;
+  // The last line of its stderr, parsed; nullopt unless that is a whole log line.
+  std::optional<LogRecord> last_log_line() const;
 
   // Waits up to `timeout` for `text` on stderr; false (and no more waiting) once it exited.
   bool wait_for_err(const std::string& text,
                     std::chrono::milliseconds timeout = std::chrono::seconds(5));
-  // Waits for its "serving /metrics on 127.0.0.1:PORT" line.
+  // Waits up to `timeout` for a log line whose msg is `msg` with each of `fields`, or (the
+  // second) one `match` accepts; the first such line, nullopt (and no more waiting) once it
+  // exited.
+  std::optional<LogRecord> wait_for_log(
+      const std::string& msg, const LogRecord& fields = {},
+      std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  std::optional<LogRecord> wait_for_log_where(
+      const std::function<bool(const LogRecord&)>& match,
+      std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Waits for its "serving /metrics on 127.0.0.1:PORT" line (address=127.0.0.1:PORT).
   bool serving();
   // The exit status (or 128 + signal) once it has exited, within `timeout`.
   std::optional<int> wait_exit(std::chrono::milliseconds timeout);
@@ -129,6 +146,8 @@ class Agent {
 
  private:
   bool exited();
+  // Polls `done` every 10 ms up to `timeout`; false once it exited without `done`.
+  bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout);
 
   uint16_t port_;
   pid_t pid_ = -1;

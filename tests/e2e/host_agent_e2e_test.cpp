@@ -16,6 +16,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
 #include <set>
@@ -140,13 +141,15 @@ class HostAgentE2eTest : public E2eTest {
                       << metrics << "\nagent:\n"
                       << agent.err();
     const std::string err = agent.err();
-    EXPECT_NE(err.find("psnic-agent: " + how + " " + veth + " (" + mode + ")\n"), std::string::npos)
-        << err;
-    static const std::regex is(R"(psnic-agent: (\S+) is eth0 of (\S+ )?([0-9a-f]{64})\n)");
+    const std::vector<LogRecord> log = parse_log(err);
+    EXPECT_TRUE(find_logged(log, how + " " + veth + " (" + mode + ")")) << err;
+    static const std::regex is(R"((\S+) is eth0 of (\S+ )?([0-9a-f]{64}))");
     bool logged = false;
-    for (std::sregex_iterator it(err.begin(), err.end(), is), end; it != end; ++it)
-      logged |= (*it)[1] == veth && (*it)[3] == c.id() &&
-                ((*it)[2].str().empty() || (*it)[2] == c.name() + " ");
+    for (const LogRecord& line : log) {
+      std::smatch m;
+      logged |= std::regex_match(line.at("msg"), m, is) && m[1] == veth && m[3] == c.id() &&
+                (m[2].str().empty() || m[2] == c.name() + " ");
+    }
     EXPECT_TRUE(logged) << "no \"" << veth << " is eth0 of\" line for " << c.id() << ":\n" << err;
     return metrics;
   }
@@ -190,10 +193,12 @@ class HostAgentE2eTest : public E2eTest {
             size_t live) {
     EXPECT_EQ(agent.interrupt(10s), 0) << agent.err();
     const std::string err = agent.err();
+    const std::optional<LogRecord> last_line = agent.last_log_line();
+    const std::string said = last_line ? last_line->at("msg") : "";
     static const std::regex last(
-        R"(\npsnic-agent: SIGINT, leaving (\d+) interfaces? counting, pinned in (\S+) for the next agent.*\n$)");
+        R"(SIGINT, leaving (\d+) interfaces? counting, pinned in (\S+) for the next agent.*)");
     std::smatch m;
-    if (std::regex_search(err, m, last)) {
+    if (std::regex_match(said, m, last)) {
       EXPECT_GE(std::stoul(m[1]), live) << err;
       EXPECT_EQ(m[2], agent.pin_dir()) << err;
     } else {
@@ -249,9 +254,7 @@ class HostAgentE2eTest : public E2eTest {
     EXPECT_TRUE(dropped) << veth << " still exported " << seconds(after) << " s after it went:\n"
                          << metrics;
     EXPECT_GE(after, kRetireAfter - 50ms) << veth << " dropped before its grace period ended";
-    EXPECT_NE(agent.err().find("psnic-agent: detached " + veth + " (gone, " + id + ")\n"),
-              std::string::npos)
-        << agent.err();
+    EXPECT_TRUE(agent.logged("detached " + veth + " (gone, " + id + ")")) << agent.err();
   }
 };
 
@@ -289,8 +292,7 @@ TEST_F(HostAgentE2eTest, RenamedContainersSeriesTakeTheNewNameWithinASecond) {
   // No reconcile in the test's time: only Docker's event stream can bring the new name.
   Agent agent({"--reconcile-interval", "1h"});
   ASSERT_TRUE(agent.serving()) << agent.err();
-  ASSERT_TRUE(agent.wait_for_err("psnic-agent: following docker events on /var/run/docker.sock\n"))
-      << agent.err();
+  ASSERT_TRUE(agent.wait_for_log("following docker events on /var/run/docker.sock")) << agent.err();
   expect_named_by(agent, veth, a, agent.started_at() + kAttachBound);
   auto called = [&](const std::string& name) {
     return [&, name](const std::string& m) {
@@ -311,10 +313,7 @@ TEST_F(HostAgentE2eTest, RenamedContainersSeriesTakeTheNewNameWithinASecond) {
       << veth << " not renamed " << seconds(Clock::now() - at) << " s on:\n"
       << metrics << "\nagent:\n"
       << agent.err();
-  EXPECT_NE(
-      agent.err().find("psnic-agent: " + veth + " is eth0 of " + renamed + " " + a.id() + "\n"),
-      std::string::npos)
-      << agent.err();
+  EXPECT_TRUE(agent.logged(veth + " is eth0 of " + renamed + " " + a.id())) << agent.err();
   must("docker rename " + renamed + " " + a.name());  // for its cleanup
 }
 
@@ -481,9 +480,8 @@ TEST_F(HostAgentE2eTest, ProgramRemovedByAnotherToolIsAttachedAgainAndCountingGo
   const std::set<std::string> held = held_by(agent);
   ASSERT_NE(psnic_tc_filter(veth, "ingress"), "");
   ASSERT_NE(psnic_tc_filter(veth, "egress"), "");
-  const std::string again =
-      "psnic-agent: " + veth + ": psnic's program was removed; attaching again\n";
-  ASSERT_EQ(agent.err().find(again), std::string::npos) << agent.err();
+  const std::string again = veth + ": psnic's program was removed; attaching again";
+  ASSERT_FALSE(agent.logged(again)) << agent.err();
 
   // Another tool deletes psnic's filters by handle and priority.
   const Clock::time_point removed_at = Clock::now();
@@ -499,7 +497,7 @@ TEST_F(HostAgentE2eTest, ProgramRemovedByAnotherToolIsAttachedAgainAndCountingGo
                     << " s after it was deleted:\n"
                     << run("tc filter show dev " + veth + " ingress").out
                     << run("tc filter show dev " + veth + " egress").out << agent.err();
-  EXPECT_TRUE(agent.wait_for_err(again, 1s)) << agent.err();
+  EXPECT_TRUE(agent.wait_for_log(again, {}, 1s)) << agent.err();
 
   // Counting goes on, exactly.
   const Snapshot base = quiet_snapshot(agent.port(), veth);
@@ -561,12 +559,15 @@ TEST_F(HostAgentE2eTest, KilledAgentsSuccessorCountsOnWithTheTrafficSentMeanwhil
 
   Agent second({"--pin-dir", pins.dir()});
   ASSERT_TRUE(second.serving()) << second.err();
-  static const std::regex adopted(
-      R"(psnic-agent: adopted (\d+) counting interfaces? from (\S+); )");
-  std::smatch m;
-  ASSERT_TRUE(second.wait_for_err(" gone while no agent ran\n")) << second.err();
+  // "adopted N counting interfaces from DIR; M to attach; K gone while no agent ran"
+  static const std::regex adopted(R"(adopted (\d+) counting interfaces? from (\S+); .*)");
+  const std::optional<LogRecord> summary = second.wait_for_log_where(
+      [](const LogRecord& line) { return line.at("msg").ends_with(" gone while no agent ran"); });
+  ASSERT_TRUE(summary) << second.err();
   const std::string err = second.err();
-  ASSERT_TRUE(std::regex_search(err, m, adopted)) << err;
+  const std::string said = summary->at("msg");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(said, m, adopted)) << err;
   EXPECT_GE(std::stoul(m[1]), 2u) << err;
   EXPECT_EQ(m[2], pins.dir());
   expect_named_by(second, veth_a, a, second.started_at() + kAttachBound, "tcx", "adopted");
@@ -584,13 +585,15 @@ TEST_F(HostAgentE2eTest, KilledAgentsSuccessorCountsOnWithTheTrafficSentMeanwhil
   // Adopted, not attached again: one program each way.
   for (const std::string& veth : {veth_a, veth_b}) {
     EXPECT_EQ(psnic_programs(veth), 2u) << veth;
-    EXPECT_EQ(err.find("psnic-agent: attached " + veth + " "), std::string::npos) << err;
+    for (const LogRecord& line : parse_log(err))
+      EXPECT_FALSE(line.at("msg").starts_with("attached " + veth + " ")) << err;
   }
 
   // SIGTERM leaves them counting too; --cleanup removes them.
   kill(second.pid(), SIGTERM);
   EXPECT_EQ(second.wait_exit(10s), 0) << second.err();
-  EXPECT_NE(second.err().find("psnic-agent: SIGTERM, leaving "), std::string::npos) << second.err();
+  const std::optional<LogRecord> last = second.last_log_line();
+  EXPECT_TRUE(last && last->at("msg").starts_with("SIGTERM, leaving ")) << second.err();
   EXPECT_EQ(psnic_programs(veth_a), 2u);
   const test::CommandResult cleanup = run_cleanup(pins.dir());
   EXPECT_EQ(cleanup.status, 0) << cleanup.err;
@@ -638,7 +641,8 @@ TEST_F(HostAgentE2eTest, BadArgumentsAreRefusedBeforeAnythingIsPinned) {
   };
   const std::vector<std::pair<std::string, std::string>> bad{
       {"--retire-after", "abc"}, {"--retire-after", "1m30"}, {"--reconcile-interval", "0"},
-      {"--health-timeout", "x"}, {"--listen", "foo"},
+      {"--health-timeout", "x"}, {"--listen", "foo"},        {"--log-level", "verbose"},
+      {"--log-format", "text"},
   };
   for (const auto& [flag, value] : bad) {
     const std::string listen = flag == "--listen" ? "" : " --listen 127.0.0.1:0";
@@ -669,21 +673,61 @@ TEST_F(HostAgentE2eTest, UnpinnedAgentDetachesEverythingOnSigtermAndPinsNothing)
   const std::set<std::string> held = held_by(agent);
   kill(agent.pid(), SIGTERM);
   EXPECT_EQ(agent.wait_exit(30s), 0) << agent.err();
-  static const std::regex last(R"(\npsnic-agent: SIGTERM, detaching (\d+) interfaces?\n$)");
-  EXPECT_TRUE(std::regex_search(agent.err(), last)) << agent.err();
+  static const std::regex detaching(R"(SIGTERM, detaching (\d+) interfaces?)");
+  const std::optional<LogRecord> last = agent.last_log_line();
+  EXPECT_TRUE(last && std::regex_match(last->at("msg"), detaching)) << agent.err();
   for (const std::string& id : held) EXPECT_FALSE(still_loaded(id)) << id;
   EXPECT_EQ(psnic_programs(veth), 0u);
   EXPECT_EQ(agent.err().find("/sys/fs/bpf"), std::string::npos) << agent.err();
 }
 
-// Of `names`, those for which the agent has not logged `prefix` NAME `suffix` within `timeout`.
-std::vector<std::string> without_line(Agent& agent, std::vector<std::string> names,
-                                      const std::string& prefix, const std::string& suffix,
-                                      std::chrono::milliseconds timeout) {
+// --log-format json: every line the agent writes while it runs is one JSON object with string
+// ts (RFC 3339, UTC, milliseconds), level and msg; the messages are those of the logfmt lines.
+TEST_F(HostAgentE2eTest, JsonLogIsOneObjectPerLine) {
+  Container a('w');
+  ASSERT_FALSE(HasFailure());
+  const std::string veth = a.host_veth();
+  ASSERT_NE(veth, "");
+  Agent agent({"--log-format", "json"});
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  expect_named_by(agent, veth, a, agent.started_at() + kAttachBound);
+  const std::set<std::string> held = held_by(agent);
+  stop(agent, held, {veth}, 1);
+
+  const std::string err = agent.err();
+  EXPECT_TRUE(err.ends_with('\n')) << err;
+  static const std::regex timestamp(R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)");
+  static const std::set<std::string> levels{"debug", "info", "warn", "error"};
+  std::istringstream in(err);
+  size_t lines = 0;
+  for (std::string line; std::getline(in, line); ++lines) {
+    const nlohmann::json object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(object.is_object()) << "not a JSON object: " << line;
+    for (const char* key : {"ts", "level", "msg"})
+      ASSERT_TRUE(object.contains(key) && object[key].is_string()) << key << " in " << line;
+    EXPECT_TRUE(std::regex_match(object["ts"].get<std::string>(), timestamp)) << line;
+    EXPECT_TRUE(levels.count(object["level"].get<std::string>())) << line;
+    EXPECT_NE(object["msg"].get<std::string>(), "") << line;
+    for (const auto& [key, value] : object.items())
+      EXPECT_TRUE(value.is_string()) << key << " in " << line;
+  }
+  // At least: serving, attached, named, SIGINT.
+  EXPECT_GE(lines, 4u) << err;
+  const std::string address = listen_address(agent.port());
+  EXPECT_TRUE(agent.logged("serving /metrics on " + address, {{"address", address}}));
+}
+
+// Of `names`, those for which the agent has not logged, within `timeout`, a message that `says`
+// (msg, name) accepts.
+std::vector<std::string> without_line(
+    Agent& agent, std::vector<std::string> names,
+    const std::function<bool(const std::string& msg, const std::string& name)>& says,
+    std::chrono::milliseconds timeout) {
   for (auto end = Clock::now() + timeout; !names.empty() && Clock::now() < end;) {
-    const std::string err = agent.err();
+    const std::vector<std::string> said = messages(agent.log());
     std::erase_if(names, [&](const std::string& name) {
-      return err.find(prefix + name + suffix) != std::string::npos;
+      return std::any_of(said.begin(), said.end(),
+                         [&](const std::string& msg) { return says(msg, name); });
     });
     if (!names.empty()) std::this_thread::sleep_for(20ms);
   }
@@ -768,15 +812,23 @@ TEST_F(HostAgentE2eTest, TwoHundredNamespacesComingAndGoingLeaveNothingBehind) {
     }
     ASSERT_TRUE(ChurnCleanup::ip_batch(add));
     // Each attached before it goes.
-    const std::vector<std::string> missing =
-        without_line(agent, round, "psnic-agent: attached ", " (tcx)\n", 3s);
+    const std::vector<std::string> missing = without_line(
+        agent, round,
+        [](const std::string& msg, const std::string& name) {
+          return msg == "attached " + name + " (tcx)";
+        },
+        3s);
     EXPECT_TRUE(missing.empty()) << "not attached: " << ::testing::PrintToString(missing);
     ASSERT_TRUE(ChurnCleanup::ip_batch(del));
   }
 
   // Each retired, then dropped after its second of grace.
-  const std::vector<std::string> missing =
-      without_line(agent, all, "psnic-agent: detached ", " (gone", 5s);
+  const std::vector<std::string> missing = without_line(
+      agent, all,
+      [](const std::string& msg, const std::string& name) {
+        return msg.starts_with("detached " + name + " (gone");  // with a container id or not
+      },
+      5s);
   EXPECT_TRUE(missing.empty()) << "not detached: " << ::testing::PrintToString(missing);
   auto none_of_mine = [&](const std::string& m) {
     for (const Series& s : parse(m))
