@@ -3,16 +3,17 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 
 #include "agent/event_loop.h"
 #include "base/error.h"
-#include "resolver/report.h"
+#include "base/log.h"
+#include "resolver/pid_lookup.h"
 
 namespace psnic {
 namespace {
 
+// A PID argument's answer is psnic's line and status, not a log event: the run may end on it.
 void complain(const std::string& message) {
   std::fprintf(stderr, "psnic-agent: %s\n", message.c_str());
 }
@@ -32,26 +33,20 @@ PidAgent::~PidAgent() {
 }
 
 int PidAgent::add(const std::string& pid_argument) {
-  std::optional<pid_t> pid = parse_pid(pid_argument);
-  if (!pid) {
-    complain((pid_argument.empty() ? std::string("\"\"") : pid_argument) + ": not a process id");
-    return 2;
+  ResolveOptions options;
+  options.identity = true;
+  PidLookup lookup = look_up_pid(resolver_, pid_argument, options);
+  if (lookup.verdict != PidVerdict::kOk) {
+    complain(lookup.message);
+    return lookup.exit_status();
   }
+  const NetnsReport& report = lookup.report;
+  const pid_t pid = lookup.process.pid;
   auto watched = std::make_unique<Watched>();
-  watched->pid = *pid;
+  watched->pid = pid;
+  // The pidfd the lookup opened and found alive after it: it tells when this process exits.
+  watched->pidfd = std::move(lookup.process.pidfd);
   try {
-    // The pidfd tells when the process exits. Opened before the lookup and alive after it, it
-    // is the process the lookup answered for.
-    watched->pidfd = open_pidfd(*pid);
-    ResolveOptions options;
-    options.identity = true;
-    NetnsReport report = resolver_.resolve_pid(*pid, options);
-    if (!process_alive(watched->pidfd.get()))
-      throw Error(pid_argument, ESRCH, "exited during lookup");
-    if (!report.has_host_peer()) {
-      complain(pid_argument + ": " + no_peer_reason(report));
-      return 1;
-    }
     for (const InterfacePair& pair : report.interfaces) {
       if (pair.placement != Placement::host_peer) continue;
       watched->ifindexes.push_back(pair.host_ifindex);
@@ -70,23 +65,23 @@ int PidAgent::add(const std::string& pid_argument) {
         watched->ifindexes.pop_back();
         throw;
       }
-      Counted counted{std::move(*attachment), {}, *pid, 1, {}};
+      Counted counted{std::move(*attachment), {}, pid, 1, {}};
       counted.labels.container_id = report.identity.id;
       counted.labels.interface = pair.name;
       counted.labels.host_interface = pair.host_name;
       if (std::optional<psnic_traffic> now = map_.read(pair.host_ifindex)) counted.last = *now;
-      std::fprintf(stderr, "psnic-agent: %d: counting %s (%s) on %s, %s\n", *pid, pair.name.c_str(),
-                   report.identity.id.empty() ? "no container id" : report.identity.id.c_str(),
-                   pair.host_name.c_str(), attach_mode_name(mode_));
+      log_info(std::to_string(pid) + ": counting " + pair.name + " (" +
+               (report.identity.id.empty() ? "no container id" : report.identity.id) + ") on " +
+               pair.host_name + ", " + attach_mode_name(mode_));
       counted_.emplace(pair.host_ifindex, std::move(counted));
     }
     watched_.push_back(std::move(watched));
     publish_labels();
-    return 0;
+    return kExitFound;
   } catch (const Error& e) {
     release(*watched, nullptr);  // what this process's other interfaces got so far
     complain(e.what());
-    return 2;
+    return kExitTrouble;
   }
 }
 
@@ -102,8 +97,8 @@ void PidAgent::release(Watched& watched, const char* why) {
   }
   watched.ifindexes.clear();
   if (why != nullptr)
-    std::fprintf(stderr, "psnic-agent: %d: %s, released %s\n", watched.pid, why,
-                 names.empty() ? "nothing (its namespace is still watched)" : names.c_str());
+    log_info(std::to_string(watched.pid) + ": " + why + ", released " +
+             (names.empty() ? "nothing (its namespace is still watched)" : names));
 }
 
 void PidAgent::publish_labels() {
@@ -163,8 +158,8 @@ void PidAgent::run(std::chrono::milliseconds interval, std::FILE* table, LoopHea
         size_t count = attached();
         for (auto& watched : watched_) release(*watched, nullptr);
         publish_labels();
-        std::fprintf(stderr, "psnic-agent: %s, detached %zu interface%s\n",
-                     loop.stop_signal().c_str(), count, count == 1 ? "" : "s");
+        log_info(loop.stop_signal() + ", detached " + std::to_string(count) + " interface" +
+                 (count == 1 ? "" : "s"));
         return;
       }
       if (tag == EventLoop::kTimer) {
@@ -178,7 +173,7 @@ void PidAgent::run(std::chrono::milliseconds interval, std::FILE* table, LoopHea
       --alive;
     }
   }
-  std::fprintf(stderr, "psnic-agent: no process left to watch\n");
+  log_info("no process left to watch");
 }
 
 }  // namespace psnic

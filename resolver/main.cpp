@@ -9,15 +9,15 @@
 
 #include "base/cli.h"
 #include "base/error.h"
+#include "resolver/pid_lookup.h"
 #include "resolver/report.h"
 #include "resolver/resolver.h"
 
 namespace {
 
-// grep-like exit statuses.
-constexpr int kFound = 0;
-constexpr int kNotFound = 1;
-constexpr int kTrouble = 2;
+using psnic::kExitFound;
+using psnic::kExitNotFound;
+using psnic::kExitTrouble;
 
 struct Options {
   std::vector<std::string> pids;
@@ -30,33 +30,21 @@ void complain(const std::string& message) { std::fprintf(stderr, "psnic: %s\n", 
 void print(const std::string& text) { std::fwrite(text.data(), 1, text.size(), stdout); }
 
 int run_pids(psnic::Resolver& resolver, const Options& options) {
-  int status = kFound;
+  int status = kExitFound;
   std::vector<psnic::NetnsReport> reports;
   psnic::ResolveOptions resolve;
   resolve.identity = options.json;
   resolve.netns_name = options.json;  // only JSON prints it: `psnic PID` does not read /run/netns
   const bool several = options.pids.size() > 1;
   for (const std::string& arg : options.pids) {
-    std::optional<pid_t> pid = psnic::parse_pid(arg);
-    if (!pid) {
-      complain((arg.empty() ? std::string("\"\"") : arg) + ": not a process id");
-      status = kTrouble;
-      continue;
-    }
-    try {
-      psnic::NetnsReport report = resolver.resolve_pid(*pid, resolve);
-      if (!report.has_host_peer()) {
-        complain(arg + ": " + psnic::no_peer_reason(report));
-        status = std::max(status, kNotFound);
-      }
-      if (options.json)
-        reports.push_back(std::move(report));
-      else
-        print(psnic::format_host_names(report, several));
-    } catch (const psnic::Error& e) {
-      complain(e.what());
-      status = kTrouble;
-    }
+    psnic::PidLookup lookup = psnic::look_up_pid(resolver, arg, resolve);
+    if (!lookup.message.empty()) complain(lookup.message);
+    status = std::max(status, lookup.exit_status());
+    if (!lookup.resolved()) continue;
+    if (options.json)
+      reports.push_back(std::move(lookup.report));
+    else
+      print(psnic::format_host_names(lookup.report, several));
   }
   if (options.json) print(psnic::format_json(reports));
   return status;
@@ -72,7 +60,7 @@ int run_all(psnic::Resolver& resolver, const Options& options) {
              ": permission denied to its network namespace");
   print(options.json ? psnic::format_json(batch.namespaces)
                      : psnic::format_table(batch.namespaces));
-  return batch.namespaces.empty() ? kNotFound : kFound;
+  return batch.namespaces.empty() ? kExitNotFound : kExitFound;
 }
 
 }  // namespace
@@ -99,12 +87,12 @@ int main(int argc, char** argv) {
   try {
     psnic::Resolver resolver;
     int status = options.all ? run_all(resolver, options) : run_pids(resolver, options);
-    return std::fflush(stdout) == 0 ? status : kTrouble;
+    return std::fflush(stdout) == 0 ? status : kExitTrouble;
   } catch (const psnic::Error& e) {
     complain(e.what());
-    return kTrouble;
+    return kExitTrouble;
   } catch (const std::exception& e) {
     complain(e.what());
-    return kTrouble;
+    return kExitTrouble;
   }
 }

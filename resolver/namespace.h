@@ -15,8 +15,9 @@ namespace psnic {
 // at most the kernel's PID_MAX_LIMIT (4194304). nullopt for anything else.
 std::optional<pid_t> parse_pid(std::string_view text);
 
-// A process's network namespace, held from the first look: the namespace fd keeps the
-// namespace, the pidfd tells whether the process that had it is still the one behind the PID.
+// A process's network namespace, held from the first look (resolver/pid_lookup.h opens it): the
+// namespace fd keeps the namespace, the pidfd tells whether the process that had it is still the
+// one behind the PID.
 struct ProcessNetns {
   pid_t pid = 0;
   Fd pidfd;
@@ -24,23 +25,12 @@ struct ProcessNetns {
   uint64_t inode = 0;  // the namespace's identity (st_ino of its nsfs file)
 };
 
-// A pidfd for PID: it keeps referring to that process, whatever reuses the PID later. Throws
-// Error naming the PID.
-Fd open_pidfd(pid_t pid);
 // Whether the process behind a pidfd has not exited.
 bool process_alive(int pidfd);
 
 // The state letter of a /proc/PID/stat line ('R', 'S', 'Z', ...), or 0 when it is not one. The
 // command name before it is in parentheses and may itself hold spaces and ") ".
 char process_state(std::string_view stat_line);
-
-// Opens PID's network namespace. Throws Error naming the PID: "no such process", "permission
-// denied", or "exited during lookup" when the PID changed owner between the two opens.
-ProcessNetns open_process_netns(pid_t pid);
-
-// Throws Error("<pid>: exited during lookup") unless the process behind `held` is still alive,
-// so an answer is never given for a PID that was reused meanwhile.
-void ensure_alive(const ProcessNetns& held);
 
 // The nsfs inode behind a namespace fd or path.
 uint64_t netns_inode(int netns_fd);

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "base/error.h"
+#include "resolver/pid_lookup.h"
 
 namespace psnic {
 namespace {
@@ -83,8 +84,16 @@ Resolver::Resolver()
 
 NetnsReport Resolver::resolve_pid(pid_t pid, const ResolveOptions& options) {
   ProcessNetns held = open_process_netns(pid);
+  NetnsReport report = resolve(held, options);
+  // Everything was read from the namespace held since the first look; this makes sure it still
+  // belonged to the PID asked about when the answer was complete.
+  ensure_alive(held);
+  return report;
+}
+
+NetnsReport Resolver::resolve(const ProcessNetns& held, const ResolveOptions& options) {
   NetnsReport report;
-  report.pid = pid;
+  report.pid = held.pid;
   report.netns_inode = held.inode;
   if (held.inode == own_inode_) {
     report.host_network = true;
@@ -97,10 +106,7 @@ NetnsReport Resolver::resolve_pid(pid_t pid, const ResolveOptions& options) {
     std::map<uint64_t, std::string> names = named_namespaces(nsfs_device_);
     if (auto name = names.find(held.inode); name != names.end()) report.netns_name = name->second;
   }
-  if (options.identity) report.identity = read_container_identity(pid);
-  // Everything above was read from the namespace held since the first look; this makes sure it
-  // still belonged to the PID asked about when the answer was complete.
-  ensure_alive(held);
+  if (options.identity) report.identity = read_container_identity(held.pid);
   return report;
 }
 

@@ -58,6 +58,10 @@ class Resolver {
   // Throws Error naming the PID: no such process, permission denied, exited during lookup.
   NetnsReport resolve_pid(pid_t pid, const ResolveOptions& options = {});
 
+  // The namespace of a process already opened (open_process, resolver/pid_lookup.h). Whether
+  // the process is still the one opened once this returns is the caller's to check.
+  NetnsReport resolve(const ProcessNetns& held, const ResolveOptions& options = {});
+
   // One host link dump, then one netlink socket per namespace: linear in links + namespaces.
   BatchReport resolve_all(const ResolveOptions& options = {});
 

@@ -1,13 +1,6 @@
 #include "resolver/namespace.h"
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <string>
-
-#include "base/error.h"
 
 namespace psnic {
 namespace {
@@ -35,54 +28,6 @@ TEST(ProcessState, IsTheFieldAfterTheCommandName) {
 TEST(ProcessState, ZeroForWhatIsNotAStatLine) {
   for (const char* text : {"", "4242", "4242 (sleep)", "4242 (sleep) ", "4242 sleep S 1"})
     EXPECT_EQ(process_state(text), 0) << '"' << text << '"';
-}
-
-// A child that has exited and is left unreaped (a zombie) until the test is done with it.
-class Zombie {
- public:
-  Zombie() : pid_(fork()) {
-    if (pid_ == 0) _exit(0);
-    // Waits until it is a zombie, without reaping it.
-    siginfo_t info{};
-    if (pid_ > 0) waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT);
-  }
-  Zombie(const Zombie&) = delete;
-  Zombie& operator=(const Zombie&) = delete;
-  ~Zombie() {
-    if (pid_ > 0) waitpid(pid_, nullptr, 0);
-  }
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_;
-};
-
-TEST(OpenProcessNetns, ZombieIsReportedAsExitedNotAsMissing) {
-  Zombie zombie;
-  ASSERT_GT(zombie.pid(), 0);
-  try {
-    open_process_netns(zombie.pid());
-    FAIL() << "expected an error for the zombie " << zombie.pid();
-  } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()),
-              std::to_string(zombie.pid()) + ": exited (zombie, not yet reaped)");
-    EXPECT_EQ(e.errnum(), ESRCH);
-  }
-}
-
-TEST(OpenProcessNetns, ReapedPidIsNoSuchProcess) {
-  pid_t pid;
-  {
-    Zombie reaped_at_scope_end;
-    pid = reaped_at_scope_end.pid();
-  }
-  ASSERT_GT(pid, 0);
-  try {
-    open_process_netns(pid);
-    FAIL() << "expected an error for the reaped " << pid;
-  } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), std::to_string(pid) + ": no such process");
-  }
 }
 
 }  // namespace
