@@ -55,17 +55,15 @@ int PidAgent::add(const std::string& pid_argument) {
         continue;
       }
       // Attach first so that counting starts at once.
-      program_.track(pair.host_ifindex);
-      std::optional<Attachment> attachment;
+      std::optional<CountedInterface> interface;
       try {
-        attachment = Attachment::attach(program_, pair.host_ifindex, pair.host_name, mode_);
+        interface = CountedInterface::attach(program_, pair.host_ifindex, pair.host_name, mode_);
       } catch (const Error&) {
         if (self_) self_->count_error(ErrorOp::kAttach);
-        program_.untrack(pair.host_ifindex);
         watched->ifindexes.pop_back();
         throw;
       }
-      Counted counted{std::move(*attachment), {}, pid, 1, {}};
+      Counted counted{std::move(*interface), {}, pid, 1, {}};
       counted.labels.container_id = report.identity.id;
       counted.labels.interface = pair.name;
       counted.labels.host_interface = pair.host_name;
@@ -90,10 +88,8 @@ void PidAgent::release(Watched& watched, const char* why) {
   for (uint32_t ifindex : watched.ifindexes) {
     auto it = counted_.find(ifindex);
     if (it == counted_.end() || --it->second.users > 0) continue;
-    names += (names.empty() ? "" : ", ") + it->second.attachment.name();
-    it->second.attachment.detach();
-    program_.untrack(ifindex);
-    counted_.erase(it);
+    names += (names.empty() ? "" : ", ") + it->second.interface.name();
+    counted_.erase(it);  // stops counting: hooks detached, counter dropped
   }
   watched.ifindexes.clear();
   if (why != nullptr)
@@ -106,7 +102,7 @@ void PidAgent::publish_labels() {
   size_t tcx = 0;
   for (const auto& [ifindex, counted] : counted_) {
     table->emplace(ifindex, counted.labels);
-    if (counted.attachment.mode() == AttachMode::tcx) ++tcx;
+    if (counted.interface.mode() == AttachMode::tcx) ++tcx;
   }
   if (self_) {
     self_->set_attached("tcx", static_cast<double>(tcx));

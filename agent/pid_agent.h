@@ -45,7 +45,7 @@ class PidAgent {
  private:
   // One host interface, attached once however many watched processes share its namespace.
   struct Counted {
-    Attachment attachment;
+    CountedInterface interface;
     InterfaceLabels labels;  // from the first process that brought it
     pid_t pid = 0;           // that process, for the rate table
     size_t users = 0;        // watched processes whose namespace it serves
