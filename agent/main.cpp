@@ -106,6 +106,15 @@ CLI::Validator listen_address() {
       "");
 }
 
+// A pin directory is an absolute path: a relative one would depend on where the agent started.
+CLI::Validator absolute_path() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        return !text.empty() && text[0] == '/' ? "" : text + ": not absolute";
+      },
+      "");
+}
+
 // "serving /metrics on ADDR:PORT" with the port bound, which --listen ADDR:0 leaves to the
 // kernel: the address as given, up to its last colon.
 void log_serving(const std::string& listen, const psnic::MetricsServer& server) {
@@ -316,7 +325,8 @@ int main(int argc, char** argv) {
                  "bpf filesystem directory where the counters and links are pinned, so that a "
                  "restarted agent adopts them (a bpf filesystem is mounted on /sys/fs/bpf if "
                  "none is)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(absolute_path());
   CLI::Option* no_pin =
       app.add_flag("--no-pin", options.no_pin,
                    "pin nothing: detach everything on exit, adopt nothing (--pid always runs so)");

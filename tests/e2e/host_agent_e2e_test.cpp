@@ -618,9 +618,11 @@ TEST_F(HostAgentE2eTest, PinDirectoryProblemsAreOneLine) {
   EXPECT_EQ(r.err, "psnic-agent: nothing pinned in " + absent + "\n");
   EXPECT_FALSE(std::filesystem::exists(absent));
 
+  // A bad argument: status 2, before anything touches the host.
   r = run(agent_binary() + " --listen 127.0.0.1:0 --pin-dir relative/psnic");
-  EXPECT_EQ(r.status, 1);
-  EXPECT_EQ(r.err, "psnic-agent: pin directory relative/psnic: not absolute\n");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "psnic-agent: --pin-dir: relative/psnic: not absolute (see --help)\n");
+  EXPECT_EQ(access("relative", F_OK), -1);
   r = run(agent_binary() + " --listen 127.0.0.1:0 --pin-dir /proc/psnictest/psnic");
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(r.err,
