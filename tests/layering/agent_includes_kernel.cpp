@@ -1,0 +1,2 @@
+// Must compile: the agent including the layer below it (the check's control).
+#include "kernel/attach.h"
