@@ -64,8 +64,8 @@ std::string daemon_message(const std::string& body);
 // more; if the daemon's own version was the one refused, unversioned paths are used.
 //
 // One libcurl easy handle is reused (the connection is kept alive). Redirects are never
-// followed, proxy environment variables are ignored, responses are limited to
-// kMaxResponseBytes, and each request has a 2 s total timeout (500 ms to connect).
+// followed, proxy environment variables are ignored, response heads are limited to 64 KiB and
+// bodies to kMaxResponseBytes, and each request has a 2 s total timeout (500 ms to connect).
 class DockerClient {
  public:
   static constexpr long kTimeoutMs = 2000;
@@ -89,8 +89,8 @@ class DockerClient {
 
   // GET /containers/{id}/json. nullopt when the daemon answers 404 "no such container"; throws
   // Error (one line: "<socket>: <cause>") on an id that is not is_container_id() (EINVAL),
-  // transport failure (the connect errno, ETIMEDOUT, EMSGSIZE, EIO), other HTTP errors (EPROTO)
-  // and malformed responses (EBADMSG).
+  // transport failure (the connect errno, ETIMEDOUT, EMSGSIZE, EIO), a response that is not
+  // HTTP/1.x and other HTTP errors (EPROTO), and malformed responses (EBADMSG).
   std::optional<ContainerInfo> inspect(std::string_view id);
 
   // GET /containers/json: the full ids of the running containers. Throws as inspect().
