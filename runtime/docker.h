@@ -56,12 +56,13 @@ std::string daemon_message(const std::string& body);
 // moved-from client may only be destroyed or assigned to.
 //
 // API version: no single version is accepted by every daemon in use: 20.10 serves at most 1.41,
-// while 29.0 refuses anything below 1.44. So the client negotiates, as the docker CLI does:
-// before its first versioned request it asks GET /_ping (unversioned), then speaks the daemon's
-// Api-Version capped at kDockerApiNewest (1.52, Docker 29.0's). Every field read here has kept
-// its meaning from 1.24 up to 1.52. A request refused with "client version ... is too old/new"
-// (the daemon was upgraded or downgraded under a running agent) renegotiates and is sent once
-// more; if the daemon's own version was the one refused, unversioned paths are used.
+// while 29.0 refuses anything below 1.44. So the client negotiates, as the docker CLI does (and
+// DockerEvents, with the same code): before its first versioned request it asks GET /_ping
+// (unversioned), then speaks the daemon's Api-Version capped at kDockerApiNewest (1.52, Docker
+// 29.0's). Every field read here has kept its meaning from 1.24 up to 1.52. A request refused
+// with "client version ... is too old/new" (the daemon was upgraded or downgraded under a
+// running agent) renegotiates and is sent once more; if the daemon's own version was the one
+// refused, unversioned paths are used.
 //
 // One libcurl easy handle is reused (the connection is kept alive). Redirects are never
 // followed, proxy environment variables are ignored, response heads are limited to 64 KiB and
