@@ -1,19 +1,17 @@
 #include "runtime/docker.h"
 
-#include <curl/curl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <climits>
-#include <cstring>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <utility>
 
-#include "resolver/cgroup.h"
 #include "base/error.h"
+#include "resolver/cgroup.h"
+#include "runtime/docker_http.h"
 
 namespace psnic {
 namespace {
@@ -24,11 +22,6 @@ using nlohmann::json;
 constexpr const char* kParseObject = "container JSON";
 
 Error bad_message(std::string cause) { return Error(kParseObject, EBADMSG, std::move(cause)); }
-
-std::string lowercase_first(std::string s) {
-  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
-  return s;
-}
 
 bool contains_nocase(std::string_view haystack, std::string_view needle) {
   auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(),
@@ -91,13 +84,6 @@ std::optional<std::pair<unsigned, unsigned>> parse_api_version(std::string_view 
   auto minor = number(v.substr(dot + 1));
   if (!major || !minor) return std::nullopt;
   return std::pair{*major, *minor};
-}
-
-CURLcode init_libcurl_once() {
-  static std::once_flag once;
-  static CURLcode result = CURLE_OK;
-  std::call_once(once, [] { result = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  return result;
 }
 
 }  // namespace
@@ -188,160 +174,28 @@ ContainerInfo parse_container_json(std::string_view text) {
 }
 
 struct DockerClient::Impl {
-  struct Response {
-    std::string path;  // as requested, with its version prefix
-    long status = 0;
-    std::string body;
-    std::string api_version;  // the Api-Version header, "" when absent
-  };
+  explicit Impl(std::string socket_path)
+      : handle(std::move(socket_path), DockerHandle::Kind::kRequest, kTimeoutMs, kMaxResponseBytes),
+        version(handle.socket()) {}
 
-  std::string socket;
-  CURL* curl = nullptr;
-  // The negotiated version: "1.41", or "" for unversioned paths; nullopt until negotiated.
-  std::optional<std::string> version;
-  std::string body;
-  bool too_large = false;
-  char errbuf[CURL_ERROR_SIZE] = {};
+  DockerResponse get(const std::string& path) { return handle.perform(path); }
 
-  explicit Impl(std::string socket_path) : socket(std::move(socket_path)) {
-    const CURLcode init = init_libcurl_once();
-    if (init != CURLE_OK)
-      throw Error(socket, EIO,
-                  "cannot initialise libcurl: " + lowercase_first(curl_easy_strerror(init)));
-    curl = curl_easy_init();
-    if (!curl) throw Error(socket, ENOMEM, "cannot create a libcurl handle");
-    try {
-      configure();
-    } catch (...) {
-      curl_easy_cleanup(curl);
-      throw;
-    }
-  }
-  Impl(const Impl&) = delete;
-  Impl& operator=(const Impl&) = delete;
-  ~Impl() { curl_easy_cleanup(curl); }
-
-  template <typename T>
-  void set(CURLoption option, T value, const char* what) {
-    const CURLcode rc = curl_easy_setopt(curl, option, value);
-    if (rc != CURLE_OK)
-      throw Error(
-          socket, EINVAL,
-          std::string("libcurl refuses ") + what + ": " + lowercase_first(curl_easy_strerror(rc)));
-  }
-
-  static size_t write_body(char* data, size_t size, size_t count, void* user) {
-    auto* self = static_cast<Impl*>(user);
-    const size_t n = size * count;
-    if (n > kMaxResponseBytes - self->body.size()) {
-      self->too_large = true;
-      return 0;  // anything but n aborts the transfer
-    }
-    self->body.append(data, n);
-    return n;
-  }
-
-  void configure() {
-    set(CURLOPT_UNIX_SOCKET_PATH, socket.c_str(), "the unix socket path");
-    // Never a proxy, whatever http_proxy/ALL_PROXY say: the daemon is on the socket.
-    set(CURLOPT_PROXY, "", "disabling proxies");
-    set(CURLOPT_NOPROXY, "*", "disabling proxies");
-    set(CURLOPT_FOLLOWLOCATION, 0L, "disabling redirects");
-#if LIBCURL_VERSION_NUM >= 0x075500
-    set(CURLOPT_PROTOCOLS_STR, "http", "restricting protocols");
-#else
-    set(CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP), "restricting protocols");
-#endif
-    set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1), "HTTP/1.1");
-    set(CURLOPT_TIMEOUT_MS, kTimeoutMs, "the timeout");
-    set(CURLOPT_CONNECTTIMEOUT_MS, kConnectTimeoutMs, "the connect timeout");
-    set(CURLOPT_NOSIGNAL, 1L, "no signals");  // timeouts without SIGALRM: thread-safe
-    set(CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxResponseBytes), "the size limit");
-    set(CURLOPT_WRITEFUNCTION, &Impl::write_body, "the write callback");
-    set(CURLOPT_WRITEDATA, static_cast<void*>(this), "the write callback");
-    set(CURLOPT_ERRORBUFFER, errbuf, "the error buffer");
-    set(CURLOPT_USERAGENT, "psnic-agent", "the user agent");
-  }
-
-  Error transport_error(CURLcode rc, const std::string& path) {
-    const std::string request = "GET " + path + ": ";
-    if (too_large || rc == CURLE_FILESIZE_EXCEEDED)
-      return Error(
-          socket, EMSGSIZE,
-          request + "response larger than " + std::to_string(kMaxResponseBytes >> 20) + " MiB");
-    long os_errno = 0;
-    curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
-    if (rc == CURLE_COULDNT_CONNECT) {
-      // curl's own text would name "localhost port 80"; the errno says what happened.
-      const int errnum = os_errno ? static_cast<int>(os_errno) : ECONNREFUSED;
-      return Error(
-          socket, errnum,
-          "cannot connect to the docker daemon: " +
-              lowercase_first(strerrordesc_np(errnum) ? strerrordesc_np(errnum) : "unknown error"));
-    }
-    std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-    while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
-    const int errnum = rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT
-                       : os_errno                     ? static_cast<int>(os_errno)
-                                                      : EIO;
-    return Error(socket, errnum, request + lowercase_first(printable(detail)));
-  }
-
-  Error http_error(const Response& r) const {
-    std::string cause = "GET " + r.path + ": HTTP " + std::to_string(r.status);
-    const std::string message = daemon_message(r.body);
-    if (!message.empty()) cause += ": " + printable(message);
-    return Error(socket, EPROTO, cause);
+  // GET of an API path ("/containers/json") at the negotiated version.
+  DockerResponse api_get(const std::string& path) {
+    const ApiVersionNegotiation::Send send = [this](const std::string& p) { return get(p); };
+    return version.get(path, send, send);
   }
 
   // Re-throws a parse error of a response as this socket's, naming the request.
-  [[noreturn]] void rethrow_bad_response(const Error& e, const Response& r) const {
+  [[noreturn]] void rethrow_bad_response(const Error& e, const DockerResponse& r) const {
     const std::string what = e.what();
     const std::string prefix = e.object() + ": ";
     const std::string cause = what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what;
-    throw Error(socket, e.errnum(), "GET " + r.path + ": bad response: " + cause);
+    throw Error(handle.socket(), e.errnum(), "GET " + r.path + ": bad response: " + cause);
   }
 
-  Response get(const std::string& path) {
-    body.clear();
-    too_large = false;
-    errbuf[0] = '\0';
-    const std::string url = "http://localhost" + path;
-    set(CURLOPT_URL, url.c_str(), "the URL");
-    const CURLcode rc = curl_easy_perform(curl);
-    if (rc != CURLE_OK) throw transport_error(rc, path);
-    Response r;
-    r.path = path;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-    struct curl_header* header = nullptr;
-    if (curl_easy_header(curl, "Api-Version", 0, CURLH_HEADER, -1, &header) == CURLHE_OK)
-      r.api_version = header->value;
-    r.body = std::move(body);
-    body = std::string();
-    return r;
-  }
-
-  void negotiate() {
-    Response r = get("/_ping");
-    if (r.status != 200) throw http_error(r);
-    version = choose_api_version(r.api_version);
-  }
-
-  static bool is_version_refusal(const Response& r) {
-    return r.status == 400 && daemon_message(r.body).rfind("client version ", 0) == 0;
-  }
-
-  // GET of an API path ("/containers/json") at the negotiated version.
-  Response api_get(const std::string& path) {
-    if (!version) negotiate();
-    Response r = get((version->empty() ? "" : "/v" + *version) + path);
-    if (!is_version_refusal(r)) return r;
-    // The daemon changed under us (upgrade, downgrade): ask again, once.
-    const std::string refused = *version;
-    negotiate();
-    if (*version == refused) version = "";  // its own version refused: unversioned paths
-    return get((version->empty() ? "" : "/v" + *version) + path);
-  }
+  DockerHandle handle;
+  ApiVersionNegotiation version;
 };
 
 DockerClient::DockerClient(std::string socket_path)
@@ -350,20 +204,17 @@ DockerClient::~DockerClient() = default;
 DockerClient::DockerClient(DockerClient&&) noexcept = default;
 DockerClient& DockerClient::operator=(DockerClient&&) noexcept = default;
 
-const std::string& DockerClient::socket_path() const { return impl_->socket; }
+const std::string& DockerClient::socket_path() const { return impl_->handle.socket(); }
 
-const std::string& DockerClient::api_version() const {
-  static const std::string none;
-  return impl_->version ? *impl_->version : none;
-}
+const std::string& DockerClient::api_version() const { return impl_->version.spoken(); }
 
 bool DockerClient::available() {
   struct stat st {};
-  if (stat(impl_->socket.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  if (stat(socket_path().c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
   try {
-    Impl::Response r = impl_->get("/_ping");
+    const DockerResponse r = impl_->get("/_ping");
     if (r.status != 200) return false;
-    if (!impl_->version) impl_->version = choose_api_version(r.api_version);
+    if (!impl_->version.negotiated()) impl_->version.learn(r);
     return true;
   } catch (const std::exception&) {
     return false;
@@ -372,12 +223,12 @@ bool DockerClient::available() {
 
 std::optional<ContainerInfo> DockerClient::inspect(std::string_view id) {
   if (!is_container_id(id))
-    throw Error(impl_->socket, EINVAL,
+    throw Error(socket_path(), EINVAL,
                 "not a container id (12 to 64 lowercase hex digits): \"" + printable(id) + "\"");
-  const Impl::Response r = impl_->api_get("/containers/" + std::string(id) + "/json");
+  const DockerResponse r = impl_->api_get("/containers/" + std::string(id) + "/json");
   if (r.status == 404 && contains_nocase(daemon_message(r.body), "no such container"))
     return std::nullopt;
-  if (r.status != 200) throw impl_->http_error(r);
+  if (r.status != 200) throw http_error(socket_path(), r);
   ContainerInfo info;
   try {
     info = parse_container_json(r.body);
@@ -387,15 +238,15 @@ std::optional<ContainerInfo> DockerClient::inspect(std::string_view id) {
   // Docker looks a container up by full id, then by name, then by id prefix: a prefix that is
   // also some container's name finds that container.
   if (info.id.compare(0, id.size(), id) != 0)
-    throw Error(impl_->socket, EPROTO,
+    throw Error(socket_path(), EPROTO,
                 "GET " + r.path + ": the daemon answered for container " + info.id +
                     " (a container named " + std::string(id) + "?)");
   return info;
 }
 
 std::vector<std::string> DockerClient::running() {
-  const Impl::Response r = impl_->api_get("/containers/json");
-  if (r.status != 200) throw impl_->http_error(r);
+  const DockerResponse r = impl_->api_get("/containers/json");
+  if (r.status != 200) throw http_error(socket_path(), r);
   std::vector<std::string> ids;
   try {
     const json doc = parse_json(r.body);

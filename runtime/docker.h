@@ -56,16 +56,17 @@ std::string daemon_message(const std::string& body);
 // moved-from client may only be destroyed or assigned to.
 //
 // API version: no single version is accepted by every daemon in use: 20.10 serves at most 1.41,
-// while 29.0 refuses anything below 1.44. So the client negotiates, as the docker CLI does:
-// before its first versioned request it asks GET /_ping (unversioned), then speaks the daemon's
-// Api-Version capped at kDockerApiNewest (1.52, Docker 29.0's). Every field read here has kept
-// its meaning from 1.24 up to 1.52. A request refused with "client version ... is too old/new"
-// (the daemon was upgraded or downgraded under a running agent) renegotiates and is sent once
-// more; if the daemon's own version was the one refused, unversioned paths are used.
+// while 29.0 refuses anything below 1.44. So the client negotiates, as the docker CLI does (and
+// DockerEvents, with the same code): before its first versioned request it asks GET /_ping
+// (unversioned), then speaks the daemon's Api-Version capped at kDockerApiNewest (1.52, Docker
+// 29.0's). Every field read here has kept its meaning from 1.24 up to 1.52. A request refused
+// with "client version ... is too old/new" (the daemon was upgraded or downgraded under a
+// running agent) renegotiates and is sent once more; if the daemon's own version was the one
+// refused, unversioned paths are used.
 //
 // One libcurl easy handle is reused (the connection is kept alive). Redirects are never
-// followed, proxy environment variables are ignored, responses are limited to
-// kMaxResponseBytes, and each request has a 2 s total timeout (500 ms to connect).
+// followed, proxy environment variables are ignored, response heads are limited to 64 KiB and
+// bodies to kMaxResponseBytes, and each request has a 2 s total timeout (500 ms to connect).
 class DockerClient {
  public:
   static constexpr long kTimeoutMs = 2000;
@@ -89,8 +90,8 @@ class DockerClient {
 
   // GET /containers/{id}/json. nullopt when the daemon answers 404 "no such container"; throws
   // Error (one line: "<socket>: <cause>") on an id that is not is_container_id() (EINVAL),
-  // transport failure (the connect errno, ETIMEDOUT, EMSGSIZE, EIO), other HTTP errors (EPROTO)
-  // and malformed responses (EBADMSG).
+  // transport failure (the connect errno, ETIMEDOUT, EMSGSIZE, EIO), a response that is not
+  // HTTP/1.x and other HTTP errors (EPROTO), and malformed responses (EBADMSG).
   std::optional<ContainerInfo> inspect(std::string_view id);
 
   // GET /containers/json: the full ids of the running containers. Throws as inspect().

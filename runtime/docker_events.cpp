@@ -1,25 +1,22 @@
 #include "runtime/docker_events.h"
 
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
-#include <cstddef>
-#include <iterator>
+#include <cstdint>
 #include <nlohmann/json.hpp>
-#include <optional>
-#include <thread>
 #include <utility>
 
-#include "runtime/docker.h"
-#include "resolver/cgroup.h"
 #include "base/error.h"
+#include "base/fd.h"
+#include "resolver/cgroup.h"
+#include "runtime/docker.h"
+#include "runtime/docker_http.h"
 
 namespace psnic {
 namespace {
@@ -32,252 +29,12 @@ using Clock = std::chrono::steady_clock;
 constexpr std::string_view kFilters =
     R"({"type":["container"],"event":["start","rename","die","destroy"]})";
 
-// A chunk-size line with its extensions, or a trailer line: a few bytes from any real daemon.
-constexpr size_t kMaxLineBytes = 4096;
-constexpr size_t kMaxHeadBytes = size_t{64} << 10;
-// Of an error response, only the daemon's message is wanted.
-constexpr size_t kMaxErrorBodyBytes = size_t{64} << 10;
-
 bool is_blank(std::string_view text) { return text.find_first_not_of(" \t\r") == text.npos; }
 
-bool equals_nocase(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) ==
-           std::tolower(static_cast<unsigned char>(y));
-  });
-}
-
-std::string_view trimmed(std::string_view text) {
-  const size_t first = text.find_first_not_of(" \t");
-  if (first == text.npos) return {};
-  return text.substr(first, text.find_last_not_of(" \t") - first + 1);
-}
-
-// RFC 3986: everything but the unreserved characters as %XX.
-std::string percent_encoded(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += c;
-    } else {
-      out += '%';
-      out += kHex[u >> 4];
-      out += kHex[u & 0xf];
-    }
-  }
-  return out;
-}
-
-// "chunk-size [BWS ; chunk-ext]": the hexadecimal size; extensions (none is defined for this
-// response) are skipped. nullopt unless well-formed and below 2^64.
-std::optional<uint64_t> parse_chunk_size(std::string_view line) {
-  uint64_t size = 0;
-  const char* end = line.data() + line.size();
-  const auto [digits_end, error] = std::from_chars(line.data(), end, size, 16);
-  if (error != std::errc() || digits_end == line.data()) return std::nullopt;
-  const std::string_view rest = trimmed(std::string_view(digits_end, end - digits_end));
-  if (!rest.empty() && rest.front() != ';') return std::nullopt;
-  return size;
-}
-
-// An Error of the socket whose cause is `what` and strerror(errnum):
-// "/var/run/docker.sock: GET /_ping: connection reset by peer".
-Error socket_error(const std::string& socket, const std::string& what, int errnum) {
-  return Error(socket, errnum, system_error(what, errnum).what());
-}
-
-struct ResponseHead {
-  int status = 0;
-  std::string api_version;  // the Api-Version header, "" when absent
-  bool chunked = false;     // Transfer-Encoding: chunked
-  std::optional<size_t> content_length;
-};
-
-// The status line and the headers used here; nullopt unless the text is an HTTP/1.x head.
-std::optional<ResponseHead> parse_response_head(std::string_view text) {
-  size_t line_end = text.find("\r\n");
-  const std::string_view status_line = text.substr(0, line_end);
-  // "HTTP/1.1 200 OK"
-  if (status_line.size() < 12 || status_line.substr(0, 7) != "HTTP/1." ||
-      !std::isdigit(static_cast<unsigned char>(status_line[7])) || status_line[8] != ' ')
-    return std::nullopt;
-  ResponseHead head;
-  const auto [status_end, error] =
-      std::from_chars(status_line.data() + 9, status_line.data() + 12, head.status);
-  if (error != std::errc() || status_end != status_line.data() + 12 || head.status < 100 ||
-      (status_line.size() > 12 && status_line[12] != ' '))
-    return std::nullopt;
-
-  while (line_end != text.npos && line_end + 2 < text.size()) {
-    const size_t start = line_end + 2;
-    line_end = text.find("\r\n", start);
-    const std::string_view line = text.substr(start, line_end - start);
-    if (line.empty()) break;  // the end of the head
-    const size_t colon = line.find(':');
-    if (colon == line.npos) return std::nullopt;
-    const std::string_view name = line.substr(0, colon);
-    const std::string_view value = trimmed(line.substr(colon + 1));
-    if (equals_nocase(name, "Api-Version")) {
-      head.api_version = value;
-    } else if (equals_nocase(name, "Transfer-Encoding")) {
-      head.chunked = equals_nocase(value, "chunked");
-    } else if (equals_nocase(name, "Content-Length")) {
-      size_t length = 0;
-      const auto [end, bad] = std::from_chars(value.data(), value.data() + value.size(), length);
-      if (bad == std::errc() && end == value.data() + value.size()) head.content_length = length;
-    }
-  }
-  return head;
-}
-
-// One GET on a connection of its own (Connection: close), within the deadline of
-// DockerEvents::open(). Errors name the socket and the request.
-class Exchange {
- public:
-  // Connects and sends "GET <path><query>".
-  Exchange(const std::string& socket, Clock::time_point deadline, std::string path,
-           std::string_view query = "")
-      : socket_(socket), deadline_(deadline), request_("GET " + std::move(path)) {
-    connect_socket();
-    const std::string text = request_ + std::string(query) +
-                             " HTTP/1.1\r\nHost: localhost\r\nUser-Agent: psnic-agent\r\n"
-                             "Connection: close\r\n\r\n";
-    for (size_t sent = 0; sent < text.size();) {
-      const ssize_t n = send(fd_.get(), text.data() + sent, text.size() - sent, MSG_NOSIGNAL);
-      if (n >= 0) {
-        sent += static_cast<size_t>(n);
-      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        wait(POLLOUT);
-      } else if (errno != EINTR) {
-        throw socket_error(socket_, request_, errno);
-      }
-    }
-  }
-
-  // Reads the response head, and not one byte more: what follows is the event stream, which
-  // DockerEvents::drain() reads when epoll says so.
-  ResponseHead read_head() {
-    std::string head;
-    char buffer[4096];
-    for (;;) {
-      wait(POLLIN);
-      const ssize_t peeked = recv(fd_.get(), buffer, sizeof buffer, MSG_PEEK);
-      if (peeked == 0)
-        throw Error(socket_, EPROTO, request_ + ": connection closed before the response head");
-      if (peeked < 0) {
-        if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
-        throw socket_error(socket_, request_, errno);
-      }
-      const size_t before = head.size();
-      head.append(buffer, static_cast<size_t>(peeked));
-      const size_t end = head.find("\r\n\r\n", before < 3 ? 0 : before - 3);
-      const size_t take = end == head.npos ? static_cast<size_t>(peeked) : end + 4 - before;
-      head.resize(before + take);
-      // The bytes were peeked and no one else reads this socket: they are there.
-      if (recv(fd_.get(), buffer, take, 0) != static_cast<ssize_t>(take))
-        throw Error(socket_, EIO, request_ + ": lost the peeked response head");
-      if (end != head.npos) break;
-      if (head.size() > kMaxHeadBytes)
-        throw Error(socket_, EMSGSIZE,
-                    request_ + ": response head larger than " +
-                        std::to_string(kMaxHeadBytes >> 10) + " KiB");
-    }
-    std::optional<ResponseHead> parsed = parse_response_head(head);
-    if (!parsed)
-      throw Error(socket_, EPROTO,
-                  request_ + ": not an HTTP/1.x response: \"" +
-                      printable(head.substr(0, head.find("\r\n"))) + "\"");
-    return *parsed;
-  }
-
-  // The daemon's message in the body of a response other than 200, read up to its length, the
-  // end of the connection, 64 KiB or the deadline, whichever comes first.
-  std::string error_message(const ResponseHead& head) {
-    return daemon_message(read_error_body(head));
-  }
-
-  Error http_error(const ResponseHead& head, const std::string& message) const {
-    std::string cause = request_ + ": HTTP " + std::to_string(head.status);
-    if (!message.empty()) cause += ": " + printable(message);
-    return Error(socket_, EPROTO, cause);
-  }
-
-  // "GET /v1.41/events", without the query.
-  const std::string& request() const { return request_; }
-  Fd release() { return std::move(fd_); }
-
- private:
-  void connect_socket() {
-    const std::string what = "cannot connect to the docker daemon";
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    if (socket_.empty()) throw socket_error(socket_, what, ENOENT);
-    if (socket_.size() >= sizeof address.sun_path) throw socket_error(socket_, what, ENAMETOOLONG);
-    socket_.copy(address.sun_path, socket_.size());
-    fd_ = Fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd_.valid()) throw socket_error(socket_, what, errno);
-    const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + socket_.size());
-    // A non-blocking connect to a unix socket fails with EAGAIN while the listener's backlog is
-    // full (there is no EINPROGRESS to poll for): try again until the deadline.
-    while (connect(fd_.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN) throw socket_error(socket_, what, errno);
-      if (Clock::now() >= deadline_) throw socket_error(socket_, what, ETIMEDOUT);
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
-
-  // Waits until the socket is ready for `events`; ETIMEDOUT at the deadline.
-  void wait(short events) {
-    for (;;) {
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - Clock::now());
-      if (left.count() <= 0) break;
-      pollfd p{fd_.get(), events, 0};
-      const int n = poll(&p, 1, static_cast<int>(left.count()));
-      if (n > 0) return;  // also on POLLHUP or POLLERR: the next send or recv says what it is
-      if (n < 0 && errno != EINTR) throw socket_error(socket_, request_, errno);
-    }
-    throw Error(
-        socket_, ETIMEDOUT,
-        request_ + ": no answer within " + std::to_string(DockerEvents::kOpenTimeoutMs) + " ms");
-  }
-
-  std::string read_error_body(const ResponseHead& head) {
-    const size_t limit =
-        std::min(head.content_length.value_or(kMaxErrorBodyBytes), kMaxErrorBodyBytes);
-    std::string body;
-    char buffer[4096];
-    try {
-      while (body.size() < limit) {
-        wait(POLLIN);
-        const ssize_t n = recv(fd_.get(), buffer, std::min(sizeof buffer, limit - body.size()), 0);
-        if (n == 0) break;
-        if (n > 0) {
-          body.append(buffer, static_cast<size_t>(n));
-        } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-          break;
-        }
-      }
-    } catch (const Error&) {
-      // The deadline: the status alone makes the error.
-    }
-    return body;
-  }
-
-  std::string socket_;
-  Clock::time_point deadline_;
-  std::string request_;
-  Fd fd_;
-};
-
-// GET /_ping: the API version to speak, as DockerClient chooses it.
-std::string negotiate(const std::string& socket, Clock::time_point deadline) {
-  Exchange ping(socket, deadline, "/_ping");
-  const ResponseHead head = ping.read_head();
-  if (head.status != 200) throw ping.http_error(head, ping.error_message(head));
-  return choose_api_version(head.api_version);
+// The milliseconds left until `deadline`, rounded up; 0 once it has passed.
+long ms_until(Clock::time_point deadline) {
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+  return std::max<long>(0, left.count());
 }
 
 }  // namespace
@@ -290,63 +47,21 @@ void EventStreamParser::fail(const std::string& cause) const {
 
 std::vector<ContainerEvent> EventStreamParser::feed(std::string_view bytes) {
   std::vector<ContainerEvent> events;
-  while (!bytes.empty() && state_ != State::kFinished) {
-    if (state_ == State::kData) {
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(remaining_, bytes.size()));
-      take_data(bytes.substr(0, n), events);
-      bytes.remove_prefix(n);
-      remaining_ -= n;
-      if (remaining_ == 0) state_ = State::kDataEnd;
-    } else if (state_ == State::kDataEnd) {
-      // The CRLF that ends a chunk's data; anything else means the size was wrong.
-      if (bytes.front() != "\r\n"[line_.size()]) fail("chunk data not ended by CRLF");
-      line_ += bytes.front();
-      bytes.remove_prefix(1);
-      if (line_.size() == 2) {
-        line_.clear();
-        state_ = State::kSize;
-      }
-    } else {
-      const size_t newline = bytes.find('\n');
-      line_.append(bytes.substr(0, newline));
-      if (line_.size() > kMaxLineBytes)
-        fail("chunk line longer than " + std::to_string(kMaxLineBytes) + " bytes");
-      if (newline == bytes.npos) break;
-      bytes.remove_prefix(newline + 1);
-      if (line_.empty() || line_.back() != '\r') fail("chunk line not ended by CRLF");
-      line_.pop_back();
-      take_line(line_);
-      line_.clear();
-    }
-  }
-  if (state_ == State::kFinished && !is_blank(message_)) fail("the stream ended inside a message");
-  return events;
-}
-
-void EventStreamParser::take_line(std::string_view line) {
-  if (state_ == State::kTrailer) {
-    // Trailer fields (none expected) are skipped; an empty line ends the response.
-    if (line.empty()) state_ = State::kFinished;
-    return;
-  }
-  const std::optional<uint64_t> size = parse_chunk_size(line);
-  if (!size) fail("bad chunk size \"" + printable(line) + "\"");
-  remaining_ = *size;
-  state_ = remaining_ == 0 ? State::kTrailer : State::kData;
-}
-
-void EventStreamParser::take_data(std::string_view data, std::vector<ContainerEvent>& events) {
   for (;;) {
-    const size_t newline = data.find('\n');
-    const std::string_view piece = data.substr(0, newline);
+    const size_t newline = bytes.find('\n');
+    const std::string_view piece = bytes.substr(0, newline);
     if (piece.size() > kMaxMessageBytes - message_.size())
       fail("a message larger than " + std::to_string(kMaxMessageBytes >> 20) + " MiB");
     message_.append(piece);
-    if (newline == data.npos) return;
-    data.remove_prefix(newline + 1);
+    if (newline == bytes.npos) return events;
+    bytes.remove_prefix(newline + 1);
     take_message(message_, events);
     message_.clear();
   }
+}
+
+void EventStreamParser::end() const {
+  if (!is_blank(message_)) fail("the stream ended inside a message");
 }
 
 void EventStreamParser::take_message(std::string_view text,
@@ -389,55 +104,237 @@ void EventStreamParser::take_message(std::string_view text,
   events.push_back(std::move(event));
 }
 
-DockerEvents::DockerEvents(std::string socket, std::string api_version, Fd fd)
+// GET /events on a libcurl multi handle whose sockets and timeout are watched by an epoll
+// instance of its own, fd(): libcurl tells through its callbacks what to wait for, and step()
+// lets it act on what is ready.
+class DockerEvents::Transfer {
+ public:
+  Transfer(const std::string& socket, std::string path, long connect_timeout_ms)
+      : handle_(socket, DockerHandle::Kind::kStream, connect_timeout_ms,
+                DockerClient::kMaxResponseBytes) {
+    char* query =
+        curl_easy_escape(handle_.curl(), kFilters.data(), static_cast<int>(kFilters.size()));
+    if (!query) throw Error(socket, ENOMEM, "cannot encode the event filters");
+    const std::string filters = std::string("?filters=") + query;
+    curl_free(query);
+    handle_.prepare(std::move(path), filters);
+    if (!epoll_.valid() || !timer_.valid() || !pending_.valid()) throw system_error(socket, errno);
+    watch(timer_.get(), EPOLLIN);
+    watch(pending_.get(), EPOLLIN);
+    if (!multi_) throw Error(socket, ENOMEM, "cannot create a libcurl multi handle");
+    check(curl_multi_setopt(multi_.get(), CURLMOPT_SOCKETFUNCTION, &Transfer::on_socket));
+    check(curl_multi_setopt(multi_.get(), CURLMOPT_SOCKETDATA, static_cast<void*>(this)));
+    check(curl_multi_setopt(multi_.get(), CURLMOPT_TIMERFUNCTION, &Transfer::on_timer));
+    check(curl_multi_setopt(multi_.get(), CURLMOPT_TIMERDATA, static_cast<void*>(this)));
+    // Sets libcurl's first timeout, at once: the connect happens in the first step().
+    check(curl_multi_add_handle(multi_.get(), handle_.curl()));
+  }
+  Transfer(const Transfer&) = delete;
+  Transfer& operator=(const Transfer&) = delete;
+  // Closes the connection there and then: nothing waits for the daemon.
+  ~Transfer() { curl_multi_remove_handle(multi_.get(), handle_.curl()); }
+
+  int fd() const { return epoll_.get(); }
+  DockerHandle& handle() { return handle_; }
+  bool done() const { return done_; }
+  CURLcode result() const { return result_; }
+
+  // Keeps fd() readable for what was read but not handed over yet, or no longer.
+  void set_pending() {
+    const uint64_t one = 1;
+    (void)!write(pending_.get(), &one, sizeof one);
+  }
+  void clear_pending() {
+    uint64_t count;
+    (void)!read(pending_.get(), &count, sizeof count);
+  }
+
+  // Waits up to `timeout_ms` (0: not at all) for what libcurl waits for, and lets it act on
+  // what is ready. Whether anything was.
+  bool step(int timeout_ms) {
+    epoll_event ready[8];
+    const int n = epoll_wait(epoll_.get(), ready, std::size(ready), timeout_ms);
+    if (n < 0) {
+      if (errno == EINTR) return true;
+      throw system_error(handle_.socket(), errno);
+    }
+    bool acted = false;
+    for (int i = 0; i < n; ++i) {
+      const int fd = ready[i].data.fd;
+      if (fd == pending_.get()) continue;  // the caller's to clear
+      acted = true;
+      if (fd == timer_.get()) {
+        uint64_t expirations;
+        (void)!read(fd, &expirations, sizeof expirations);
+        act(CURL_SOCKET_TIMEOUT, 0);
+      } else {
+        const uint32_t e = ready[i].events;
+        act(fd, ((e & EPOLLIN) ? CURL_CSELECT_IN : 0) | ((e & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+                    ((e & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0));
+      }
+    }
+    return acted;
+  }
+
+  // Steps until the response head is in, by `deadline`; the 200 head, or the head of another
+  // status with as much of its body (the daemon's message) as comes by the deadline.
+  DockerResponse await_head(Clock::time_point deadline) {
+    while (!handle_.head_complete()) {
+      if (done_) handle_.check_finished(result_);  // ended without a head: throws why
+      const long left = ms_until(deadline);
+      if (left == 0) throw handle_.timed_out(kOpenTimeoutMs);
+      step(static_cast<int>(left));
+    }
+    const DockerResponse head = handle_.response_head();
+    if (head.status == 200) return head;
+    while (!done_ && ms_until(deadline) > 0) step(static_cast<int>(ms_until(deadline)));
+    return handle_.take_response();
+  }
+
+ private:
+  struct MultiCleanup {
+    void operator()(CURLM* multi) const { curl_multi_cleanup(multi); }
+  };
+
+  void watch(int fd, uint32_t events) {
+    epoll_event event{};
+    event.events = events;
+    event.data.fd = fd;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &event) == 0) return;
+    if (errno != ENOENT || epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0)
+      throw system_error(handle_.socket(), errno);
+  }
+
+  void check(CURLMcode rc) const {
+    if (rc != CURLM_OK)
+      throw Error(handle_.socket(), EIO,
+                  std::string("libcurl multi interface: ") + curl_multi_strerror(rc));
+  }
+
+  void act(curl_socket_t socket, int what) {
+    int running = 0;
+    const CURLMcode rc = curl_multi_socket_action(multi_.get(), socket, what, &running);
+    // A socket libcurl closed since epoll_wait() reported it is no longer its.
+    if (rc != CURLM_BAD_SOCKET) check(rc);
+    int queued = 0;
+    while (CURLMsg* message = curl_multi_info_read(multi_.get(), &queued)) {
+      if (message->msg != CURLMSG_DONE) continue;
+      done_ = true;
+      result_ = message->data.result;
+    }
+  }
+
+  // libcurl's callbacks must not throw: a failure is returned as -1, which aborts the transfer.
+  static int on_socket(CURL*, curl_socket_t socket, int what, void* user, void*) {
+    auto* self = static_cast<Transfer*>(user);
+    if (what == CURL_POLL_REMOVE) {
+      epoll_ctl(self->epoll_.get(), EPOLL_CTL_DEL, socket, nullptr);
+      return 0;
+    }
+    try {
+      self->watch(socket, ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
+                              ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u));
+      return 0;
+    } catch (const Error&) {
+      return -1;
+    }
+  }
+
+  static int on_timer(CURLM*, long timeout_ms, void* user) {
+    auto* self = static_cast<Transfer*>(user);
+    itimerspec when{};  // all zero: disarmed, for -1
+    if (timeout_ms >= 0) {
+      when.it_value.tv_sec = timeout_ms / 1000;
+      // 0 means at once, which timerfd spells as the shortest time there is.
+      when.it_value.tv_nsec = timeout_ms == 0 ? 1 : (timeout_ms % 1000) * 1000000;
+    }
+    return timerfd_settime(self->timer_.get(), 0, &when, nullptr) == 0 ? 0 : -1;
+  }
+
+  DockerHandle handle_;
+  Fd epoll_{epoll_create1(EPOLL_CLOEXEC)};
+  Fd timer_{timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)};
+  Fd pending_{eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
+  // Last: its cleanup still calls on_socket(), which uses epoll_.
+  std::unique_ptr<CURLM, MultiCleanup> multi_{curl_multi_init()};
+  bool done_ = false;
+  CURLcode result_ = CURLE_OK;
+};
+
+DockerEvents::DockerEvents(std::string socket, std::string api_version,
+                           std::unique_ptr<Transfer> transfer)
     : socket_(std::move(socket)),
       api_version_(std::move(api_version)),
-      fd_(std::move(fd)),
+      transfer_(std::move(transfer)),
       parser_(socket_) {}
+
+DockerEvents::~DockerEvents() = default;
+DockerEvents::DockerEvents(DockerEvents&&) noexcept = default;
+DockerEvents& DockerEvents::operator=(DockerEvents&&) noexcept = default;
+
+int DockerEvents::fd() const { return transfer_->fd(); }
 
 DockerEvents DockerEvents::open(const std::string& socket_path) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(kOpenTimeoutMs);
-
-  std::string version = negotiate(socket_path, deadline);
-  const std::string query = "?filters=" + percent_encoded(kFilters);
-  for (;;) {
-    Exchange events(socket_path, deadline, (version.empty() ? "" : "/v" + version) + "/events",
-                    query);
-    const ResponseHead head = events.read_head();
-    if (head.status == 200) {
-      if (!head.chunked)
-        throw Error(socket_path, EPROTO, events.request() + ": the response is not chunked");
-      return DockerEvents(socket_path, version, events.release());
-    }
-    const std::string message = events.error_message(head);
-    // A daemon that refuses its own version capped at kDockerApiNewest (its oldest is newer than
-    // that) is spoken to unversioned, as DockerClient does.
-    if (head.status != 400 || message.rfind("client version ", 0) != 0 || version.empty())
-      throw events.http_error(head, message);
-    version.clear();
-  }
+  // A timeout of 0 would be none at all for libcurl.
+  auto time_left = [&] { return std::max(1L, ms_until(deadline)); };
+  std::unique_ptr<Transfer> transfer;
+  const ApiVersionNegotiation::Send ping = [&](const std::string& path) {
+    DockerHandle handle(socket_path, DockerHandle::Kind::kRequest, time_left(),
+                        DockerClient::kMaxResponseBytes);
+    return handle.perform(path);
+  };
+  const ApiVersionNegotiation::Send subscribe = [&](const std::string& path) {
+    transfer = std::make_unique<Transfer>(socket_path, path, time_left());
+    return transfer->await_head(deadline);
+  };
+  ApiVersionNegotiation version(socket_path);
+  const DockerResponse head = version.get("/events", ping, subscribe);
+  if (head.status != 200) throw http_error(socket_path, head);
+  if (!transfer->handle().header_contains("Transfer-Encoding", "chunked"))
+    throw transfer->handle().request_error(EPROTO, "the response is not chunked");
+  // Events that came with the head, or the end of the stream, are read already.
+  if (transfer->handle().has_body() || transfer->done()) transfer->set_pending();
+  return DockerEvents(socket_path, version.spoken(), std::move(transfer));
 }
 
 std::vector<ContainerEvent> DockerEvents::drain(bool& closed) {
   std::vector<ContainerEvent> events;
-  char buffer[16384];
-  while (!closed_) {
-    const ssize_t n = recv(fd_.get(), buffer, sizeof buffer, 0);
-    if (n > 0) {
-      std::vector<ContainerEvent> more = parser_.feed({buffer, static_cast<size_t>(n)});
-      events.insert(events.end(), std::make_move_iterator(more.begin()),
-                    std::make_move_iterator(more.end()));
-      closed_ = parser_.finished();
-    } else if (n == 0) {
+  auto take_body = [&] {
+    for (ContainerEvent& e : parser_.feed(transfer_->handle().take_body()))
+      events.push_back(std::move(e));
+  };
+  // Bounded, so that a flooding daemon does not hold the agent's loop: what is left keeps fd()
+  // readable.
+  constexpr int kMaxSteps = 64;
+  if (!closed_) {
+    transfer_->clear_pending();
+    int steps = 0;
+    while (!transfer_->done() && steps < kMaxSteps && transfer_->step(0)) {
+      ++steps;
+      take_body();
+    }
+    take_body();
+    if (transfer_->done()) {
       closed_ = true;
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      break;
-    } else if (errno != EINTR) {
-      closed_ = true;  // ECONNRESET and the like: the daemon went away
+      end_of_stream();
+    } else if (steps == kMaxSteps) {
+      transfer_->set_pending();
     }
   }
   closed = closed_;
   return events;
+}
+
+void DockerEvents::end_of_stream() const {
+  const CURLcode rc = transfer_->result();
+  if (rc == CURLE_OK) return parser_.end();  // the daemon ended the response
+  // libcurl decoding the chunked framing fails as a receive error with no errno behind it.
+  long os_errno = 0;
+  curl_easy_getinfo(transfer_->handle().curl(), CURLINFO_OS_ERRNO, &os_errno);
+  if ((rc == CURLE_RECV_ERROR && os_errno == 0) || rc == CURLE_BAD_CONTENT_ENCODING)
+    throw Error(socket_, EBADMSG, "event stream: " + transfer_->handle().failure_text(rc));
+  // Otherwise the connection broke, or the daemon closed it mid-response: dockerd stopped.
 }
 
 }  // namespace psnic

@@ -554,12 +554,31 @@ TEST_F(DockerClientTest, RefusesOversizedResponses) {
   EXPECT_EQ(client.running().size(), 1u);
 }
 
+TEST_F(DockerClientTest, RefusesOversizedHeads) {
+  // The same transport and bound as DockerEvents'.
+  FakeDocker::Reply big(200, R"([])");
+  big.headers = "X-Big: " + std::string(70000, 'x') + "\r\n";
+  fake.raw("/containers/json", big);
+  DockerClient client(fake.path());
+  expect_error(error_of([&] { client.running(); }), EMSGSIZE,
+               "GET /v1.41/containers/json: response head larger than 64 KiB");
+}
+
+TEST_F(DockerClientTest, NotHttpIsAProtocolError) {
+  FakeDocker::Reply no_colon(200, R"([])");
+  no_colon.headers = "no colon here\r\n";
+  fake.raw("/containers/json", no_colon);
+  DockerClient client(fake.path());
+  expect_error(error_of([&] { client.running(); }), EPROTO,
+               "GET /v1.41/containers/json: not an HTTP/1.x response");
+}
+
 TEST_F(DockerClientTest, TimesOut) {
   fake.raw(inspect_path("", kRunningId), FakeDocker::Reply::hanging());
   DockerClient client(fake.path());
   const auto start = std::chrono::steady_clock::now();
   expect_error(error_of([&] { client.inspect(kRunningId); }), ETIMEDOUT,
-               "GET " + inspect_path("1.41", kRunningId) + ": ");
+               "GET " + inspect_path("1.41", kRunningId) + ": no answer within 2000 ms");
   const auto elapsed = std::chrono::steady_clock::now() - start;
   EXPECT_GE(elapsed, std::chrono::milliseconds(DockerClient::kTimeoutMs - 100));
   EXPECT_LT(elapsed, std::chrono::milliseconds(DockerClient::kTimeoutMs + 1500));
