@@ -59,9 +59,7 @@ struct Options {
 // The command's own lines, which are not log events: a start-up failure that ends the process
 // (README's exit status contract) and --cleanup's report. One plain "psnic-agent: <text>" line
 // whatever --log-format says, as scripts and people read them.
-void print_plain(const std::string& message) {
-  std::fprintf(stderr, "psnic-agent: %s\n", message.c_str());
-}
+void print_plain(const std::string& message) { psnic::print_plain_line("psnic-agent", message); }
 
 // What an Error says about its object: its message without "<object>: ".
 std::string cause_of(const psnic::Error& e) {

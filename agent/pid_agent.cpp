@@ -14,9 +14,7 @@ namespace psnic {
 namespace {
 
 // A PID argument's answer is psnic's line and status, not a log event: the run may end on it.
-void complain(const std::string& message) {
-  std::fprintf(stderr, "psnic-agent: %s\n", message.c_str());
-}
+void complain(const std::string& message) { print_plain_line("psnic-agent", message); }
 
 }  // namespace
 

@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 
+#include "base/log.h"
+
 namespace psnic {
 
 // Parses argv. --help and --version print and give 0; a usage error (including one `validate`
@@ -26,7 +28,7 @@ inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** arg
     std::string what = e.what();
     if (!what.empty())
       what[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(what[0])));
-    std::fprintf(stderr, "%s: %s (see --help)\n", app.get_name().c_str(), what.c_str());
+    print_plain_line(app.get_name(), what + " (see --help)");
     return 2;
   }
   return std::nullopt;

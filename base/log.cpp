@@ -170,13 +170,11 @@ void configure_log(LogFormat format, LogLevel level) {
   g_level.store(level);
 }
 
-void log(LogLevel level, std::string_view message, LogFields fields) {
-  if (level < g_level.load(std::memory_order_relaxed)) return;
-  const std::string line =
-      format_log_line(g_format.load(std::memory_order_relaxed), std::chrono::system_clock::now(),
-                      level, message, fields);
-  // One write per line, so that lines of several threads never interleave; a closed stderr
-  // loses the line, never the agent.
+namespace {
+
+// One write per line, so that lines of several threads never interleave; a closed stderr loses
+// the line, never the process.
+void write_line(std::string_view line) {
   static std::mutex mutex;
   std::lock_guard<std::mutex> lock(mutex);
   std::string_view rest = line;
@@ -186,6 +184,21 @@ void log(LogLevel level, std::string_view message, LogFields fields) {
     if (n <= 0) return;
     rest.remove_prefix(static_cast<size_t>(n));
   }
+}
+
+}  // namespace
+
+void log(LogLevel level, std::string_view message, LogFields fields) {
+  if (level < g_level.load(std::memory_order_relaxed)) return;
+  write_line(format_log_line(g_format.load(std::memory_order_relaxed),
+                             std::chrono::system_clock::now(), level, message, fields));
+}
+
+void print_plain_line(std::string_view program, std::string_view message) {
+  std::string line;
+  line.reserve(program.size() + message.size() + 3);
+  line.append(program).append(": ").append(message).append("\n");
+  write_line(line);
 }
 
 }  // namespace psnic

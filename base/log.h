@@ -42,6 +42,11 @@ void configure_log(LogFormat format, LogLevel level);
 // Writes one line to stderr with one write(2), when `level` is at least the configured one.
 void log(LogLevel level, std::string_view message, LogFields fields = {});
 
+// A command's own line, not a log event: "<program>: <message>" on stderr whatever the log
+// format, for usage errors, start-up failures that end the process and one-shot results, which
+// scripts and people read (the exit status contract README documents).
+void print_plain_line(std::string_view program, std::string_view message);
+
 inline void log_debug(std::string_view message, LogFields fields = {}) {
   log(LogLevel::kDebug, message, fields);
 }

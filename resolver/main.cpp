@@ -9,6 +9,7 @@
 
 #include "base/cli.h"
 #include "base/error.h"
+#include "base/log.h"
 #include "resolver/pid_lookup.h"
 #include "resolver/report.h"
 #include "resolver/resolver.h"
@@ -25,7 +26,7 @@ struct Options {
   bool json = false;
 };
 
-void complain(const std::string& message) { std::fprintf(stderr, "psnic: %s\n", message.c_str()); }
+void complain(const std::string& message) { psnic::print_plain_line("psnic", message); }
 
 void print(const std::string& text) { std::fwrite(text.data(), 1, text.size(), stdout); }
 
