@@ -61,17 +61,16 @@ class HostAgent {
   HostAgent(const HostAgent&) = delete;
   HostAgent& operator=(const HostAgent&) = delete;
 
-  // The inventory's steps, on the real host (see Inventory).
+  // The inventory's steps, on the real host (see Inventory): run() takes them as events and
+  // timers come; the privileged tests take them one at a time.
   void reconcile(std::chrono::milliseconds budget = std::chrono::milliseconds::max()) {
     inventory_.reconcile(budget);
   }
-  void attach_backlog(Clock::time_point until) { inventory_.attach_backlog(until); }
   void handle_all(const std::vector<LinkEvent>& events, Clock::time_point seen) {
     inventory_.handle_all(events, seen);
   }
   void identify_pending() { inventory_.identify_pending(); }
   void expire_retired(Clock::time_point now) { inventory_.expire_retired(now); }
-  void owners_changed(const std::vector<std::string>& ids) { inventory_.owners_changed(ids); }
 
   // Runs until SIGINT/SIGTERM (which the caller has blocked): link notifications, the runtime's
   // events when `owners` is given, reconcile timer, owner identification with backoff,
@@ -80,8 +79,6 @@ class HostAgent {
 
   size_t attached() const { return inventory_.attached(); }
   size_t pending() const { return inventory_.pending(); }
-  size_t retired() const { return inventory_.retired(); }
-  size_t backlog() const { return inventory_.backlog(); }
 
  private:
   HostAgentOptions options_;

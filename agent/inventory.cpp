@@ -57,11 +57,6 @@ size_t Inventory::pending() const {
                                            [](const auto& t) { return !t.second.identified; }));
 }
 
-const InterfaceLabels* Inventory::labels(uint32_t ifindex) const {
-  auto it = tracked_.find(ifindex);
-  return it == tracked_.end() ? nullptr : &it->second.labels;
-}
-
 bool Inventory::count(const std::vector<AttachRequest>& requests, const Clock::time_point* seen) {
   const std::string mode = attach_mode_name(counters_.mode());
   std::vector<std::optional<Error>> errors = counters_.attach(requests);

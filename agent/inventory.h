@@ -78,8 +78,6 @@ class Inventory {
   size_t pending() const;
   size_t retired() const { return retired_.size(); }
   size_t backlog() const { return backlog_.size(); }
-  // The labels an interface is exported with, if it is counted.
-  const InterfaceLabels* labels(uint32_t ifindex) const;
 
  private:
   struct Tracked {
