@@ -18,8 +18,8 @@
 #include <set>
 
 #include "base/error.h"
-#include "kernel/attach.h"
 #include "kernel/privileges.h"
+#include "kernel/tc_filter.h"
 #include "resolver/netlink.h"
 
 namespace psnic {
