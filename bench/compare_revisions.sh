@@ -7,7 +7,7 @@
 #   - scrape_bench: Collect() and an HTTP GET /metrics (plain, gzip) with 1000 interfaces;
 #   - hyperfine -N: the whole `psnic PID` process, both binaries in one invocation;
 #   - each revision's own bench/host_agent_bench.sh with its own agent, N (default 500) veths,
-#     once each: the cold start, adoption after SIGKILL, scrape, RSS.
+#     in the same alternation: the cold start, adoption after SIGKILL, scrape, RSS.
 # Prints medians (of the rounds' medians) and the ratio new/base. Everything it makes is named
 # psnictest* and removed; the base tree is a git worktree under /tmp/psnictest-compare.
 # Needs root; installs hyperfine and jq if missing.
@@ -56,7 +56,8 @@ results=$(mktemp /tmp/psnictest-compare.XXXXXX)
 gbench() {  # REV BINARY FILTER
   "$2" --benchmark_filter="$3" --benchmark_format=json 2>/dev/null |
     jq -r --arg rev "$1" '.benchmarks[] | select(.aggregate_name == "median") |
-      "\($rev) \(.run_name)\(if .label then " (" + .label + ")" else "" end | gsub(" "; "_")) \(
+      "\($rev) \((.run_name | sub("/repeats:[0-9]+"; "") | sub("/real_time"; "")) +
+          (if .label then " (" + .label + ")" else "" end) | gsub(" "; "_")) \(
         .real_time * (if .time_unit == "us" then 0.001 elif .time_unit == "ns" then 0.000001
                       else 1 end))"' >>"$results"
 }
@@ -64,7 +65,7 @@ for round in $(seq "$ROUNDS"); do
   echo "round $round of $ROUNDS..." >&2
   for rev in base new; do
     gbench $rev "$work/$rev-build/resolver_bench" 'BM_ResolvePid|BM_ResolveAll/100/'
-    gbench $rev "$work/$rev-build/scrape_bench" 'BM_Collect$|BM_HttpScrape'
+    gbench $rev "$work/$rev-build/scrape_bench" 'BM_Collect/|BM_HttpScrape'
   done
   hyperfine -N --warmup 20 --runs 200 --export-json "$work/hyperfine.json" \
     -n base "$work/base-build/psnic $sleeper" -n new "$work/new-build/psnic $sleeper" >/dev/null
@@ -80,9 +81,11 @@ agent_table() {  # REV TREE
         name = $2; sub(/ \(adopted.*/, "", name); gsub(/ /, "_", name);
         print rev, "agent:_" name, v[1] }' >>"$results"
 }
-echo "host agent at $N interfaces (base, then new)..." >&2
-agent_table base "$base_tree"
-agent_table new .
+for round in $(seq "$ROUNDS"); do
+  echo "host agent at $N interfaces, round $round of $ROUNDS..." >&2
+  agent_table base "$base_tree"
+  agent_table new .
+done
 
 echo "## This tree against $BASE ($(uname -r), nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg))"
 echo
