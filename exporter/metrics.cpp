@@ -4,6 +4,8 @@
 #include <exception>
 #include <utility>
 
+#include "base/text.h"
+
 namespace psnic {
 
 namespace {
@@ -16,14 +18,17 @@ prometheus::MetricFamily counter_family(std::string name, std::string help) {
   return family;
 }
 
+// Label values in UTF-8, as Prometheus requires: one interface name of other bytes (a container
+// with NET_ADMIN may choose any) would make it reject the whole node's exposition. The text
+// serializer escapes '\\', '"' and newlines itself.
 std::vector<prometheus::ClientMetric::Label> label_pairs(const InterfaceLabels& labels) {
   return {
-      {"container_id", labels.container_id},
-      {"container_name", labels.container_name},
-      {"pod", labels.pod},
-      {"namespace", labels.namespace_name},
-      {"interface", labels.interface},
-      {"host_interface", labels.host_interface},
+      {"container_id", valid_utf8(labels.container_id)},
+      {"container_name", valid_utf8(labels.container_name)},
+      {"pod", valid_utf8(labels.pod)},
+      {"namespace", valid_utf8(labels.namespace_name)},
+      {"interface", valid_utf8(labels.interface)},
+      {"host_interface", valid_utf8(labels.host_interface)},
   };
 }
 

@@ -873,5 +873,39 @@ TEST_F(HostAgentE2eTest, TwoHundredNamespacesComingAndGoingLeaveNothingBehind) {
   stop(agent, held, {}, 0);
 }
 
+// A container with NET_ADMIN may rename its eth0 to any bytes (here the issue's: not UTF-8, and a
+// terminal escape). Prometheus rejects an exposition with one label value that is not UTF-8,
+// and with it every series of the node: psnic replaces those bytes, and promtool finds the
+// whole exposition clean, that interface's series and the rest.
+TEST_F(HostAgentE2eTest, AnInterfaceNamedWithBytesThatAreNotUtf8CannotBreakTheExposition) {
+  const std::string name = unique_name('u');
+  ChurnCleanup cleanup({name});
+  ASSERT_TRUE(ChurnCleanup::ip_batch("netns add " + name + "\nlink add " + name +
+                                     " type veth peer name eth0 netns " + name + "\n"));
+  test::must("ip -n " + name + " link set eth0 name \"$(printf 'e\\377\\033[31mX')\"");
+  Agent agent({"--no-pin"});
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  const std::string replaced = "e\xEF\xBF\xBD\x1b[31mX";
+  std::string metrics;
+  ASSERT_TRUE(poll(
+      agent.port(), Clock::now() + 5s,
+      [&](const std::string& m) {
+        return value_of(m, "psnic_container_network_transmit_bytes_total",
+                        {{"host_interface", name}, {"interface", replaced}})
+            .has_value();
+      },
+      metrics))
+      << metrics;
+  EXPECT_EQ(metrics.find('\xff'), std::string::npos);
+  const std::string path = "/tmp/" + name + ".prom";
+  std::ofstream(path) << metrics;
+  const test::CommandResult check = run("promtool check metrics < " + path);
+  unlink(path.c_str());
+  EXPECT_EQ(check.status, 0) << check.out << check.err;
+  // The agent's own series are there beside it.
+  EXPECT_TRUE(value_of(metrics, "psnic_attached_interfaces", {{"mode", "tcx"}}).has_value())
+      << metrics;
+}
+
 }  // namespace
 }  // namespace psnic::test::e2e

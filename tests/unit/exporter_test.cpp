@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "agent/event_loop.h"
+#include "base/error.h"
 #include "exporter/metrics.h"
 #include "exporter/server.h"
-#include "base/error.h"
 #include "tests/support/loopback_client.h"
 #include "tests/support/support.h"
 
@@ -259,6 +259,29 @@ TEST(ExporterCollector, LabelValuesAreEscapedInTheTextFormat) {
       << text;
   // One line per sample: the newline did not split one.
   EXPECT_EQ(text.find("bye\""), text.find("\\nbye\"") + 2) << text;
+  test::CommandResult check = promtool_check(text);
+  EXPECT_EQ(check.status, 0) << check.out << check.err << text;
+}
+
+// A container with NET_ADMIN names its eth0 with any bytes; Prometheus rejects an exposition
+// holding one label value that is not UTF-8, and with it every series of the node.
+TEST(ExporterCollector, LabelBytesThatAreNotUtf8AreReplacedAndTheRestStays) {
+  FakeMap map;
+  map.entries[7] = traffic(1, 2, 3, 4);
+  map.entries[8] = traffic(5, 6, 7, 8);
+  InterfaceLabels hostile = labels("veth7");
+  hostile.interface = "e\xff\x1b[31mX";
+  hostile.container_name = "\xc0\xafweb";
+  TrafficCollector collector(map.reader(), snapshot_of({{7, hostile}, {8, labels("veth8")}}),
+                             nullptr);
+  const std::string text = serialize(collector.Collect());
+  EXPECT_NE(text.find("interface=\"e\xEF\xBF\xBD\x1b[31mX\""), std::string::npos) << text;
+  EXPECT_NE(text.find("container_name=\"\xEF\xBF\xBD\xEF\xBF\xBDweb\""), std::string::npos) << text;
+  EXPECT_EQ(text.find('\xff'), std::string::npos);
+  for (const char* family : kFamilies) {
+    EXPECT_NE(sample(collector.Collect(), family, "veth8"), nullptr) << family;
+    EXPECT_NE(sample(collector.Collect(), family, "veth7"), nullptr) << family;
+  }
   test::CommandResult check = promtool_check(text);
   EXPECT_EQ(check.status, 0) << check.out << check.err << text;
 }

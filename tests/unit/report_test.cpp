@@ -33,6 +33,12 @@ TEST(JsonString, EscapesWhatJsonRequires) {
   EXPECT_EQ(json_string("caf\xc3\xa9"), "\"caf\xc3\xa9\"");  // UTF-8 passes through
 }
 
+// JSON is UTF-8: a name of other bytes (an interface a container renamed) is still valid JSON.
+TEST(JsonString, BytesThatAreNotUtf8BecomeTheReplacementCharacter) {
+  EXPECT_EQ(json_string("e\xff\x1b[31mX"), "\"e\xEF\xBF\xBD\\u001b[31mX\"");
+  EXPECT_EQ(json_string("\xc3"), "\"\xEF\xBF\xBD\"");  // cut short
+}
+
 TEST(FormatHostNames, OneNamePerLineAndPidWhenAsked) {
   NetnsReport r = container(42);
   r.interfaces.push_back(host_pair("eth1", "vethB", 31));
