@@ -5,6 +5,7 @@
 #include "agent/event_loop.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/text.h"
 
 namespace psnic {
 
@@ -60,8 +61,7 @@ void HostAgent::run(OwnerEvents* owners) {
     for (uint64_t tag : loop.wait()) {
       if (tag == EventLoop::kStop) {
         const size_t count = inventory_.attached();
-        const std::string interfaces =
-            std::to_string(count) + " interface" + (count == 1 ? "" : "s");
+        const std::string interfaces = counted(count, "interface");
         if (options_.pins != nullptr)
           log_info(loop.stop_signal() + ", leaving " + interfaces + " counting, pinned in " +
                    options_.pins->path() +

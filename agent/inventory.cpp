@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/text.h"
 
 namespace psnic {
 namespace {
@@ -15,16 +16,6 @@ constexpr std::chrono::milliseconds kMaxIdentifyBackoff{5000};
 // Counted a few at a time, so that a slice ends close to its deadline even at 25 ms per TCX
 // interface.
 constexpr size_t kChunk = 4;
-
-bool same_labels(const InterfaceLabels& a, const InterfaceLabels& b) {
-  return a.container_id == b.container_id && a.container_name == b.container_name &&
-         a.pod == b.pod && a.namespace_name == b.namespace_name && a.interface == b.interface &&
-         a.host_interface == b.host_interface;
-}
-
-std::string plural(size_t n, const std::string& noun) {
-  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
-}
 
 }  // namespace
 
@@ -129,7 +120,7 @@ std::vector<AttachRequest> Inventory::adopt_pinned(const std::vector<AttachReque
       retire_left_behind(ifindex, now);
       ++gone;
     }
-  log_info("adopted " + plural(tracked_.size(), "counting interface") + " from " +
+  log_info("adopted " + counted(tracked_.size(), "counting interface") + " from " +
            *counters_.pin_path() + "; " + std::to_string(fresh.size()) + " to attach; " +
            std::to_string(gone) + " gone while no agent ran");
   return fresh;
@@ -191,7 +182,7 @@ void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
     }
   }
   Tracked& tracked = it->second;
-  if (!tracked.identified || !same_labels(tracked.labels, labels)) {
+  if (!tracked.identified || tracked.labels != labels) {
     log_info(pair.host_name + " is " + pair.name + " of " +
                  (labels.container_name.empty() ? "" : labels.container_name + " ") +
                  (labels.container_id.empty() ? "(no container id)" : labels.container_id),
@@ -199,7 +190,7 @@ void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
               {"container_id", labels.container_id},
               {"container_name", labels.container_name}});
   }
-  if (!same_labels(tracked.labels, labels)) counters_.store_labels(pair.host_ifindex, labels);
+  if (tracked.labels != labels) counters_.store_labels(pair.host_ifindex, labels);
   tracked.labels = std::move(labels);
   tracked.identified = true;
 }
@@ -378,7 +369,7 @@ void Inventory::publish() {
   // names) would be a duplicate series: the live one wins. Of two retired alike, the newer.
   auto gone = std::make_shared<RetiredTable>();
   for (auto r = retired_.rbegin(); r != retired_.rend(); ++r) {
-    auto same = [&](const InterfaceLabels& l) { return same_labels(l, r->series.labels); };
+    auto same = [&](const InterfaceLabels& l) { return l == r->series.labels; };
     bool shadowed = std::any_of(table->begin(), table->end(),
                                 [&](const auto& entry) { return same(entry.second); }) ||
                     std::any_of(gone->begin(), gone->end(),

@@ -20,6 +20,7 @@
 #include "base/duration.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/text.h"
 #include "exporter/metrics.h"
 #include "exporter/server.h"
 #include "kernel/attach.h"
@@ -128,11 +129,9 @@ int cleanup(const Options& options) {
     print_plain("nothing pinned in " + options.pin_dir);
     return 0;
   }
-  const auto counted = [](size_t n, const std::string& what) {
-    return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
-  };
-  print_plain("removed from " + options.pin_dir + ": " + counted(report.links, "tcx link pin") +
-              ", " + counted(report.tc_filters, "tc filter") + ", " +
+  print_plain("removed from " + options.pin_dir + ": " +
+              psnic::counted(report.links, "tcx link pin") + ", " +
+              psnic::counted(report.tc_filters, "tc filter") + ", " +
               (report.map ? "the traffic map" : "no traffic map"));
   return 0;
 }

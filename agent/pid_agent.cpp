@@ -8,6 +8,7 @@
 #include "agent/event_loop.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/text.h"
 #include "resolver/pid_lookup.h"
 
 namespace psnic {
@@ -152,8 +153,7 @@ void PidAgent::run(std::chrono::milliseconds interval, std::FILE* table, LoopHea
         size_t count = attached();
         for (auto& watched : watched_) release(*watched, nullptr);
         publish_labels();
-        log_info(loop.stop_signal() + ", detached " + std::to_string(count) + " interface" +
-                 (count == 1 ? "" : "s"));
+        log_info(loop.stop_signal() + ", detached " + counted(count, "interface"));
         return;
       }
       if (tag == EventLoop::kTimer) {

@@ -24,6 +24,8 @@ struct InterfaceLabels {
   std::string namespace_name;  // the Kubernetes namespace, exported as label "namespace"
   std::string interface;       // the container-side name, e.g. eth0
   std::string host_interface;  // the host peer, e.g. veth1241974; unique per entry
+
+  bool operator==(const InterfaceLabels&) const = default;
 };
 
 // Host ifindex -> labels. Published whole by the agent and never changed after publishing.

@@ -60,6 +60,10 @@ void append_escaped(std::string& out, std::string_view value) {
   }
 }
 
+std::string counted(size_t n, std::string_view noun) {
+  return std::to_string(n) + " " + std::string(noun) + (n == 1 ? "" : "s");
+}
+
 std::string valid_utf8(std::string_view text) {
   size_t i = 0;
   while (i < text.size()) {  // the common case: already valid, copied as it is

@@ -10,6 +10,9 @@
 
 namespace psnic {
 
+// "1 interface", "3 interfaces": a count and its noun, in the plural unless there is one.
+std::string counted(size_t n, std::string_view noun);
+
 // U+FFFD, what replaces each byte that is not part of a well-formed UTF-8 sequence.
 inline constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
 

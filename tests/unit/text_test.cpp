@@ -32,5 +32,11 @@ TEST(AppendEscaped, EscapesForJsonAndReplacesWhatIsNotUtf8) {
   EXPECT_EQ(out, "a\\\"b\\\\c\\nd\\te\\u007f" + kFffd);
 }
 
+TEST(Counted, PluralUnlessThereIsOne) {
+  EXPECT_EQ(counted(0, "interface"), "0 interfaces");
+  EXPECT_EQ(counted(1, "interface"), "1 interface");
+  EXPECT_EQ(counted(601, "tc filter"), "601 tc filters");
+}
+
 }  // namespace
 }  // namespace psnic
