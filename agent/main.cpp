@@ -199,6 +199,9 @@ int run(const Options& options) {
   bool map_was_pinned = false;
   if (options.pids.empty() && !options.no_pin) {
     pins = psnic::PinDir::open(options.pin_dir);
+    if (pins->mounted_bpffs())
+      psnic::log_info(std::string("mounted a bpf filesystem on ") + psnic::kBpffsMountPoint +
+                      ", where the host had none");
     map_was_pinned = access(pins->map_path().c_str(), F_OK) == 0;
   }
   psnic::TrafficProgram program = psnic::TrafficProgram::load(pins ? pins->map_path() : "");
@@ -320,8 +323,8 @@ int main(int argc, char** argv) {
   app.add_flag("--quiet", options.quiet, "with --pid: print no rate table")->needs(pid);
   app.add_option("--pin-dir", options.pin_dir,
                  "bpf filesystem directory where the counters and links are pinned, so that a "
-                 "restarted agent adopts them (a bpf filesystem is mounted on /sys/fs/bpf if "
-                 "none is)")
+                 "restarted agent adopts them (a bpf filesystem is mounted on /sys/fs/bpf, and only "
+                 "there, if none is)")
       ->capture_default_str()
       ->check(absolute_path());
   CLI::Option* no_pin =

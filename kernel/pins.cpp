@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <set>
 
@@ -61,9 +62,11 @@ void make_directory(const std::string& path) {
   if (mkdir(path.c_str(), 0700) < 0 && errno != EEXIST) throw system_error(path, errno);
 }
 
-// Creates `path` and any missing parents on a bpf filesystem, mounting one on the nearest
-// existing ancestor when that is an empty directory elsewhere (an unmounted /sys/fs/bpf).
-void make_bpffs_directory(const std::string& path) {
+// Creates `path` and any missing parents on a bpf filesystem. When the nearest existing ancestor
+// is `mount_point` itself with nothing mounted on it (a host that has not mounted /sys/fs/bpf),
+// mounts one there first and returns true. Any other directory off a bpf filesystem is refused:
+// a mount on whatever --pin-dir names would be a host change nobody asked for.
+bool make_bpffs_directory(const std::string& path, const std::string& mount_point) {
   std::vector<std::string> missing;
   std::string existing = path;
   while (!exists(existing)) {
@@ -72,7 +75,11 @@ void make_bpffs_directory(const std::string& path) {
     if (parent == existing) break;
     existing = parent;
   }
+  bool mounted = false;
   if (!on_bpffs(existing)) {
+    if (existing != mount_point)
+      throw Error(path, ENOTSUP,
+                  "not on a bpf filesystem (psnic mounts one on " + mount_point + " only)");
     if (!is_empty_directory(existing))
       throw Error(path, ENOTSUP,
                   "not on a bpf filesystem, and " + existing +
@@ -88,8 +95,18 @@ void make_bpffs_directory(const std::string& path) {
                       "), with a bpf filesystem mounted there on the host");
     if (mount("bpf", existing.c_str(), "bpf", 0, "mode=0700") < 0)
       throw Error(existing, errno, std::string("mounting a bpf filesystem: ") + strerror(errno));
+    mounted = true;
   }
   for (auto it = missing.rbegin(); it != missing.rend(); ++it) make_directory(*it);
+  return mounted;
+}
+
+// `path` without "." or ".." components, repeated or trailing slashes: the form compared with the
+// mount point and used in messages.
+std::string normal_path(const std::string& path) {
+  std::string normal = std::filesystem::path(path).lexically_normal().string();
+  while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+  return normal;
 }
 
 // "<ifindex>_ingress" -> ifindex; 0 for any other name.
@@ -134,11 +151,15 @@ PinDir PinDir::lock(const std::string& path) {
   return PinDir(path, std::move(dir));
 }
 
-PinDir PinDir::open(const std::string& path) {
-  if (path.empty() || path[0] != '/') throw Error("pin directory " + path, EINVAL, "not absolute");
-  make_bpffs_directory(path);
+PinDir PinDir::open(const std::string& given, const std::string& mount_point) {
+  if (given.empty() || given[0] != '/')
+    throw Error("pin directory " + given, EINVAL, "not absolute");
+  const std::string path = normal_path(given);
+  const bool mounted = make_bpffs_directory(path, normal_path(mount_point));
   make_directory(path + kLinksDir);
-  return lock(path);
+  PinDir pins = lock(path);
+  pins.mounted_bpffs_ = mounted;
+  return pins;
 }
 
 std::optional<PinDir> PinDir::open_existing(const std::string& path) {

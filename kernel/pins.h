@@ -16,18 +16,23 @@ namespace psnic {
 //   PIN_DIR/links/<ifindex>_ingress|_egress  the TCX links (tc filters outlive their agent anyway)
 // Only psnic writes there. The directory is locked while an agent or --cleanup uses it.
 inline constexpr const char* kDefaultPinDir = "/sys/fs/bpf/psnic";
+// Where a host's bpf filesystem belongs (systemd mounts it there at boot). The one place psnic
+// mounts one, and only when nothing is mounted there: elsewhere a mount would surprise the host.
+inline constexpr const char* kBpffsMountPoint = "/sys/fs/bpf";
 
 class PinDir {
  public:
-  // Opens PIN_DIR, creating it when missing (and mounting a bpf filesystem on the nearest
-  // existing ancestor when that is an empty directory not on one, as /sys/fs/bpf is on a host
-  // that has not mounted it), and locks it. Throws Error naming the directory: not on a bpf
+  // Opens PIN_DIR, creating it when missing, and locks it. When PIN_DIR lies under
+  // `mount_point` (tests move it) and nothing is mounted there, a bpf filesystem is mounted on
+  // `mount_point` itself, never anywhere else. Throws Error naming the directory: not on a bpf
   // filesystem, or in use by another psnic-agent.
-  static PinDir open(const std::string& path);
+  static PinDir open(const std::string& path, const std::string& mount_point = kBpffsMountPoint);
   // The same for a directory that must exist already; nullopt when it does not.
   static std::optional<PinDir> open_existing(const std::string& path);
 
   const std::string& path() const { return path_; }
+  // Whether open() mounted a bpf filesystem (on its mount point) to make the directory.
+  bool mounted_bpffs() const { return mounted_bpffs_; }
   std::string map_path() const { return path_ + "/traffic"; }
   std::string labels_path() const { return path_ + "/labels"; }
   std::string link_path(uint32_t ifindex, bool ingress) const;
@@ -47,6 +52,7 @@ class PinDir {
 
   std::string path_;
   Fd lock_;  // the directory itself, flock()ed
+  bool mounted_bpffs_ = false;
 };
 
 // Whether `path` lies on a bpf filesystem.

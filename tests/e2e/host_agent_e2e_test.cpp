@@ -4,6 +4,9 @@
 // tests' too: every assertion looks only at the series of this test's own host interfaces, each
 // found without psnic.
 #include <gtest/gtest.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -626,8 +629,22 @@ TEST_F(HostAgentE2eTest, PinDirectoryProblemsAreOneLine) {
   r = run(agent_binary() + " --listen 127.0.0.1:0 --pin-dir /proc/psnictest/psnic");
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(r.err,
-            "psnic-agent: /proc/psnictest/psnic: not on a bpf filesystem, and /proc is not an "
-            "empty directory to mount one on\n");
+            "psnic-agent: /proc/psnictest/psnic: not on a bpf filesystem (psnic mounts one on "
+            "/sys/fs/bpf only)\n");
+  // An empty directory is no invitation: nothing is mounted on it, nothing made in it.
+  {
+    const std::string empty = "/tmp/" + unique_name('e');
+    ASSERT_EQ(mkdir(empty.c_str(), 0700), 0) << strerror(errno);
+    r = run(agent_binary() + " --listen 127.0.0.1:0 --pin-dir " + empty);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err, "psnic-agent: " + empty +
+                         ": not on a bpf filesystem (psnic mounts one on /sys/fs/bpf only)\n");
+    struct statfs fs {};
+    ASSERT_EQ(statfs(empty.c_str(), &fs), 0);
+    EXPECT_NE(fs.f_type, BPF_FS_MAGIC);
+    EXPECT_TRUE(std::filesystem::is_empty(empty));
+    EXPECT_EQ(rmdir(empty.c_str()), 0) << strerror(errno);
+  }
   r = run(agent_binary() + " --cleanup --pid 1");
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(r.err, "psnic-agent: --pid excludes --cleanup (see --help)\n");

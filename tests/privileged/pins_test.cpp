@@ -5,6 +5,7 @@
 #include "kernel/pins.h"
 
 #include <bpf/bpf.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -305,26 +306,78 @@ TEST_F(PinDirTest, MapPinnedByAnotherLayoutIsNamedWithTheWayOut) {
   EXPECT_FALSE(std::filesystem::exists(path));
 }
 
-TEST_F(PinDirTest, BpfFilesystemIsMountedOnAnEmptyDirectoryWhenNoneIsThere) {
-  // An unmounted /sys/fs/bpf, played by an empty directory on a tmpfs of the test's own.
-  char base[] = "/tmp/psnictest-mnt-XXXXXX";
-  ASSERT_NE(mkdtemp(base), nullptr);
-  ASSERT_EQ(mount("psnictest", base, "tmpfs", 0, "size=1m"), 0) << strerror(errno);
-  const std::string bpf = std::string(base) + "/bpf";
-  ASSERT_EQ(mkdir(bpf.c_str(), 0700), 0);
-  const std::string path = bpf + "/psnic";
+// An unmounted /sys/fs/bpf, played by an empty directory on a tmpfs of the test's own, given as
+// the mount point.
+class UnmountedBpffsTest : public PinDirTest {
+ protected:
+  void SetUp() override {
+    PinDirTest::SetUp();
+    ASSERT_NE(mkdtemp(base_), nullptr);
+    ASSERT_EQ(mount("psnictest", base_, "tmpfs", 0, "size=1m"), 0) << strerror(errno);
+    mount_point_ = std::string(base_) + "/bpf";
+    ASSERT_EQ(mkdir(mount_point_.c_str(), 0700), 0);
+  }
+  void TearDown() override {
+    if (on_bpffs(mount_point_)) umount2(mount_point_.c_str(), MNT_DETACH);
+    umount2(base_, MNT_DETACH);
+    rmdir(base_);
+    PinDirTest::TearDown();
+  }
+  char base_[32] = "/tmp/psnictest-mnt-XXXXXX";
+  std::string mount_point_;
+};
+
+TEST_F(UnmountedBpffsTest, BpfFilesystemIsMountedOnTheMountPointWhenNoneIsThere) {
+  const std::string path = mount_point_ + "/psnic";
   {
-    ASSERT_FALSE(on_bpffs(bpf));
-    PinDir pins = PinDir::open(path);
-    EXPECT_TRUE(on_bpffs(bpf));
+    ASSERT_FALSE(on_bpffs(mount_point_));
+    PinDir pins = PinDir::open(path, mount_point_);
+    EXPECT_TRUE(pins.mounted_bpffs());
+    EXPECT_TRUE(on_bpffs(mount_point_));
     EXPECT_TRUE(std::filesystem::is_directory(path + "/links"));
     TrafficProgram program = TrafficProgram::load(pins.map_path());
     EXPECT_TRUE(std::filesystem::exists(pins.map_path()));
   }
+  // Once there, it is the host's: a second open mounts nothing more.
+  EXPECT_FALSE(PinDir::open(path, mount_point_).mounted_bpffs());
   EXPECT_TRUE(cleanup_pins(path).map);
-  EXPECT_EQ(umount2(bpf.c_str(), MNT_DETACH), 0) << strerror(errno);
-  EXPECT_EQ(umount2(base, MNT_DETACH), 0) << strerror(errno);
-  rmdir(base);
+  EXPECT_EQ(umount2(mount_point_.c_str(), MNT_DETACH), 0) << strerror(errno);
+  EXPECT_FALSE(on_bpffs(mount_point_));
+}
+
+TEST_F(UnmountedBpffsTest, NoOtherEmptyDirectoryGetsAMount) {
+  // Beside the mount point, below it on the tmpfs, and the mount point's parent: all empty
+  // directories, none of them the mount point.
+  const std::string beside = std::string(base_) + "/elsewhere";
+  ASSERT_EQ(mkdir(beside.c_str(), 0700), 0);
+  for (const std::string& path : {beside, beside + "/psnic", std::string(base_) + "/psnic"}) {
+    try {
+      PinDir::open(path, mount_point_);
+      ADD_FAILURE() << "opened " << path;
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()),
+                path + ": not on a bpf filesystem (psnic mounts one on " + mount_point_ + " only)");
+    }
+  }
+  EXPECT_FALSE(on_bpffs(beside));
+  EXPECT_TRUE(std::filesystem::is_empty(beside));
+  EXPECT_FALSE(std::filesystem::exists(std::string(base_) + "/psnic"));
+  EXPECT_FALSE(on_bpffs(mount_point_));
+}
+
+TEST_F(UnmountedBpffsTest, AMountPointThatHoldsFilesIsNotMountedOver) {
+  const std::string file = mount_point_ + "/something";
+  ASSERT_EQ(close(open(file.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600)), 0);
+  const std::string path = mount_point_ + "/psnic";
+  try {
+    PinDir::open(path, mount_point_ + "/");  // the same directory, spelt with a slash
+    ADD_FAILURE() << "opened " << path;
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), path + ": not on a bpf filesystem, and " + mount_point_ +
+                                         " is not an empty directory to mount one on");
+  }
+  EXPECT_FALSE(on_bpffs(mount_point_));
+  EXPECT_TRUE(std::filesystem::exists(file));
 }
 
 TEST_F(PinDirTest, DirectoryOffBpffsIsRefusedWithoutMountingAnything) {
@@ -333,9 +386,8 @@ TEST_F(PinDirTest, DirectoryOffBpffsIsRefusedWithoutMountingAnything) {
     PinDir::open(path);
     ADD_FAILURE() << "opened " << path;
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), path +
-                                         ": not on a bpf filesystem, and /tmp is not an empty "
-                                         "directory to mount one on");
+    EXPECT_EQ(std::string(e.what()),
+              path + ": not on a bpf filesystem (psnic mounts one on /sys/fs/bpf only)");
   }
   EXPECT_FALSE(std::filesystem::exists(path));
   EXPECT_FALSE(on_bpffs("/tmp"));
