@@ -175,7 +175,8 @@ int run(const Options& options) {
   auto heartbeat = std::make_shared<psnic::LoopHeartbeat>();
   std::optional<psnic::AttachMode> mode = psnic::parse_attach_mode(options.attach_mode);
   if (std::string missing = psnic::missing_agent_capabilities(); !missing.empty()) {
-    print_plain("missing privileges: " + missing + " (run as root)");
+    print_plain("missing capabilities: " + missing +
+                " (it needs CAP_NET_ADMIN, CAP_SYS_ADMIN and CAP_SYS_PTRACE; root has them)");
     return kStartupFailure;
   }
   if (std::string missing = psnic::missing_host_view(); !missing.empty()) {

@@ -5,8 +5,9 @@
 
 namespace psnic {
 
-// The capabilities psnic-agent needs that the process lacks, named as in capabilities(7)
-// ("CAP_BPF, CAP_NET_ADMIN"); empty when it has them all. Read from /proc/self/status.
+// The capabilities psnic-agent needs (CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_SYS_PTRACE) that the
+// process lacks, named as in capabilities(7) ("CAP_NET_ADMIN, CAP_SYS_PTRACE"); empty when it
+// has them all. Read from /proc/self/status.
 std::string missing_agent_capabilities();
 
 // What keeps the agent from seeing the host as the host sees itself, in one line ("not in the

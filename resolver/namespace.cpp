@@ -49,7 +49,12 @@ uint64_t netns_inode(int netns_fd) {
 EnteredNetns::EnteredNetns(int netns_fd)
     : home_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
   if (!home_.valid()) throw system_error("/proc/thread-self/ns/net", errno);
-  if (setns(netns_fd, CLONE_NEWNET) < 0) throw system_error("setns into network namespace", errno);
+  if (setns(netns_fd, CLONE_NEWNET) < 0) {
+    if (errno == EPERM)
+      throw Error("setns into its network namespace", EPERM,
+                  "operation not permitted (needs CAP_SYS_ADMIN, or root)");
+    throw system_error("setns into its network namespace", errno);
+  }
 }
 
 EnteredNetns::~EnteredNetns() {

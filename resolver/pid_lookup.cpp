@@ -84,6 +84,10 @@ Error pid_error(pid_t pid, PidVerdict verdict, int errnum) {
       return Error(std::move(object), ESRCH, "exited during lookup");
     case PidVerdict::kThreadId:
       return Error(std::move(object), EINVAL, "not a process id (a thread id or out of range)");
+    case PidVerdict::kPermissionDenied:
+      // /proc/PID/ns/net is ptrace-checked: another user's process needs CAP_SYS_PTRACE.
+      return Error(std::move(object), errnum,
+                   "permission denied to its network namespace (needs CAP_SYS_PTRACE, or root)");
     default:
       return system_error(std::move(object), errnum);
   }
@@ -151,7 +155,9 @@ PidLookup look_up_pid(Resolver& resolver, std::string_view argument,
     lookup.report = resolver.resolve(lookup.process, options);
   } catch (const Error& e) {
     lookup.verdict = PidVerdict::kSystemError;
-    lookup.message = e.what();
+    // What failed names its own object ("setns into network namespace: ..."); the line names
+    // the PID it was for.
+    lookup.message = std::to_string(*pid) + ": " + e.what();
     return lookup;
   }
   // Everything above was read from the namespace held since the first look; this makes sure it

@@ -2,11 +2,14 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 namespace psnic::test::deploy {
 
@@ -34,6 +37,24 @@ RuntimeSpec runtime_spec() {
                            mount.at("kubernetes").get<bool>()});
   }
   return spec;
+}
+
+NamedScrape scrape_until_named(uint16_t port,
+                               const std::vector<std::pair<std::string, std::string>>& named) {
+  using namespace std::chrono_literals;
+  NamedScrape result;
+  for (auto deadline = e2e::Clock::now() + 20s; e2e::Clock::now() < deadline;
+       std::this_thread::sleep_for(200ms)) {
+    result.metrics = e2e::scrape(port);
+    result.named = std::all_of(named.begin(), named.end(), [&](const auto& veth_and_name) {
+      return e2e::value_of(result.metrics, "psnic_container_network_receive_bytes_total",
+                           {{"host_interface", veth_and_name.first},
+                            {"container_name", veth_and_name.second}})
+          .has_value();
+    });
+    if (result.named) break;
+  }
+  return result;
 }
 
 std::vector<std::string> docker_run_options(const RuntimeSpec& spec) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/e2e/e2e_support.h"
@@ -40,6 +41,15 @@ RuntimeSpec runtime_spec();
 // The options of README's `docker run` line, one word each, rendered from `spec`:
 // --pid host, --network host, --read-only, --cap-drop ALL, --cap-add X..., -v SRC:DST[:ro,rslave].
 std::vector<std::string> docker_run_options(const RuntimeSpec& spec);
+
+// Scrapes 127.0.0.1:port until each host veth of `named` has a receive series labelled with its
+// container's name, for up to 20 s: the last exposition read, and whether they all had.
+struct NamedScrape {
+  bool named = false;
+  std::string metrics;
+};
+NamedScrape scrape_until_named(uint16_t port,
+                               const std::vector<std::pair<std::string, std::string>>& named);
 
 // Joins words with spaces (none of them needs quoting: they are paths and names).
 std::string join(const std::vector<std::string>& words);

@@ -173,20 +173,8 @@ TEST_F(ImageTest, CountsContainersExactlyWithTheDocumentedCapabilitiesAndMounts)
     return msg == "serving /metrics on 127.0.0.1:" + std::to_string(port_);
   })) << run("docker logs " + name_).err;
   // Named from Docker's API through the read-only socket.
-  std::string metrics;
-  for (auto deadline = Clock::now() + 20s; Clock::now() < deadline;
-       std::this_thread::sleep_for(200ms)) {
-    metrics = scrape(port_);
-    if (value_of(metrics, "psnic_container_network_receive_bytes_total",
-                 {{"host_interface", veth_a}, {"container_name", a.name()}}) &&
-        value_of(metrics, "psnic_container_network_receive_bytes_total",
-                 {{"host_interface", veth_b}, {"container_name", b.name()}}))
-      break;
-  }
-  ASSERT_TRUE(value_of(metrics, "psnic_container_network_receive_bytes_total",
-                       {{"host_interface", veth_a}, {"container_name", a.name()}}))
-      << metrics << "\n"
-      << run("docker logs " + name_).err;
+  NamedScrape scraped = scrape_until_named(port_, {{veth_a, a.name()}, {veth_b, b.name()}});
+  ASSERT_TRUE(scraped.named) << scraped.metrics << "\n" << run("docker logs " + name_).err;
 
   // What the Kubernetes probes and an operator's browser ask for.
   const std::string base = "http://127.0.0.1:" + std::to_string(port_);

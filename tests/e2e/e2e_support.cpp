@@ -128,14 +128,16 @@ void exchange(const Container& a, const Container& b, size_t a_to_b, size_t b_to
   b.send(a, 5001, b_to_a);
 }
 
-Agent::Agent(std::vector<std::string> args) : port_(free_port()) {
+Agent::Agent(std::vector<std::string> args, std::vector<std::string> command)
+    : port_(free_port()) {
   char out_path[] = "/tmp/psnictest-agent-out-XXXXXX";
   char err_path[] = "/tmp/psnictest-agent-err-XXXXXX";
   int out_fd = mkstemp(out_path);
   int err_fd = mkstemp(err_path);
   out_path_ = out_path;
   err_path_ = err_path;
-  std::vector<std::string> argv{agent_binary(), "--listen", listen_address(port_)};
+  std::vector<std::string> argv = std::move(command);
+  argv.insert(argv.end(), {"--listen", listen_address(port_)});
   argv.insert(argv.end(), args.begin(), args.end());
   auto given = [&](const char* flag) {
     return std::find(args.begin(), args.end(), flag) != args.end();

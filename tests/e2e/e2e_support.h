@@ -18,6 +18,7 @@
 #include <ostream>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/support/agent_log.h"
@@ -102,7 +103,10 @@ void exchange(const Container& a, const Container& b, size_t a_to_b, size_t b_to
 // destruction.
 class Agent {
  public:
-  explicit Agent(std::vector<std::string> args = {});
+  explicit Agent(std::vector<std::string> args = {}) : Agent(std::move(args), {agent_binary()}) {}
+  // Started by `command` (an absolute path first) in place of the binary: a launcher such as
+  // "capsh ... --shell=BINARY --", which execs the agent with the arguments that follow.
+  Agent(std::vector<std::string> args, std::vector<std::string> command);
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
   ~Agent();

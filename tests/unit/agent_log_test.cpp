@@ -57,7 +57,8 @@ TEST(AgentLog, BareValuesAreReadToTheNextSpace) {
 
 TEST(AgentLog, PlainAndBrokenLinesAreNotLogLines) {
   for (const char* line : {
-           "psnic-agent: missing privileges: CAP_BPF (run as root)",
+           "psnic-agent: missing capabilities: CAP_SYS_PTRACE (it needs CAP_NET_ADMIN, "
+           "CAP_SYS_ADMIN and CAP_SYS_PTRACE; root has them)",
            "psnic-agent: --log-level: x=y: not one of debug, info, warn, error (see --help)",
            "ts=1 level=info",                                 // no msg
            "ts=1 level=info msg=a msg=b",                     // a key twice

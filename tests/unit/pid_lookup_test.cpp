@@ -82,8 +82,10 @@ TEST(PidError, IsTheLinePsnicPrintsWithItsErrno) {
       {PidVerdict::kExitedDuringLookup, ENOENT, "4242: exited during lookup", ESRCH},
       {PidVerdict::kThreadId, EINVAL, "4242: not a process id (a thread id or out of range)",
        EINVAL},
-      {PidVerdict::kPermissionDenied, EACCES, "4242: permission denied", EACCES},
-      {PidVerdict::kPermissionDenied, EPERM, "4242: operation not permitted", EPERM},
+      {PidVerdict::kPermissionDenied, EACCES,
+       "4242: permission denied to its network namespace (needs CAP_SYS_PTRACE, or root)", EACCES},
+      {PidVerdict::kPermissionDenied, EPERM,
+       "4242: permission denied to its network namespace (needs CAP_SYS_PTRACE, or root)", EPERM},
       {PidVerdict::kSystemError, EMFILE, "4242: too many open files", EMFILE},
   };
   for (const auto& row : rows) {
