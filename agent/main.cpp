@@ -2,6 +2,7 @@
 #include <bpf/libbpf.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -164,7 +165,20 @@ int run_logged(const std::function<void()>& agent) {
   }
 }
 
+// Each counted interface holds two TCX link descriptors, and each HTTP connection one: a thousand
+// containers, or a thousand idle clients, outgrow the soft limit of 1024 that systemd and most
+// shells give. The hard limit is what the host allows; the agent takes it, as Go programs
+// (node_exporter among them) do at start.
+void raise_open_files_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 int run(const Options& options) {
+  raise_open_files_limit();
   // Two threads allocate: the agent's loop and libmicrohttpd's one server thread, which builds
   // each scrape's exposition (about 1 MB at 1000 interfaces). glibc gives a thread that meets
   // another in malloc an arena of its own, up to 8 per core, and a long-running agent never

@@ -700,6 +700,23 @@ TEST_F(HostAgentE2eTest, UnpinnedAgentDetachesEverythingOnSigtermAndPinsNothing)
   EXPECT_EQ(agent.err().find("/sys/fs/bpf"), std::string::npos) << agent.err();
 }
 
+// Two link descriptors per counted interface and one per HTTP client outgrow systemd's soft
+// limit of 1024 open files: the agent raises its soft limit to the hard one at start.
+TEST_F(HostAgentE2eTest, SoftOpenFilesLimitIsRaisedToTheHardOne) {
+  Agent agent({"--no-pin"}, {"/usr/bin/prlimit", "--nofile=1024:4096", "--", agent_binary()});
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  std::ifstream limits("/proc/" + std::to_string(agent.pid()) + "/limits");
+  std::string open_files;
+  for (std::string line; std::getline(limits, line);)
+    if (line.rfind("Max open files", 0) == 0) open_files = line;
+  static const std::regex values(R"(Max open files\s+(\d+)\s+(\d+)\s+files\s*)");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(open_files, m, values)) << open_files;
+  EXPECT_EQ(m[1], "4096");
+  EXPECT_EQ(m[2], "4096");
+  EXPECT_EQ(agent.interrupt(), 0) << agent.err();
+}
+
 // --log-format json: every line the agent writes while it runs is one JSON object with string
 // ts (RFC 3339, UTC, milliseconds), level and msg; the messages are those of the logfmt lines.
 TEST_F(HostAgentE2eTest, JsonLogIsOneObjectPerLine) {
