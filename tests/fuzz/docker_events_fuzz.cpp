@@ -75,8 +75,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       // A read that ends in an error hands over nothing (the caller resubscribes and lists the
       // running containers): what came before is a prefix of the events.
       PSNIC_FUZZ_CHECK(outcome.events.size() <= reference.events.size());
-      PSNIC_FUZZ_CHECK(std::equal(outcome.events.begin(), outcome.events.end(),
-                                  reference.events.begin()));
+      PSNIC_FUZZ_CHECK(
+          std::equal(outcome.events.begin(), outcome.events.end(), reference.events.begin()));
     }
   }
   return 0;

@@ -1,5 +1,6 @@
-// Durations (parse_duration), as the agent's flags take them. Anything that is not a duration is an Error(EINVAL), never another
-// exception or a negative or overlong value; what parses reads back the same in milliseconds.
+// Durations (parse_duration), as the agent's flags take them. Anything that is not a duration is an
+// Error(EINVAL), never another exception or a negative or overlong value; what parses reads back
+// the same in milliseconds.
 #include <cerrno>
 #include <chrono>
 #include <cstdint>

@@ -46,9 +46,12 @@ bool read_labels(std::string_view line, std::vector<std::pair<std::string, std::
         continue;
       }
       if (++at >= line.size()) return false;
-      if (line[at] == 'n') value += '\n';
-      else if (line[at] == '\\' || line[at] == '"') value += line[at];
-      else return false;
+      if (line[at] == 'n')
+        value += '\n';
+      else if (line[at] == '\\' || line[at] == '"')
+        value += line[at];
+      else
+        return false;
     }
     labels.emplace_back(std::move(name), std::move(value));
     ++at;  // the closing quote
@@ -69,7 +72,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)psnic::accepts_gzip(accept_encoding);
 
   auto snapshot = std::make_shared<psnic::LabelSnapshot>();
-  snapshot->publish(std::make_shared<const psnic::LabelTable>(psnic::LabelTable{{kIfindex, given}}));
+  snapshot->publish(
+      std::make_shared<const psnic::LabelTable>(psnic::LabelTable{{kIfindex, given}}));
   const psnic::TrafficCollector collector(
       [](uint32_t) {
         psnic_traffic traffic{};

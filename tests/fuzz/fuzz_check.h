@@ -9,12 +9,12 @@
 #include "base/text.h"
 
 // A violated invariant aborts, which libFuzzer reports as a crash and saves the input for.
-#define PSNIC_FUZZ_CHECK(condition)                                                       \
-  do {                                                                                    \
-    if (!(condition)) {                                                                   \
+#define PSNIC_FUZZ_CHECK(condition)                                                            \
+  do {                                                                                         \
+    if (!(condition)) {                                                                        \
       std::fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                       \
-    }                                                                                     \
+      std::abort();                                                                            \
+    }                                                                                          \
   } while (0)
 
 namespace psnic::fuzz {
