@@ -8,7 +8,9 @@ set -uo pipefail
 mode=$1 binary=$2 corpus=$3 artifacts=$4
 mkdir -p "$artifacts"
 name=$(basename "$binary")
-before=$(ls "$artifacts")
+started=$(mktemp)  # what libFuzzer writes after this is this run's
+work=""
+trap 'rm -rf "$started" ${work:+"$work"}' EXIT
 
 case "$mode" in
   replay)
@@ -19,7 +21,6 @@ case "$mode" in
   fuzz)
     seconds=$5
     work=$(mktemp -d "${TMPDIR:-/tmp}/psnic-fuzz-$name.XXXXXX")
-    trap 'rm -rf "$work"' EXIT
     "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$artifacts/" "$work" "$corpus"
     status=$? ;;
@@ -27,8 +28,8 @@ case "$mode" in
 esac
 if [ $status -ne 0 ]; then
   echo "$name: failed ($mode), status $status" >&2
-  for file in $(comm -13 <(echo "$before") <(ls "$artifacts")); do
-    echo "$name: reproducer $artifacts/$file (run it: $binary $artifacts/$file)" >&2
+  find "$artifacts" -type f -newer "$started" | while read -r file; do
+    echo "$name: reproducer $file (run it: $binary $file)" >&2
   done
 fi
 exit $status
