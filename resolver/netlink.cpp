@@ -226,7 +226,8 @@ NetlinkSocket::Outcome NetlinkSocket::transact(
       throw Error("rtnetlink reply", EMSGSIZE, "reply larger than the receive buffer");
     if (from.nl_pid != 0) continue;  // only the kernel answers requests
 
-    size_t remaining = static_cast<size_t>(received);
+    // Signed, as NLMSG_NEXT needs it (see parse_link_events).
+    ssize_t remaining = received;
     for (auto* reply = reinterpret_cast<const nlmsghdr*>(buffer_.data());
          NLMSG_OK(reply, remaining); reply = NLMSG_NEXT(reply, remaining)) {
       if (reply->nlmsg_seq != nlh->nlmsg_seq) continue;  // a late answer to an earlier request
@@ -342,13 +343,20 @@ std::vector<LinkEvent> LinkEvents::drain(bool& overrun) {
       overrun = overrun || (msg.msg_flags & MSG_TRUNC);
       continue;
     }
-    size_t remaining = static_cast<size_t>(received);
-    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buffer_.data()); NLMSG_OK(nlh, remaining);
-         nlh = NLMSG_NEXT(nlh, remaining)) {
-      if (nlh->nlmsg_type != RTM_NEWLINK && nlh->nlmsg_type != RTM_DELLINK) continue;
-      std::optional<Link> link = parse_link(nlh, nlh->nlmsg_len);
-      if (link) events.push_back({std::move(*link), nlh->nlmsg_type == RTM_DELLINK});
-    }
+    parse_link_events(buffer_.data(), static_cast<size_t>(received), events);
+  }
+}
+
+void parse_link_events(const void* datagram, size_t length, std::vector<LinkEvent>& events) {
+  // Signed: NLMSG_NEXT subtracts the last message's aligned length, which can exceed what is
+  // left when the datagram ends inside its padding; unsigned, `remaining` would wrap to a huge
+  // value and NLMSG_OK would walk on past the datagram (found by tests/fuzz/netlink_fuzz).
+  auto remaining = static_cast<ssize_t>(length);
+  for (auto* nlh = static_cast<const nlmsghdr*>(datagram); NLMSG_OK(nlh, remaining);
+       nlh = NLMSG_NEXT(nlh, remaining)) {
+    if (nlh->nlmsg_type != RTM_NEWLINK && nlh->nlmsg_type != RTM_DELLINK) continue;
+    std::optional<Link> link = parse_link(nlh, nlh->nlmsg_len);
+    if (link) events.push_back({std::move(*link), nlh->nlmsg_type == RTM_DELLINK});
   }
 }
 

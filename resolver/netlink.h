@@ -103,6 +103,11 @@ struct LinkEvent {
   bool deleted = false;
 };
 
+// Appends the link notifications of one received datagram (messages back to back, each
+// NLMSG_ALIGNed) to `events`; other messages and malformed links are skipped. Pure: what
+// LinkEvents::drain() does with each datagram.
+void parse_link_events(const void* datagram, size_t length, std::vector<LinkEvent>& events);
+
 // The caller's namespace's link notifications (RTNLGRP_LINK), read without blocking.
 class LinkEvents {
  public:

@@ -173,6 +173,20 @@ ContainerInfo parse_container_json(std::string_view text) {
   return info;
 }
 
+std::vector<std::string> parse_running_json(std::string_view text) {
+  const json doc = parse_json(text);
+  if (!doc.is_array()) throw bad_message("not a JSON array");
+  std::vector<std::string> ids;
+  for (const json& entry : doc) {
+    if (!entry.is_object()) throw bad_message("an entry is not an object");
+    std::string id = string_member(entry, "Id", "Id");
+    if (!is_full_container_id(id))
+      throw bad_message("Id \"" + printable(id) + "\" is not a 64-hex container id");
+    ids.push_back(std::move(id));
+  }
+  return ids;
+}
+
 struct DockerClient::Impl {
   explicit Impl(std::string socket_path)
       : handle(std::move(socket_path), DockerHandle::Kind::kRequest, kTimeoutMs, kMaxResponseBytes),
@@ -247,21 +261,11 @@ std::optional<ContainerInfo> DockerClient::inspect(std::string_view id) {
 std::vector<std::string> DockerClient::running() {
   const DockerResponse r = impl_->api_get("/containers/json");
   if (r.status != 200) throw http_error(socket_path(), r);
-  std::vector<std::string> ids;
   try {
-    const json doc = parse_json(r.body);
-    if (!doc.is_array()) throw bad_message("not a JSON array");
-    for (const json& entry : doc) {
-      if (!entry.is_object()) throw bad_message("an entry is not an object");
-      std::string id = string_member(entry, "Id", "Id");
-      if (!is_full_container_id(id))
-        throw bad_message("Id \"" + printable(id) + "\" is not a 64-hex container id");
-      ids.push_back(std::move(id));
-    }
+    return parse_running_json(r.body);
   } catch (const Error& e) {
     impl_->rethrow_bad_response(e, r);
   }
-  return ids;
 }
 
 }  // namespace psnic

@@ -39,6 +39,11 @@ struct ContainerInfo {
 // leaves its default.
 ContainerInfo parse_container_json(std::string_view json);
 
+// Parses the JSON of GET /containers/json: the full ids of the running containers. Throws
+// Error(EBADMSG) on malformed JSON, an answer that is not an array of objects, or an Id that is
+// not a 64-hex container id.
+std::vector<std::string> parse_running_json(std::string_view json);
+
 // The Engine API version to speak to a daemon whose newest is `daemon_version` (its Api-Version
 // response header, "1.41"): that version, capped at kDockerApiNewest. Empty (speak unversioned
 // paths, which a daemon serves at its own newest version) when `daemon_version` is not "M.N".

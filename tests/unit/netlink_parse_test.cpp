@@ -211,6 +211,44 @@ TEST(ParseNsid, RejectsOtherMessageTypes) {
   EXPECT_FALSE(parse_nsid(m.header(), m.size()));
 }
 
+TEST(ParseLinkEvents, ReadsEveryLinkMessageOfADatagram) {
+  LinkMessage added(7), removed(8, RTM_DELLINK);
+  added.name("veth1a2b");
+  removed.name("veth3c4d");
+  NetlinkMessage nsid(RTM_NEWNSID, 0);
+  nsid.put_header<rtgenmsg>();
+  std::vector<char> datagram;
+  for (nlmsghdr* nlh : {added.nlh(), nsid.header(), removed.nlh()})
+    datagram.insert(datagram.end(), reinterpret_cast<char*>(nlh),
+                    reinterpret_cast<char*>(nlh) + nlh->nlmsg_len);
+  std::vector<LinkEvent> events;
+  parse_link_events(datagram.data(), datagram.size(), events);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].link.name, "veth1a2b");
+  EXPECT_FALSE(events[0].deleted);
+  EXPECT_EQ(events[1].link.name, "veth3c4d");
+  EXPECT_TRUE(events[1].deleted);
+}
+
+// Found by tests/fuzz/netlink_fuzz (corpus/netlink/regress-datagram-ends-in-padding): a datagram
+// that ends inside its last message's alignment padding made NLMSG_NEXT wrap the unsigned count
+// of bytes left, and the walk read on past the datagram, here into a message that is not in it.
+TEST(ParseLinkEvents, StopsWhereTheDatagramEndsInsideTheLastPadding) {
+  LinkMessage inside(7), beyond(8);
+  inside.name("veth1a2b");  // IFLA_IFNAME of 13 bytes, padded to 16
+  beyond.name("intruder");
+  const size_t padded = inside.nlh()->nlmsg_len;
+  inside.nlh()->nlmsg_len = static_cast<uint32_t>(padded - 3);  // without the padding
+  std::vector<char> buffer(reinterpret_cast<char*>(inside.nlh()),
+                           reinterpret_cast<char*>(inside.nlh()) + padded);
+  buffer.insert(buffer.end(), reinterpret_cast<char*>(beyond.nlh()),
+                reinterpret_cast<char*>(beyond.nlh()) + beyond.nlh()->nlmsg_len);
+  std::vector<LinkEvent> events;
+  parse_link_events(buffer.data(), padded - 3, events);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].link.name, "veth1a2b");
+}
+
 TEST(NetlinkMessage, RefusesToOverflowItsBuffer) {
   NetlinkMessage m(RTM_GETLINK, 0);
   std::string big(600, 'x');
