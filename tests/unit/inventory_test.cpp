@@ -160,12 +160,29 @@ class InventoryTest : public ::testing::Test {
           return host_;
         },
         Inventory::Options{30s, retire_after}, labels_, retired_, self_,
-        [this](const NetnsReport& owner, InterfaceLabels& labels) {
-          if (auto it = names_.find(owner.identity.id); it != names_.end())
-            labels.container_name = it->second;
+        [this](OwnerRequest request) {
+          if (queue_full_) return false;
+          questions_.push_back(std::move(request));
+          return true;
         },
         [this] { return now_; });
     return *inventory_;
+  }
+
+  // The runtime (a RuntimeWorker's source) answers question `i` as names_ says, or fails with
+  // `error`.
+  OwnerAnswer answer_to(const OwnerRequest& question, const std::string& error = "") const {
+    OwnerAnswer answer{question.ticket, question.labels, error};
+    if (auto it = names_.find(question.owner.identity.id); error.empty() && it != names_.end())
+      answer.labels.container_name = it->second;
+    return answer;
+  }
+  // Answers every question asked so far.
+  void answer_all() {
+    std::vector<OwnerAnswer> answers;
+    for (const OwnerRequest& question : questions_) answers.push_back(answer_to(question));
+    questions_.clear();
+    inventory_->owners_described(answers);
   }
 
   // The host has a veth `host` whose peer is eth0 of a namespace; with `container_id`, a
@@ -208,6 +225,8 @@ class InventoryTest : public ::testing::Test {
   bool discover_error_ = false;
   int passes_ = 0;
   std::map<std::string, std::string> names_;  // container id -> name
+  std::vector<OwnerRequest> questions_;       // asked of the runtime, not answered yet
+  bool queue_full_ = false;
   std::shared_ptr<LabelSnapshot> labels_ = std::make_shared<LabelSnapshot>();
   std::shared_ptr<RetiredSnapshot> retired_ = std::make_shared<RetiredSnapshot>();
   std::shared_ptr<FakeSelf> self_ = std::make_shared<FakeSelf>();
@@ -224,6 +243,7 @@ TEST_F(InventoryTest, ReconcileCountsEveryHostPeerAndNamesItsOwner) {
   Inventory& inventory = make();
   inventory.reconcile();
   EXPECT_EQ(counters_.calls, std::vector<std::string>{"attach veth7"});
+  answer_all();
   ASSERT_TRUE(live("veth7"));
   EXPECT_EQ(live("veth7")->container_id, kIdA);
   EXPECT_EQ(live("veth7")->container_name, "web");
@@ -257,6 +277,8 @@ TEST_F(InventoryTest, NotifiedPeerCountsAtOnceAndItsOwnerIsNamedWithBackoff) {
   add_to_host(7, "veth7", kIdA);
   now_ = inventory.next_deadline();
   inventory.identify_pending();
+  EXPECT_EQ(inventory.pending(), 1u);  // found; its runtime is asked
+  answer_all();
   EXPECT_EQ(inventory.pending(), 0u);
   EXPECT_EQ(live("veth7")->container_id, kIdA);
   EXPECT_FALSE(inventory.identify_due(now_ + 1h));  // nothing left to identify
@@ -316,6 +338,7 @@ TEST_F(InventoryTest, VanishedInterfaceIsExportedWithItsFinalValuesForItsGracePe
   add_to_host(7, "veth7", kIdA);
   Inventory& inventory = make(/*retire_after=*/10s);
   inventory.reconcile();
+  answer_all();
   remove_from_host(7);
   counters_.counters[7] = traffic(500);
   const Clock::time_point gone_at = now_;
@@ -354,6 +377,7 @@ TEST_F(InventoryTest, RenamedInterfaceKeepsCountingUnderItsNewName) {
   counters_.pinned_dir = "/sys/fs/bpf/psnictest";
   Inventory& inventory = make();
   inventory.reconcile();
+  answer_all();
   const std::vector<std::string> calls = counters_.calls;
   inventory.handle_all({added(7, "renamed7")}, now_);
   EXPECT_FALSE(live("veth7"));
@@ -393,6 +417,7 @@ TEST_F(InventoryTest, IfindexReusedByANewInterfaceStartsItsOwnSeries) {
             (std::vector<std::string>{"attach veth7", "detach 7", "attach vethnew"}));
   EXPECT_EQ(counters_.counters.at(7).ingress.bytes, 0u);
   inventory.identify_pending();
+  answer_all();
   EXPECT_EQ(live("vethnew")->container_id, kIdB);
   ASSERT_EQ(retired().size(), 1u);
   EXPECT_EQ(retired()[0].labels.host_interface, "veth7");
@@ -403,6 +428,7 @@ TEST_F(InventoryTest, HooksAnotherToolRemovedAreAttachedAgainAndTheCounterContin
   add_to_host(7, "veth7", kIdA);
   Inventory& inventory = make();
   inventory.reconcile();
+  answer_all();
   counters_.counters[7] = traffic(500);
   counters_.removed_by_another_tool.insert(7);
   inventory.reconcile();
@@ -434,6 +460,7 @@ TEST_F(InventoryTest, ARuntimesEventNamesTheContainersInterfacesAgainAtOnce) {
   names_[kIdA] = "old";
   Inventory& inventory = make();
   inventory.reconcile();
+  answer_all();
   ASSERT_EQ(live("veth7")->container_name, "old");
   names_[kIdA] = "new";
   const int passes = passes_;
@@ -442,6 +469,8 @@ TEST_F(InventoryTest, ARuntimesEventNamesTheContainersInterfacesAgainAtOnce) {
   EXPECT_TRUE(inventory.identify_due(now_));
   inventory.identify_pending();
   EXPECT_EQ(passes_, passes + 1);
+  EXPECT_EQ(live("veth7")->container_name, "old");  // until the runtime answers
+  answer_all();
   EXPECT_EQ(live("veth7")->container_name, "new");
   inventory.owners_changed({std::string(64, 'c')});  // not one psnic counts: nothing to do
   EXPECT_FALSE(inventory.identify_due(now_));
@@ -489,6 +518,7 @@ TEST_F(PinnedInventoryTest, IfindexReusedWhileNoAgentRanRetiresTheOldCounter) {
   ASSERT_EQ(retired().size(), 1u);
   EXPECT_EQ(retired()[0].labels.host_interface, "vethold");
   EXPECT_EQ(retired()[0].final.ingress.bytes, 500u);
+  answer_all();
   EXPECT_EQ(live("vethnew")->container_id, kIdB);
 }
 
