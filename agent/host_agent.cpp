@@ -23,8 +23,9 @@ HostAgent::HostAgent(const TrafficProgram& program, HostAgentOptions options,
           [this](const ResolveOptions& resolve) { return resolver_.resolve_all(resolve); },
           Inventory::Options{options.reconcile_interval, options.retire_after}, std::move(labels),
           std::move(retired), std::move(self),
-          owners ? AskOwner([this](OwnerRequest request) { return worker_->ask(std::move(request)); })
-                 : AskOwner()) {}
+          owners
+              ? AskOwner([this](OwnerRequest request) { return worker_->ask(std::move(request)); })
+              : AskOwner()) {}
 
 void HostAgent::run() {
   EventLoop loop(options_.heartbeat);

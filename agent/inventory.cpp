@@ -208,8 +208,9 @@ bool Inventory::ask_about(const NetnsReport& owner, const InterfaceLabels& known
   request.owner.interfaces.clear();
   if (!ask_(std::move(request))) {
     if (self_) self_->count_error(ErrorOp::kDescribe);
-    log_warn(known.host_interface + ": too many questions for the runtime waiting; named without it",
-             {{"interface", known.host_interface}});
+    log_warn(
+        known.host_interface + ": too many questions for the runtime waiting; named without it",
+        {{"interface", known.host_interface}});
     tracked.asked = 0;
     return false;
   }
@@ -269,8 +270,7 @@ void Inventory::name_unanswered(Clock::time_point now) {
   if (asking_.empty()) return;
   bool changed = false;
   for (auto& [ifindex, tracked] : tracked_) {
-    if (tracked.asked == 0 || tracked.wait_until == Clock::time_point{} ||
-        tracked.wait_until > now)
+    if (tracked.asked == 0 || tracked.wait_until == Clock::time_point{} || tracked.wait_until > now)
       continue;
     tracked.wait_until = {};  // the answer, when it comes, names it again
     relabel(tracked, ifindex, tracked.known);

@@ -147,6 +147,9 @@ LinkEvent deleted(uint32_t ifindex, const std::string& name) {
   return {host_veth(ifindex, name), true};
 }
 
+const std::string kIdA(64, 'a');
+const std::string kIdB(64, 'b');
+
 class InventoryTest : public ::testing::Test {
  protected:
   InventoryTest() : counters_(now_) {}
@@ -176,6 +179,22 @@ class InventoryTest : public ::testing::Test {
     if (auto it = names_.find(question.owner.identity.id); error.empty() && it != names_.end())
       answer.labels.container_name = it->second;
     return answer;
+  }
+  // The one question asked so far, taken: the test answers it when it chooses.
+  OwnerRequest take_question() {
+    EXPECT_EQ(questions_.size(), 1u);
+    OwnerRequest question = questions_.empty() ? OwnerRequest{} : questions_.front();
+    questions_.clear();
+    return question;
+  }
+  // An inventory counting veth7, of container kIdA, named `name` by its runtime.
+  Inventory& make_with_named_veth7(const std::string& name) {
+    add_to_host(7, "veth7", kIdA);
+    names_[kIdA] = name;
+    Inventory& inventory = make();
+    inventory.reconcile();
+    answer_all();
+    return inventory;
   }
   // Answers every question asked so far.
   void answer_all() {
@@ -233,8 +252,6 @@ class InventoryTest : public ::testing::Test {
   std::optional<Inventory> inventory_;
 };
 
-const std::string kIdA(64, 'a');
-const std::string kIdB(64, 'b');
 
 TEST_F(InventoryTest, ReconcileCountsEveryHostPeerAndNamesItsOwner) {
   add_to_host(7, "veth7", kIdA);
@@ -474,6 +491,154 @@ TEST_F(InventoryTest, ARuntimesEventNamesTheContainersInterfacesAgainAtOnce) {
   EXPECT_EQ(live("veth7")->container_name, "new");
   inventory.owners_changed({std::string(64, 'c')});  // not one psnic counts: nothing to do
   EXPECT_FALSE(inventory.identify_due(now_));
+}
+
+// ---- Owners named by a runtime, whose answers come later or never ------------------------------
+
+TEST_F(InventoryTest, AHungRuntimeDelaysTheNamesNeverTheCounting) {
+  Inventory& inventory = make();
+  inventory.reconcile();
+  const Clock::time_point next_pass = inventory.next_deadline();
+  add_to_host(7, "veth7", kIdA);
+  names_[kIdA] = "web";
+  inventory.handle_all({added(7, "veth7")}, now_);
+  EXPECT_EQ(counters_.calls, std::vector<std::string>{"attach veth7"});  // counted at once
+  now_ = inventory.next_deadline();
+  inventory.identify_pending();
+  ASSERT_EQ(questions_.size(), 1u);
+  EXPECT_EQ(questions_[0].key, kIdA);
+  EXPECT_EQ(questions_[0].labels.interface, "eth0");
+  EXPECT_EQ(inventory.pending(), 1u);
+  // It waits a while for the answer; found, nothing is looked for again meanwhile.
+  EXPECT_EQ(live("veth7")->container_id, "");
+  EXPECT_FALSE(inventory.identify_due(now_ + 1h));
+  const Clock::time_point due = now_ + Inventory::kAnswerWait;
+  EXPECT_EQ(inventory.next_deadline(), due);
+  inventory.name_unanswered(due - 1ms);
+  EXPECT_EQ(live("veth7")->container_id, "");
+  now_ = due;
+  inventory.name_unanswered(now_);
+  EXPECT_EQ(live("veth7")->container_id, kIdA);  // what the resolver knew
+  EXPECT_EQ(live("veth7")->interface, "eth0");
+  EXPECT_EQ(live("veth7")->container_name, "");
+  EXPECT_EQ(inventory.next_deadline(), next_pass);  // nothing timed is left but the next pass
+  answer_all();  // late, but still the answer to the question asked for it
+  EXPECT_EQ(live("veth7")->container_name, "web");
+  EXPECT_EQ(inventory.pending(), 0u);
+}
+
+TEST_F(InventoryTest, OneQuestionPerOwnerNamesAllItsInterfaces) {
+  add_to_host(7, "veth7", kIdA);
+  add_to_host(8, "veth8", kIdA);  // a second interface of the same container
+  names_[kIdA] = "web";
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_EQ(questions_.size(), 1u);
+  now_ += 30s;
+  inventory.reconcile();  // asked again while the answer is out: joined, not asked twice
+  EXPECT_EQ(questions_.size(), 1u);
+  answer_all();
+  EXPECT_EQ(live("veth7")->container_name, "web");
+  EXPECT_EQ(live("veth8")->container_name, "web");
+  now_ += 30s;
+  inventory.reconcile();  // answered: the next pass asks again (the runtime may keep answers)
+  EXPECT_EQ(questions_.size(), 1u);
+}
+
+TEST_F(InventoryTest, AnAnswerAfterItsInterfaceWentNamesNobody) {
+  add_to_host(7, "veth7", kIdA);
+  names_[kIdA] = "web";
+  Inventory& inventory = make();
+  inventory.reconcile();
+  ASSERT_EQ(questions_.size(), 1u);
+  remove_from_host(7);
+  inventory.handle_all({deleted(7, "veth7")}, now_);
+  answer_all();
+  EXPECT_FALSE(live("veth7"));
+  ASSERT_EQ(retired().size(), 1u);
+  EXPECT_EQ(retired()[0].labels.container_name, "");
+}
+
+// The kernel gives the ifindex of a gone interface to a new one in another container: the old
+// question's answer, arriving late, must not name the new interface.
+TEST_F(InventoryTest, AnAnswerAboutAnIfindexsEarlierInterfaceNamesNobody) {
+  add_to_host(7, "veth7", kIdA);
+  names_[kIdA] = "old-web";
+  names_[kIdB] = "db";
+  Inventory& inventory = make();
+  inventory.reconcile();
+  const OwnerRequest earlier = take_question();
+  remove_from_host(7);
+  add_to_host(7, "vethnew", kIdB);
+  inventory.handle_all({deleted(7, "veth7"), added(7, "vethnew")}, now_);
+  inventory.identify_pending();
+  ASSERT_EQ(questions_.size(), 1u);
+  EXPECT_NE(questions_[0].ticket, earlier.ticket);
+  inventory.owners_described({answer_to(earlier)});
+  EXPECT_EQ(live("vethnew")->container_name, "");
+  EXPECT_EQ(live("vethnew")->container_id, "");
+  answer_all();
+  EXPECT_EQ(live("vethnew")->container_name, "db");
+  EXPECT_EQ(live("vethnew")->container_id, kIdB);
+}
+
+// The same ifindex, namespace and container asked about again after the interface went: a new
+// question, not the old one joined (its answer may be about what the owner was).
+TEST_F(InventoryTest, AnInterfaceMadeAgainAsksAnew) {
+  add_to_host(7, "veth7", kIdA);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  ASSERT_EQ(questions_.size(), 1u);
+  inventory.handle_all({deleted(7, "veth7"), added(7, "veth7")}, now_);
+  inventory.identify_pending();
+  EXPECT_EQ(questions_.size(), 2u);
+}
+
+TEST_F(InventoryTest, AnAnswerToAQuestionAskedBeforeARenameNamesNobody) {
+  Inventory& inventory = make_with_named_veth7("old");
+  now_ += 30s;
+  inventory.reconcile();  // a question out when the container is renamed
+  const OwnerRequest before = take_question();
+  inventory.owners_changed({kIdA});
+  inventory.identify_pending();
+  const OwnerRequest after = take_question();  // asked anew, not joined
+  names_[kIdA] = "new";
+  inventory.owners_described({answer_to(after)});
+  names_[kIdA] = "old";  // what the daemon said before the rename
+  inventory.owners_described({answer_to(before)});
+  EXPECT_EQ(live("veth7")->container_name, "new");
+}
+
+TEST_F(InventoryTest, ARuntimeFailingKeepsWhatItSaidBeforeAndIsCounted) {
+  Inventory& inventory = make_with_named_veth7("web");
+  now_ += 30s;
+  inventory.reconcile();
+  ASSERT_EQ(questions_.size(), 1u);
+  inventory.owners_described({answer_to(questions_[0], "timed out")});
+  EXPECT_EQ(self_->errors[ErrorOp::kDescribe], 1);
+  EXPECT_EQ(live("veth7")->container_name, "web");
+  EXPECT_EQ(inventory.pending(), 0u);
+}
+
+TEST_F(InventoryTest, AFirstAnswerThatFailsExportsWhatIsKnownAtOnce) {
+  add_to_host(7, "veth7", kIdA);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  ASSERT_EQ(questions_.size(), 1u);
+  inventory.owners_described({answer_to(questions_[0], "timed out")});
+  EXPECT_EQ(live("veth7")->container_id, kIdA);
+  EXPECT_EQ(live("veth7")->interface, "eth0");
+  EXPECT_EQ(inventory.pending(), 0u);
+}
+
+TEST_F(InventoryTest, AFullQueueNamesWithWhatIsKnown) {
+  add_to_host(7, "veth7", kIdA);
+  queue_full_ = true;
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_EQ(live("veth7")->container_id, kIdA);
+  EXPECT_EQ(inventory.pending(), 0u);
+  EXPECT_EQ(self_->errors[ErrorOp::kDescribe], 1);
 }
 
 // ---- A pinned agent's first pass ---------------------------------------------------------------
