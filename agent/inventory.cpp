@@ -45,7 +45,7 @@ Inventory::~Inventory() {
 
 size_t Inventory::pending() const {
   return static_cast<size_t>(std::count_if(tracked_.begin(), tracked_.end(), [](const auto& t) {
-    return !t.second.identified || (t.second.asked != 0 && !t.second.named);
+    return !t.second.identified || (t.second.asked != 0 && !t.second.exported_with_owner());
   }));
 }
 
@@ -104,10 +104,8 @@ std::vector<AttachRequest> Inventory::adopt_pinned(const std::vector<AttachReque
       track(request);
       // Its series keeps its labels until its owner is looked up again.
       std::optional<InterfaceLabels> stored = counters_.stored_labels(request.ifindex);
-      if (stored && stored->host_interface == request.name) {
+      if (stored && stored->host_interface == request.name)
         tracked_.at(request.ifindex).labels = std::move(*stored);
-        tracked_.at(request.ifindex).named = true;
-      }
       log_info("adopted " + request.name + " (" + mode + ")",
                {{"interface", request.name}, {"mode", mode}});
       continue;
@@ -187,8 +185,9 @@ void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
   Tracked& tracked = it->second;
   tracked.identified = true;
   if (ask_ && ask_about(owner, known, tracked)) {
-    // Counting goes on meanwhile; a series already named keeps its labels until the answer.
-    if (!tracked.named && tracked.wait_until == Clock::time_point{})
+    // Counting goes on meanwhile; a series already named (an adopted one too) keeps its labels
+    // until the answer.
+    if (!tracked.exported_with_owner() && tracked.wait_until == Clock::time_point{})
       tracked.wait_until = now_() + kAnswerWait;
     return;
   }
@@ -255,7 +254,8 @@ void Inventory::owners_described(const std::vector<OwnerAnswer>& answers) {
         labels.container_name = answer.labels.container_name;
         labels.pod = answer.labels.pod;
         labels.namespace_name = answer.labels.namespace_name;
-      } else if (tracked.named && tracked.labels.container_id == labels.container_id &&
+      } else if (tracked.exported_with_owner() &&
+                 tracked.labels.container_id == labels.container_id &&
                  tracked.labels.interface == labels.interface) {
         continue;  // a runtime failing does not take away what it said of the same owner before
       }

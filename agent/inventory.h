@@ -97,13 +97,17 @@ class Inventory {
   struct Tracked {
     InterfaceLabels labels;
     bool identified = false;  // its owner found (by the resolver)
-    bool named = false;       // exported with its owner's labels at least once
+    bool named = false;       // named by this agent at least once (logged)
     // While a runtime's answer is awaited: the question's ticket, what is known without it,
     // and until when the series waits for it before it is exported with that (zero: it does
     // not wait, its owner was named before).
     uint64_t asked = 0;
     InterfaceLabels known;
     Clock::time_point wait_until{};
+
+    // Its series carries its owner's labels (the container-side interface at least), named
+    // here or by the agent that stored them.
+    bool exported_with_owner() const { return !labels.interface.empty(); }
   };
   struct Retired {
     RetiredSeries series;

@@ -666,6 +666,24 @@ TEST_F(PinnedInventoryTest, WhatAnEarlierAgentLeftCountingIsAdoptedWithItsLabels
   EXPECT_TRUE(retired().empty());
 }
 
+TEST_F(PinnedInventoryTest, AnAdoptedSeriesKeepsItsStoredLabelsWhileItsRuntimeHangs) {
+  add_to_host(7, "veth7", kIdA);
+  counters_.left_counting.insert(7);
+  InterfaceLabels stored;
+  stored.host_interface = "veth7";
+  stored.interface = "eth0";
+  stored.container_id = kIdA;
+  stored.container_name = "web";
+  counters_.stored[7] = stored;
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_EQ(questions_.size(), 1u);
+  now_ += 10s;
+  inventory.name_unanswered(now_);
+  EXPECT_EQ(live("veth7")->container_name, "web");
+  EXPECT_EQ(inventory.pending(), 0u);
+}
+
 // Stored labels of another interface (the ifindex was reused while no agent ran) are not taken
 // over: the old counter is retired under its own labels and the new interface starts its own.
 TEST_F(PinnedInventoryTest, IfindexReusedWhileNoAgentRanRetiresTheOldCounter) {
