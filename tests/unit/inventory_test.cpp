@@ -646,17 +646,23 @@ TEST_F(InventoryTest, AFullQueueNamesWithWhatIsKnown) {
 class PinnedInventoryTest : public InventoryTest {
  protected:
   PinnedInventoryTest() { counters_.pinned_dir = "/sys/fs/bpf/psnictest"; }
+
+  // An earlier agent left veth7 (ifindex 7) counting, with these labels stored.
+  void left_counting_veth7(const std::string& interface) {
+    counters_.left_counting.insert(7);
+    InterfaceLabels stored;
+    stored.host_interface = "veth7";
+    stored.interface = interface;
+    stored.container_id = kIdA;
+    stored.container_name = "web";
+    counters_.stored[7] = stored;
+  }
 };
 
 TEST_F(PinnedInventoryTest, WhatAnEarlierAgentLeftCountingIsAdoptedWithItsLabels) {
   add_to_host(7, "veth7", "");  // its owner cannot be named right now
-  counters_.left_counting.insert(7);
+  left_counting_veth7("");
   counters_.counters[7] = traffic(500);
-  InterfaceLabels stored;
-  stored.host_interface = "veth7";
-  stored.container_id = kIdA;
-  stored.container_name = "web";
-  counters_.stored[7] = stored;
   Inventory& inventory = make();
   inventory.reconcile();
   EXPECT_EQ(counters_.calls, std::vector<std::string>{"adopt veth7"});
@@ -668,13 +674,7 @@ TEST_F(PinnedInventoryTest, WhatAnEarlierAgentLeftCountingIsAdoptedWithItsLabels
 
 TEST_F(PinnedInventoryTest, AnAdoptedSeriesKeepsItsStoredLabelsWhileItsRuntimeHangs) {
   add_to_host(7, "veth7", kIdA);
-  counters_.left_counting.insert(7);
-  InterfaceLabels stored;
-  stored.host_interface = "veth7";
-  stored.interface = "eth0";
-  stored.container_id = kIdA;
-  stored.container_name = "web";
-  counters_.stored[7] = stored;
+  left_counting_veth7("eth0");
   Inventory& inventory = make();
   inventory.reconcile();
   EXPECT_EQ(questions_.size(), 1u);
