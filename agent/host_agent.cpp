@@ -12,22 +12,29 @@ namespace psnic {
 HostAgent::HostAgent(const TrafficProgram& program, HostAgentOptions options,
                      std::shared_ptr<LabelSnapshot> labels,
                      std::shared_ptr<RetiredSnapshot> retired, std::shared_ptr<SelfReport> self,
-                     DescribeOwner describe)
+                     OwnerSource* owners, OwnerEvents* events)
     : options_(options),
       self_(self),
+      events_(events),
       counters_(program, options.mode, options.pins),
+      worker_(owners || events ? std::make_optional<RuntimeWorker>(owners, events) : std::nullopt),
       inventory_(
           counters_,
           [this](const ResolveOptions& resolve) { return resolver_.resolve_all(resolve); },
           Inventory::Options{options.reconcile_interval, options.retire_after}, std::move(labels),
-          std::move(retired), std::move(self), std::move(describe)) {}
+          std::move(retired), std::move(self),
+          owners
+              ? AskOwner([this](OwnerRequest request) { return worker_->ask(std::move(request)); })
+              : AskOwner()) {}
 
-void HostAgent::run(OwnerEvents* owners) {
+void HostAgent::run() {
   EventLoop loop(options_.heartbeat);
   constexpr uint64_t kLinks = 0;
   constexpr uint64_t kOwners = 1;
+  constexpr uint64_t kAnswers = 2;
+  OwnerEvents* owners = events_;
   // Subscribing again after the runtime's stream ended: soon, then backing off to a minute while
-  // it fails (a hung daemon costs the loop up to 2 s per try).
+  // it fails (a hung daemon costs the worker up to 2 s per try).
   constexpr std::chrono::seconds kOwnerRetry{5};
   constexpr std::chrono::seconds kMaxOwnerRetry{60};
   std::chrono::seconds owner_retry = kOwnerRetry;
@@ -37,12 +44,20 @@ void HostAgent::run(OwnerEvents* owners) {
   // Subscribe before the first full pass, so that nothing added meanwhile is missed.
   LinkEvents events = LinkEvents::open();
   loop.watch(events.fd(), kLinks);
+  if (worker_) loop.watch(worker_->fd(), kAnswers);
+  // The subscription is made on the worker's thread; meanwhile `owners` is the worker's.
   bool owners_connected = false;
+  bool subscribing = false;
   auto connect_owners = [&] {
-    owners_connected = owners->connect();
+    worker_->subscribe();
+    subscribing = true;
+    next_owner_connect = {};
+  };
+  auto connected_owners = [&](bool connected) {
+    subscribing = false;
+    owners_connected = connected;
     if (owners_connected) {
       loop.watch(owners->fd(), kOwners);
-      next_owner_connect = {};
       owner_retry = kOwnerRetry;
       log_info("following " + owners->name());
     } else {
@@ -80,6 +95,12 @@ void HostAgent::run(OwnerEvents* owners) {
         }
         continue;
       }
+      if (tag == kAnswers) {
+        RuntimeWorker::Results results = worker_->take();
+        inventory_.owners_described(results.answers);
+        if (results.subscribed) connected_owners(*results.subscribed);
+        continue;
+      }
       if (tag == kOwners) {
         bool closed = false;
         std::vector<std::string> changed;
@@ -103,10 +124,12 @@ void HostAgent::run(OwnerEvents* owners) {
       }
       const Clock::time_point now = Clock::now();
       // Renames missed while the stream was down are caught by the next reconcile.
-      if (owners && !owners_connected && now >= next_owner_connect) connect_owners();
+      if (owners && !owners_connected && !subscribing && now >= next_owner_connect)
+        connect_owners();
       if (inventory_.reconcile_due(now)) inventory_.reconcile(kSlice);
       if (inventory_.backlog() > 0) inventory_.attach_backlog(Clock::now() + kSlice);
       if (inventory_.identify_due(now)) inventory_.identify_pending();
+      inventory_.name_unanswered(now);
       inventory_.expire_retired(now);
     }
   }

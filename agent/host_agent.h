@@ -2,11 +2,14 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "agent/inventory.h"
 #include "agent/kernel_counters.h"
+#include "agent/owner_source.h"
+#include "agent/runtime_worker.h"
 #include "agent/views.h"
 #include "kernel/attach.h"
 #include "kernel/pins.h"
@@ -28,36 +31,22 @@ struct HostAgentOptions {
   LoopHeartbeat* heartbeat = nullptr;
 };
 
-// A container runtime's event stream (Docker's): which owners started or were renamed, so that
-// they are named at once rather than at the next retry or reconcile.
-class OwnerEvents {
- public:
-  virtual ~OwnerEvents() = default;
-  // Subscribes anew; false when the runtime is not there or refuses. Never throws.
-  virtual bool connect() = 0;
-  // The subscription's fd, for epoll, while connected.
-  virtual int fd() const = 0;
-  // Reads what is there without blocking: the ids of containers that started or were renamed.
-  // Sets `closed` when the stream ended or broke; connect() again later.
-  virtual std::vector<std::string> drain(bool& closed) = 0;
-  // What the stream is, for log lines: "docker events on /var/run/docker.sock".
-  virtual std::string name() const = 0;
-};
-
 // `psnic-agent` on its own: counts every host peer (veth, netkit) on the host, follows links as
 // they come and go, names their owners, and keeps the series of vanished interfaces for a grace
 // period. The decisions are the Inventory's; this wires it to the kernel (KernelCounters), the
-// resolver and the clock, and runs the loop that feeds it. One thread. When destroyed, an
+// resolver and the clock, and runs the loop that feeds it. One thread, which never waits for a
+// container runtime: the runtimes are asked on a RuntimeWorker's. When destroyed, an
 // ephemeral agent stops counting everything it counted; a pinned one leaves it all counting,
 // for the next agent to adopt.
 class HostAgent {
  public:
   using Clock = Inventory::Clock;
 
-  // `self` and `describe` may be null.
+  // `self`, `owners` (who names owners) and `events` (whose events say when to ask again) may be
+  // null; those given must outlive the agent.
   HostAgent(const TrafficProgram& program, HostAgentOptions options,
             std::shared_ptr<LabelSnapshot> labels, std::shared_ptr<RetiredSnapshot> retired,
-            std::shared_ptr<SelfReport> self, DescribeOwner describe);
+            std::shared_ptr<SelfReport> self, OwnerSource* owners, OwnerEvents* events = nullptr);
   HostAgent(const HostAgent&) = delete;
   HostAgent& operator=(const HostAgent&) = delete;
 
@@ -73,9 +62,9 @@ class HostAgent {
   void expire_retired(Clock::time_point now) { inventory_.expire_retired(now); }
 
   // Runs until SIGINT/SIGTERM (which the caller has blocked): link notifications, the runtime's
-  // events when `owners` is given, reconcile timer, owner identification with backoff,
-  // retirement. Reconciles first.
-  void run(OwnerEvents* owners = nullptr);
+  // answers and events, reconcile timer, owner identification with backoff, retirement.
+  // Reconciles first.
+  void run();
 
   size_t attached() const { return inventory_.attached(); }
   size_t pending() const { return inventory_.pending(); }
@@ -83,8 +72,11 @@ class HostAgent {
  private:
   HostAgentOptions options_;
   std::shared_ptr<SelfReport> self_;
+  OwnerEvents* events_;
   Resolver resolver_;
   KernelCounters counters_;
+  // Before the inventory, which asks it: destroyed after it.
+  std::optional<RuntimeWorker> worker_;
   Inventory inventory_;
 };
 

@@ -27,14 +27,14 @@ bool is_host_peer_candidate(const Link& link) {
 Inventory::Inventory(Counters& counters, Discover discover, Options options,
                      std::shared_ptr<LabelSnapshot> labels,
                      std::shared_ptr<RetiredSnapshot> retired, std::shared_ptr<SelfReport> self,
-                     DescribeOwner describe, Now now)
+                     AskOwner ask, Now now)
     : counters_(counters),
       discover_(std::move(discover)),
       options_(options),
       labels_(std::move(labels)),
       retired_snapshot_(std::move(retired)),
       self_(std::move(self)),
-      describe_(std::move(describe)),
+      ask_(std::move(ask)),
       now_(std::move(now)) {}
 
 Inventory::~Inventory() {
@@ -44,6 +44,12 @@ Inventory::~Inventory() {
 }
 
 size_t Inventory::pending() const {
+  return static_cast<size_t>(std::count_if(tracked_.begin(), tracked_.end(), [](const auto& t) {
+    return !t.second.identified || (t.second.asked != 0 && !t.second.exported_with_owner());
+  }));
+}
+
+size_t Inventory::unidentified() const {
   return static_cast<size_t>(std::count_if(tracked_.begin(), tracked_.end(),
                                            [](const auto& t) { return !t.second.identified; }));
 }
@@ -146,7 +152,13 @@ void Inventory::retire(uint32_t ifindex, Clock::time_point now) {
   log_info("detached " + labels.host_interface + " (gone" +
                (labels.container_id.empty() ? "" : ", " + labels.container_id) + ")",
            {{"interface", labels.host_interface}, {"container_id", labels.container_id}});
+  const uint64_t asked = it->second.asked;
   tracked_.erase(it);
+  // A question nobody waits for any more is not joined by a later interface (a namespace inode
+  // or an ifindex used again): that one asks anew.
+  if (asked != 0 && std::none_of(tracked_.begin(), tracked_.end(),
+                                 [&](const auto& t) { return t.second.asked == asked; }))
+    std::erase_if(asking_, [&](const auto& out) { return out.second == asked; });
 }
 
 void Inventory::retire_left_behind(uint32_t ifindex, Clock::time_point now) {
@@ -164,35 +176,107 @@ void Inventory::retire_left_behind(uint32_t ifindex, Clock::time_point now) {
 void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) {
   auto it = tracked_.find(pair.host_ifindex);
   if (it == tracked_.end()) return;
-  InterfaceLabels labels;
-  labels.container_id = owner.identity.id;
-  labels.interface = pair.name;
-  labels.host_interface = pair.host_name;
+  InterfaceLabels known;
+  known.container_id = owner.identity.id;
+  known.interface = pair.name;
+  known.host_interface = pair.host_name;
   // A namespace made with `ip netns add NAME` is named NAME.
-  labels.container_name = owner.netns_name;
-  if (describe_) {
-    try {
-      describe_(owner, labels);
-    } catch (const std::exception& e) {
-      if (self_) self_->count_error(ErrorOp::kDescribe);
-      log_warn(pair.host_name + ": describing its owner " +
-                   (owner.identity.id.empty() ? owner.netns_name : owner.identity.id) +
-                   " failed: " + e.what(),
-               {{"interface", pair.host_name}});
-    }
-  }
+  known.container_name = owner.netns_name;
   Tracked& tracked = it->second;
-  if (!tracked.identified || tracked.labels != labels) {
-    log_info(pair.host_name + " is " + pair.name + " of " +
+  tracked.identified = true;
+  if (ask_ && ask_about(owner, known, tracked)) {
+    // Counting goes on meanwhile; a series already named (an adopted one too) keeps its labels
+    // until the answer.
+    if (!tracked.exported_with_owner() && tracked.wait_until == Clock::time_point{})
+      tracked.wait_until = now_() + kAnswerWait;
+    return;
+  }
+  relabel(tracked, pair.host_ifindex, std::move(known));
+}
+
+bool Inventory::ask_about(const NetnsReport& owner, const InterfaceLabels& known,
+                          Tracked& tracked) {
+  tracked.known = known;
+  std::string key =
+      owner.identity.id.empty() ? "netns:" + std::to_string(owner.netns_inode) : owner.identity.id;
+  if (auto out = asking_.find(key); out != asking_.end()) {
+    tracked.asked = out->second;
+    return true;
+  }
+  OwnerRequest request{last_ticket_ + 1, key, owner, known};
+  request.owner.interfaces.clear();
+  if (!ask_(std::move(request))) {
+    if (self_) self_->count_error(ErrorOp::kDescribe);
+    log_warn(
+        known.host_interface + ": too many questions for the runtime waiting; named without it",
+        {{"interface", known.host_interface}});
+    tracked.asked = 0;
+    return false;
+  }
+  tracked.asked = ++last_ticket_;
+  asking_.emplace(std::move(key), tracked.asked);
+  return true;
+}
+
+void Inventory::relabel(Tracked& tracked, uint32_t ifindex, InterfaceLabels labels) {
+  if (!tracked.named || tracked.labels != labels) {
+    log_info(labels.host_interface + " is " + labels.interface + " of " +
                  (labels.container_name.empty() ? "" : labels.container_name + " ") +
                  (labels.container_id.empty() ? "(no container id)" : labels.container_id),
-             {{"interface", pair.host_name},
+             {{"interface", labels.host_interface},
               {"container_id", labels.container_id},
               {"container_name", labels.container_name}});
   }
-  if (tracked.labels != labels) counters_.store_labels(pair.host_ifindex, labels);
+  if (tracked.labels != labels) counters_.store_labels(ifindex, labels);
   tracked.labels = std::move(labels);
-  tracked.identified = true;
+  tracked.named = true;
+}
+
+void Inventory::owners_described(const std::vector<OwnerAnswer>& answers) {
+  bool changed = false;
+  for (const OwnerAnswer& answer : answers) {
+    std::erase_if(asking_, [&](const auto& out) { return out.second == answer.ticket; });
+    if (!answer.error.empty()) {
+      if (self_) self_->count_error(ErrorOp::kDescribe);
+      log_warn("describing the owner of " + answer.labels.host_interface + " (" +
+                   (answer.labels.container_id.empty() ? answer.labels.container_name
+                                                       : answer.labels.container_id) +
+                   ") failed: " + answer.error,
+               {{"interface", answer.labels.host_interface}});
+    }
+    for (auto& [ifindex, tracked] : tracked_) {
+      if (tracked.asked != answer.ticket) continue;
+      tracked.asked = 0;
+      tracked.wait_until = {};
+      InterfaceLabels labels = tracked.known;
+      if (answer.error.empty()) {
+        labels.container_id = answer.labels.container_id;
+        labels.container_name = answer.labels.container_name;
+        labels.pod = answer.labels.pod;
+        labels.namespace_name = answer.labels.namespace_name;
+      } else if (tracked.exported_with_owner() &&
+                 tracked.labels.container_id == labels.container_id &&
+                 tracked.labels.interface == labels.interface) {
+        continue;  // a runtime failing does not take away what it said of the same owner before
+      }
+      relabel(tracked, ifindex, std::move(labels));
+      changed = true;
+    }
+  }
+  if (changed) publish();
+}
+
+void Inventory::name_unanswered(Clock::time_point now) {
+  if (asking_.empty()) return;
+  bool changed = false;
+  for (auto& [ifindex, tracked] : tracked_) {
+    if (tracked.asked == 0 || tracked.wait_until == Clock::time_point{} || tracked.wait_until > now)
+      continue;
+    tracked.wait_until = {};  // the answer, when it comes, names it again
+    relabel(tracked, ifindex, tracked.known);
+    changed = true;
+  }
+  if (changed) publish();
 }
 
 void Inventory::attach_backlog(Clock::time_point until) {
@@ -259,7 +343,7 @@ void Inventory::reconcile(std::chrono::milliseconds budget) {
     for (const NetnsReport& owner : batch.namespaces)
       for (const InterfacePair& pair : owner.interfaces)
         if (pair.placement == Placement::host_peer) name_owner(owner, pair);
-    if (pending() == 0) next_identify_ = {};  // all named by this pass: no lookup is due
+    if (unidentified() == 0) next_identify_ = {};  // all found by this pass: no lookup is due
   } catch (const Error& e) {
     if (self_) self_->count_error(ErrorOp::kReconcile);
     log_error("reconcile: " + std::string(e.what()));
@@ -306,9 +390,9 @@ void Inventory::handle_all(const std::vector<LinkEvent>& events, Clock::time_poi
 }
 
 void Inventory::identify_pending() {
-  if (pending() > 0) identify_now();
+  if (unidentified() > 0) identify_now();
   // Retry with backoff until a process shows up in every pending namespace.
-  if (pending() == 0) {
+  if (unidentified() == 0) {
     next_identify_ = {};
   } else {
     identify_backoff_ = std::min(identify_backoff_ * 2, kMaxIdentifyBackoff);
@@ -347,8 +431,11 @@ void Inventory::owners_changed(const std::vector<std::string>& container_ids) {
     if (std::find(container_ids.begin(), container_ids.end(), tracked.labels.container_id) !=
         container_ids.end())
       tracked.identified = false;
+  // What the runtime says of them from now on is asked anew: an answer to a question asked
+  // before the change names nobody.
+  for (const std::string& id : container_ids) asking_.erase(id);
   // A started container's veth may still be waiting for its first process to be named.
-  if (pending() > 0) {
+  if (unidentified() > 0) {
     identify_backoff_ = kFirstIdentifyDelay;
     next_identify_ = now_();
   }
@@ -359,6 +446,10 @@ Inventory::Clock::time_point Inventory::next_deadline() const {
   Clock::time_point next = next_reconcile_;
   if (next_identify_ != Clock::time_point{}) next = std::min(next, next_identify_);
   for (const Retired& r : retired_) next = std::min(next, r.expires);
+  if (!asking_.empty())
+    for (const auto& [ifindex, tracked] : tracked_)
+      if (tracked.asked != 0 && tracked.wait_until != Clock::time_point{})
+        next = std::min(next, tracked.wait_until);
   return next;
 }
 

@@ -8,15 +8,17 @@
 #include <vector>
 
 #include "agent/counters.h"
+#include "agent/owner_source.h"
 #include "agent/views.h"
 #include "resolver/netlink.h"
 #include "resolver/resolver.h"
 
 namespace psnic {
 
-// Fills what a namespace's owner is called (container_name, pod, namespace) into its labels,
-// e.g. from the Docker Engine API. container_id and interface names are already set.
-using DescribeOwner = std::function<void(const NetnsReport& owner, InterfaceLabels& labels)>;
+// Queues a question for a runtime (RuntimeWorker::ask): what a namespace's owner is called. The
+// answer comes back later, or never, through Inventory::owners_described(). False when the
+// question cannot be queued.
+using AskOwner = std::function<bool(OwnerRequest request)>;
 
 // A host link psnic counts: a veth or netkit whose peer lives in another namespace.
 bool is_host_peer_candidate(const Link& link);
@@ -38,10 +40,16 @@ class Inventory {
     std::chrono::milliseconds retire_after{120000};
   };
 
-  // `self` and `describe` may be null. `counters` must outlive the inventory.
+  // How long a newly found owner's interfaces wait for the runtime's answer before they are
+  // exported with what the resolver knew (container id, interface): a hung daemon delays the
+  // names, never the series.
+  static constexpr std::chrono::milliseconds kAnswerWait{2000};
+
+  // `self` and `ask` may be null (no runtime: owners are named by the resolver alone, at once).
+  // `counters` must outlive the inventory.
   Inventory(Counters& counters, Discover discover, Options options,
             std::shared_ptr<LabelSnapshot> labels, std::shared_ptr<RetiredSnapshot> retired,
-            std::shared_ptr<SelfReport> self, DescribeOwner describe, Now now = Clock::now);
+            std::shared_ptr<SelfReport> self, AskOwner ask, Now now = Clock::now);
   Inventory(const Inventory&) = delete;
   Inventory& operator=(const Inventory&) = delete;
   // Publishes empty views: what the counters do with the interfaces is theirs to decide.
@@ -65,9 +73,14 @@ class Inventory {
   // A runtime says these containers started or were renamed: their interfaces are named again
   // by the next identify_pending(), due now.
   void owners_changed(const std::vector<std::string>& container_ids);
+  // The runtime's answers to questions asked: each names the interfaces still waiting for it
+  // (an answer to a question since asked again, or about interfaces since gone, names nobody).
+  void owners_described(const std::vector<OwnerAnswer>& answers);
+  // Interfaces whose first answer is overdue (kAnswerWait) are exported with what is known.
+  void name_unanswered(Clock::time_point now);
 
-  // When the next timed step is due: a reconcile, an identification, an expiry; now while the
-  // backlog is not empty.
+  // When the next timed step is due: a reconcile, an identification, an overdue answer, an
+  // expiry; now while the backlog is not empty.
   Clock::time_point next_deadline() const;
   bool reconcile_due(Clock::time_point now) const { return now >= next_reconcile_; }
   bool identify_due(Clock::time_point now) const {
@@ -75,6 +88,7 @@ class Inventory {
   }
 
   size_t attached() const { return tracked_.size(); }
+  // Counted interfaces whose owner is not named yet: not found, or its runtime not answered.
   size_t pending() const;
   size_t retired() const { return retired_.size(); }
   size_t backlog() const { return backlog_.size(); }
@@ -82,7 +96,18 @@ class Inventory {
  private:
   struct Tracked {
     InterfaceLabels labels;
-    bool identified = false;
+    bool identified = false;  // its owner found (by the resolver)
+    bool named = false;       // named by this agent at least once (logged)
+    // While a runtime's answer is awaited: the question's ticket, what is known without it,
+    // and until when the series waits for it before it is exported with that (zero: it does
+    // not wait, its owner was named before).
+    uint64_t asked = 0;
+    InterfaceLabels known;
+    Clock::time_point wait_until{};
+
+    // Its series carries its owner's labels (the container-side interface at least), named
+    // here or by the agent that stored them.
+    bool exported_with_owner() const { return !labels.interface.empty(); }
   };
   struct Retired {
     RetiredSeries series;
@@ -100,6 +125,12 @@ class Inventory {
   // counted, under the labels that agent stored, for the grace period; then drops it.
   void retire_left_behind(uint32_t ifindex, Clock::time_point now);
   void name_owner(const NetnsReport& owner, const InterfacePair& pair);
+  // Asks the runtime about `owner` for `tracked` (joining a question about it already out).
+  // False when it cannot be asked.
+  bool ask_about(const NetnsReport& owner, const InterfaceLabels& known, Tracked& tracked);
+  // Gives `tracked` these labels, logging and storing them when they changed.
+  void relabel(Tracked& tracked, uint32_t ifindex, InterfaceLabels labels);
+  size_t unidentified() const;
   void identify_now();
   void publish();
 
@@ -109,12 +140,14 @@ class Inventory {
   std::shared_ptr<LabelSnapshot> labels_;
   std::shared_ptr<RetiredSnapshot> retired_snapshot_;
   std::shared_ptr<SelfReport> self_;
-  DescribeOwner describe_;
+  AskOwner ask_;
   Now now_;
 
   std::map<uint32_t, Tracked> tracked_;  // by host ifindex
   std::vector<AttachRequest> backlog_;   // host peers found by a reconcile, not yet counted
   std::vector<Retired> retired_;
+  std::map<std::string, uint64_t> asking_;  // owner key -> ticket of the question out about it
+  uint64_t last_ticket_ = 0;
   bool first_pass_ = true;
   Clock::time_point next_reconcile_{};
   Clock::time_point next_identify_{};

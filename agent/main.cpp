@@ -52,6 +52,7 @@ struct Options {
   bool quiet = false;
   std::string attach_mode = "auto";
   std::string pin_dir{psnic::kDefaultPinDir};
+  std::string docker_socket = "/var/run/docker.sock";
   bool no_pin = false;
   bool cleanup = false;
   std::string log_format = "logfmt";
@@ -262,14 +263,11 @@ int run(const Options& options) {
   if (options.pids.empty()) {
     log_serving(options.listen, *server);
     return run_logged([&] {
-      psnic::OwnerDescriber describer;
-      psnic::DockerOwnerEvents docker_events(describer);
-      psnic::HostAgent agent(
-          program, host_options, labels, retired, self,
-          [&describer](const psnic::NetnsReport& owner, psnic::InterfaceLabels& labels) {
-            describer.describe(owner, labels);
-          });
-      agent.run(&docker_events);
+      psnic::OwnerDescriber describer(options.docker_socket);
+      psnic::DockerOwnerEvents docker_events(describer, options.docker_socket);
+      psnic::HostAgent agent(program, host_options, labels, retired, self, &describer,
+                             &docker_events);
+      agent.run();
     });
   }
 
@@ -349,6 +347,12 @@ int main(int argc, char** argv) {
                "remove everything pinned in --pin-dir and the programs it attached, then exit")
       ->excludes(pid)
       ->excludes(no_pin);
+  app.add_option("--docker-socket", options.docker_socket,
+                 "the Docker daemon's API socket, which names containers (none there: named "
+                 "without it)")
+      ->type_name("PATH")
+      ->capture_default_str()
+      ->excludes(pid);
   app.add_option("--attach-mode", options.attach_mode,
                  "auto (TCX when the kernel has it, else tc), tcx, or tc")
       ->capture_default_str()

@@ -10,10 +10,19 @@
 #    (<= 40 MB), CPU over 10 idle seconds (~0).
 # 3. Restart: the agent is killed with SIGKILL and started again; time until it has adopted all
 #    N pinned interfaces. Then SIGTERM: time until it exits (pinned, it leaves them counting).
+# `host_agent_bench.sh hung-daemon` measures 1. only, side by side (issue 10): the agent with no
+# Docker daemon and with one that accepts connections and never answers (bench/hung_daemon),
+# alternated in ROUNDS rounds (default 4) of PER_ROUND veths (default 50), each round a cold
+# start; and, once a round, the time from SIGTERM to exit when it comes 0.3 s after a start,
+# while the agent subscribes to the daemon's events. The agent sees the daemon's socket at
+# /var/run/docker.sock, bind-mounted there in a mount namespace of its own (so that revisions
+# without --docker-socket are measured alike); "no daemon" is a plain file there, which refuses
+# every connection at once.
 # Everything made is named psnictest-hab-* / psnictesth* (pins in /sys/fs/bpf/psnictest-hab),
 # and removed on exit. Needs root.
 # Environment: PSNIC_AGENT (default build/release/psnic-agent), N (default 1000), ATTACH_MODE
-# (auto, tcx or tc; default auto).
+# (auto, tcx or tc; default auto); hung-daemon mode: HUNG_DAEMON (default
+# build/release/hung_daemon), ROUNDS, PER_ROUND.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AGENT=${PSNIC_AGENT:-build/release/psnic-agent}
@@ -27,6 +36,9 @@ PIN_DIR=/sys/fs/bpf/psnictest-hab
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 
 agent=""
+daemon=""
+hung_dir=""
+wrap=()  # what start_agent runs the agent under
 batch=$(mktemp /tmp/psnictest-hab.XXXXXX)
 stop_agent() {
   if [ -n "$agent" ]; then kill -INT "$agent" 2>/dev/null || true; wait "$agent" 2>/dev/null || true; fi
@@ -34,6 +46,8 @@ stop_agent() {
 }
 cleanup() {
   stop_agent
+  if [ -n "$daemon" ]; then kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; fi
+  [ -z "$hung_dir" ] || rm -rf "$hung_dir"
   "$AGENT" --cleanup --pin-dir "$PIN_DIR" 2>/dev/null || true
   ip netns list | awk '$1 ~ /^psnictest-hab-/ {print "netns del " $1}' >"$batch"
   ip -force -batch "$batch" 2>/dev/null || true
@@ -41,7 +55,7 @@ cleanup() {
 }
 trap cleanup EXIT
 start_agent() {
-  "$AGENT" --listen 127.0.0.1:$PORT --attach-mode "$ATTACH_MODE" --pin-dir "$PIN_DIR" "$@" \
+  "${wrap[@]}" "$AGENT" --listen 127.0.0.1:$PORT --attach-mode "$ATTACH_MODE" --pin-dir "$PIN_DIR" "$@" \
     2>>/tmp/psnictest-hab-agent.log &
   agent=$!
   for _ in $(seq 1 200); do
@@ -58,19 +72,84 @@ percentile() {  # p, values on stdin (ms)
   sort -g | awk -v p="$1" '{v[NR]=$1} END {i=int(p*NR+0.999999); if (i<1) i=1; printf "%.1f", v[i]}'
 }
 : >/tmp/psnictest-hab-agent.log
+# Makes veths FIRST.. FIRST+COUNT-1 one at a time into fresh namespaces; appends to FILE the ms
+# from `ip link add` returning to the veth's series in /metrics.
+attach_latencies() {  # FIRST COUNT FILE
+  local i name t0 t1
+  for i in $(seq "$1" $(($1 + $2 - 1))); do
+    ip netns add "psnictest-hab-$i"
+    name=$(veth_name "$i")
+    ip link add "$name" type veth peer name eth0 netns "psnictest-hab-$i"
+    t0=$(date +%s%N)
+    until grep -q "host_interface=\"$name\"" <<<"$(scrape)"; do
+      [ $(($(date +%s%N) - t0)) -lt 60000000000 ] || { echo "$name not counted after 60 s" >&2; exit 1; }
+    done
+    t1=$(date +%s%N)
+    echo $(( (t1 - t0) / 1000 )) | awk '{printf "%.3f\n", $1/1000}' >>"$3"
+  done
+}
+
+if [ "${1:-}" = hung-daemon ]; then
+  HUNG_DAEMON=${HUNG_DAEMON:-build/release/hung_daemon}
+  ROUNDS=${ROUNDS:-4}
+  PER_ROUND=${PER_ROUND:-50}
+  [ -x "$HUNG_DAEMON" ] || { echo "host_agent_bench.sh: $HUNG_DAEMON not built" >&2; exit 2; }
+  [ -S /var/run/docker.sock ] || [ -e /var/run/docker.sock ] ||
+    { echo "host_agent_bench.sh: hung-daemon mode binds over /var/run/docker.sock, which is absent" >&2; exit 2; }
+  hung_dir=$(mktemp -d /tmp/psnictest-hab-hung.XXXXXX)
+  "$HUNG_DAEMON" "$hung_dir/docker.sock" &
+  daemon=$!
+  : >"$hung_dir/none"
+  for _ in $(seq 1 100); do [ -S "$hung_dir/docker.sock" ] && break; sleep 0.01; done
+  for kind in none hung; do : >"$hung_dir/lat-$kind"; : >"$hung_dir/term-$kind"; done
+  first=0
+  for round in $(seq 1 "$ROUNDS"); do
+    for kind in none hung; do
+      socket=$hung_dir/none
+      [ "$kind" = none ] || socket=$hung_dir/docker.sock
+      # shellcheck disable=SC2016
+      wrap=(unshare -m --propagation slave sh -c 'mount --bind "$0" /var/run/docker.sock && exec "$@"' "$socket")
+      start_agent
+      attach_latencies "$first" "$PER_ROUND" "$hung_dir/lat-$kind"
+      stop_agent
+      "$AGENT" --cleanup --pin-dir "$PIN_DIR" 2>/dev/null || true
+      # SIGTERM 0.3 s after a start, while the agent subscribes to the daemon's events (a
+      # hung daemon's GET /_ping waits for its 2 s timeout).
+      start_agent
+      sleep 0.3
+      t0=$(date +%s%N)
+      kill -TERM "$agent"; wait "$agent" 2>/dev/null || true; agent=""
+      echo $(( ($(date +%s%N) - t0) / 1000000 )) >>"$hung_dir/term-$kind"
+      "$AGENT" --cleanup --pin-dir "$PIN_DIR" 2>/dev/null || true
+      for i in $(seq "$first" $((first + PER_ROUND - 1))); do echo "netns del psnictest-hab-$i"; done >"$batch"
+      ip -batch "$batch"
+      first=$((first + PER_ROUND))
+      echo "round $round, $kind: p99 $(percentile 0.99 <"$hung_dir/lat-$kind") ms so far" >&2
+    done
+  done
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+  for kind in none hung; do
+    declare "p50_$kind=$(percentile 0.5 <"$hung_dir/lat-$kind")"
+    declare "p99_$kind=$(percentile 0.99 <"$hung_dir/lat-$kind")"
+    declare "max_$kind=$(percentile 1 <"$hung_dir/lat-$kind")"
+    declare "term50_$kind=$(percentile 0.5 <"$hung_dir/term-$kind")"
+    declare "termmax_$kind=$(percentile 1 <"$hung_dir/term-$kind")"
+  done
+  echo "## psnic-agent ($AGENT), attach mode $ATTACH_MODE, no Docker daemon vs a hung one, alternated (kernel $(uname -r), nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo
+  echo "| measure | no daemon | hung daemon | hung / none |"
+  echo "|---|---:|---:|---:|"
+  echo "| \`ip link add\` to series in /metrics, median of $((ROUNDS * PER_ROUND)) | $p50_none ms | $p50_hung ms | $(ratio "$p50_hung" "$p50_none") |"
+  echo "| the same, p99 | $p99_none ms | $p99_hung ms | $(ratio "$p99_hung" "$p99_none") |"
+  echo "| the same, max | $max_none ms | $max_hung ms | |"
+  echo "| SIGTERM 0.3 s after a start (subscribing to the daemon) to exit, median / max of $ROUNDS | $term50_none / $termmax_none ms | $term50_hung / $termmax_hung ms | |"
+  exit 0
+fi
 
 # 1. Attach latency.
 start_agent
 latencies=$(mktemp /tmp/psnictest-hab-lat.XXXXXX)
-for i in $(seq 0 $((LATENCY_ROUNDS - 1))); do
-  ip netns add "psnictest-hab-$i"
-  name=$(veth_name "$i")
-  t0=$(date +%s%N)
-  ip link add "$name" type veth peer name eth0 netns "psnictest-hab-$i"
-  t0=$(date +%s%N)
-  until grep -q "host_interface=\"$name\"" <<<"$(scrape)"; do :; done
-  echo $(( ($(date +%s%N) - t0) / 1000 )) | awk '{printf "%.3f\n", $1/1000}' >>"$latencies"
-done
+attach_latencies 0 "$LATENCY_ROUNDS" "$latencies"
 e2e_p50=$(percentile 0.5 <"$latencies"); e2e_p99=$(percentile 0.99 <"$latencies")
 hist=$(scrape | grep '^psnic_attach_latency_seconds')
 count=$(echo "$hist" | awk '$1 == "psnic_attach_latency_seconds_count" {print $2}')

@@ -188,8 +188,9 @@ std::vector<std::string> parse_running_json(std::string_view text) {
 }
 
 struct DockerClient::Impl {
-  explicit Impl(std::string socket_path)
-      : handle(std::move(socket_path), DockerHandle::Kind::kRequest, kTimeoutMs, kMaxResponseBytes),
+  Impl(std::string socket_path, std::stop_token stop)
+      : handle(std::move(socket_path), DockerHandle::Kind::kRequest, kTimeoutMs, kMaxResponseBytes,
+               std::move(stop)),
         version(handle.socket()) {}
 
   DockerResponse get(const std::string& path) { return handle.perform(path); }
@@ -212,8 +213,8 @@ struct DockerClient::Impl {
   ApiVersionNegotiation version;
 };
 
-DockerClient::DockerClient(std::string socket_path)
-    : impl_(std::make_unique<Impl>(std::move(socket_path))) {}
+DockerClient::DockerClient(std::string socket_path, std::stop_token stop)
+    : impl_(std::make_unique<Impl>(std::move(socket_path), std::move(stop))) {}
 DockerClient::~DockerClient() = default;
 DockerClient::DockerClient(DockerClient&&) noexcept = default;
 DockerClient& DockerClient::operator=(DockerClient&&) noexcept = default;

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -78,7 +79,9 @@ class DockerClient {
   static constexpr long kConnectTimeoutMs = 500;
   static constexpr size_t kMaxResponseBytes = size_t{4} << 20;
 
-  explicit DockerClient(std::string socket_path = "/var/run/docker.sock");
+  // A request in progress gives up (ECANCELED) soon after `stop` is requested.
+  explicit DockerClient(std::string socket_path = "/var/run/docker.sock",
+                        std::stop_token stop = {});
   ~DockerClient();
   DockerClient(DockerClient&&) noexcept;
   DockerClient& operator=(DockerClient&&) noexcept;

@@ -109,9 +109,10 @@ void EventStreamParser::take_message(std::string_view text,
 // lets it act on what is ready.
 class DockerEvents::Transfer {
  public:
-  Transfer(const std::string& socket, std::string path, long connect_timeout_ms)
+  Transfer(const std::string& socket, std::string path, long connect_timeout_ms,
+           std::stop_token stop)
       : handle_(socket, DockerHandle::Kind::kStream, connect_timeout_ms,
-                DockerClient::kMaxResponseBytes) {
+                DockerClient::kMaxResponseBytes, std::move(stop)) {
     char* query =
         curl_easy_escape(handle_.curl(), kFilters.data(), static_cast<int>(kFilters.size()));
     if (!query) throw Error(socket, ENOMEM, "cannot encode the event filters");
@@ -177,17 +178,21 @@ class DockerEvents::Transfer {
   }
 
   // Steps until the response head is in, by `deadline`; the 200 head, or the head of another
-  // status with as much of its body (the daemon's message) as comes by the deadline.
+  // status with as much of its body (the daemon's message) as comes by the deadline. Waits in
+  // short steps, to hear the handle's stop token.
   DockerResponse await_head(Clock::time_point deadline) {
+    auto wait_step = [&] {
+      if (handle_.stop_token().stop_requested()) throw handle_.stopped();
+      step(static_cast<int>(std::min<long>(ms_until(deadline), DockerHandle::kStopCheckMs)));
+    };
     while (!handle_.head_complete()) {
       if (done_) handle_.check_finished(result_);  // ended without a head: throws why
-      const long left = ms_until(deadline);
-      if (left == 0) throw handle_.timed_out(kOpenTimeoutMs);
-      step(static_cast<int>(left));
+      if (ms_until(deadline) == 0) throw handle_.timed_out(kOpenTimeoutMs);
+      wait_step();
     }
     const DockerResponse head = handle_.response_head();
     if (head.status == 200) return head;
-    while (!done_ && ms_until(deadline) > 0) step(static_cast<int>(ms_until(deadline)));
+    while (!done_ && ms_until(deadline) > 0) wait_step();
     return handle_.take_response();
   }
 
@@ -274,18 +279,18 @@ DockerEvents& DockerEvents::operator=(DockerEvents&&) noexcept = default;
 
 int DockerEvents::fd() const { return transfer_->fd(); }
 
-DockerEvents DockerEvents::open(const std::string& socket_path) {
+DockerEvents DockerEvents::open(const std::string& socket_path, std::stop_token stop) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(kOpenTimeoutMs);
   // A timeout of 0 would be none at all for libcurl.
   auto time_left = [&] { return std::max(1L, ms_until(deadline)); };
   std::unique_ptr<Transfer> transfer;
   const ApiVersionNegotiation::Send ping = [&](const std::string& path) {
     DockerHandle handle(socket_path, DockerHandle::Kind::kRequest, time_left(),
-                        DockerClient::kMaxResponseBytes);
+                        DockerClient::kMaxResponseBytes, stop);
     return handle.perform(path);
   };
   const ApiVersionNegotiation::Send subscribe = [&](const std::string& path) {
-    transfer = std::make_unique<Transfer>(socket_path, path, time_left());
+    transfer = std::make_unique<Transfer>(socket_path, path, time_left(), stop);
     return transfer->await_head(deadline);
   };
   ApiVersionNegotiation version(socket_path);

@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -82,8 +83,10 @@ class DockerEvents {
   // the daemon answers other than 200 (EPROTO, with the daemon's message), when the response is
   // not a chunked HTTP/1.1 one (EPROTO), or on a response head above 64 KiB (EMSGSIZE). Returns
   // once the response head is read; body bytes that came with it are kept for drain(), and fd()
-  // is readable for them, so EPOLLIN on fd() covers every event.
-  static DockerEvents open(const std::string& socket_path = "/var/run/docker.sock");
+  // is readable for them, so EPOLLIN on fd() covers every event. Gives up (ECANCELED) soon after
+  // `stop` is requested.
+  static DockerEvents open(const std::string& socket_path = "/var/run/docker.sock",
+                           std::stop_token stop = {});
 
   ~DockerEvents();
   DockerEvents(DockerEvents&&) noexcept;

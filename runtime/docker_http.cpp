@@ -39,8 +39,12 @@ bool is_version_refusal(const DockerResponse& r) {
 
 }  // namespace
 
-DockerHandle::DockerHandle(std::string socket, Kind kind, long timeout_ms, size_t max_body_bytes)
-    : socket_(std::move(socket)), timeout_ms_(timeout_ms), max_body_bytes_(max_body_bytes) {
+DockerHandle::DockerHandle(std::string socket, Kind kind, long timeout_ms, size_t max_body_bytes,
+                           std::stop_token stop)
+    : socket_(std::move(socket)),
+      timeout_ms_(timeout_ms),
+      max_body_bytes_(max_body_bytes),
+      stop_(std::move(stop)) {
   const CURLcode init = init_libcurl_once();
   if (init != CURLE_OK)
     throw Error(socket_, EIO,
@@ -55,7 +59,12 @@ DockerHandle::DockerHandle(std::string socket, Kind kind, long timeout_ms, size_
   }
 }
 
-DockerHandle::~DockerHandle() { curl_easy_cleanup(curl_); }
+DockerHandle::~DockerHandle() {
+  // The easy handle is removed from the multi after each request; the multi goes first, with the
+  // connection it kept.
+  multi_.reset();
+  curl_easy_cleanup(curl_);
+}
 
 void DockerHandle::configure(Kind kind, long timeout_ms) {
   auto set = [&](CURLoption option, auto value, const char* what) {
@@ -135,7 +144,7 @@ void DockerHandle::prepare(std::string path, std::string_view query) {
   path_ = std::move(path);
   body_.clear();
   head_bytes_ = 0;
-  head_complete_ = head_too_large_ = body_too_large_ = false;
+  head_complete_ = head_too_large_ = body_too_large_ = stopped_ = false;
   errbuf_[0] = '\0';
   const std::string url = "http://localhost" + path_ + std::string(query);
   const CURLcode rc = curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
@@ -146,8 +155,42 @@ void DockerHandle::prepare(std::string path, std::string_view query) {
 
 DockerResponse DockerHandle::perform(std::string path) {
   prepare(std::move(path));
-  check_finished(curl_easy_perform(curl_));
+  check_finished(transfer());
   return take_response();
+}
+
+CURLcode DockerHandle::transfer() {
+  if (stop_.stop_requested()) {
+    stopped_ = true;
+    return CURLE_ABORTED_BY_CALLBACK;
+  }
+  if (!multi_) multi_.reset(curl_multi_init());
+  if (!multi_) return CURLE_OUT_OF_MEMORY;
+  if (curl_multi_add_handle(multi_.get(), curl_) != CURLM_OK) return CURLE_FAILED_INIT;
+  CURLcode result = CURLE_OK;
+  for (bool done = false; !done;) {
+    int running = 0;
+    if (curl_multi_perform(multi_.get(), &running) != CURLM_OK) {
+      result = CURLE_FAILED_INIT;
+      break;
+    }
+    int queued = 0;
+    while (CURLMsg* message = curl_multi_info_read(multi_.get(), &queued)) {
+      if (message->msg != CURLMSG_DONE) continue;
+      result = message->data.result;
+      done = true;
+    }
+    if (done) break;
+    // libcurl's own timeouts (CURLOPT_TIMEOUT_MS) still apply; this only adds the stop.
+    if (stop_.stop_requested()) {
+      stopped_ = true;
+      result = CURLE_ABORTED_BY_CALLBACK;
+      break;
+    }
+    curl_multi_poll(multi_.get(), nullptr, 0, kStopCheckMs, nullptr);
+  }
+  curl_multi_remove_handle(multi_.get(), curl_);
+  return result;
 }
 
 DockerResponse DockerHandle::response_head() const {
@@ -187,7 +230,12 @@ Error DockerHandle::timed_out(long timeout_ms) const {
   return request_error(ETIMEDOUT, "no answer within " + std::to_string(timeout_ms) + " ms");
 }
 
+Error DockerHandle::stopped() const {
+  return request_error(ECANCELED, "given up: the agent is stopping");
+}
+
 Error DockerHandle::transport_error(CURLcode rc) const {
+  if (stopped_) return stopped();
   if (head_too_large_)
     return request_error(
         EMSGSIZE, "response head larger than " + std::to_string(kMaxHeadBytes >> 10) + " KiB");

@@ -9,7 +9,9 @@
 #include <curl/curl.h>
 
 #include <functional>
+#include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -29,23 +31,28 @@ struct DockerResponse {
 // One libcurl easy handle speaking HTTP/1.1 to the daemon on a unix socket: never a proxy
 // (whatever http_proxy says), never a redirect, http only, no signals. The response head is
 // bounded by kMaxHeadBytes and must be HTTP/1.x; the body is kept up to `max_body_bytes`.
-// Not movable: libcurl's callbacks point at it.
+// A blocking request gives up within kStopCheckMs of `stop` being requested (ECANCELED), so that
+// a thread stuck on a hung daemon can be stopped. Not movable: libcurl's callbacks point at it.
 class DockerHandle {
  public:
   static constexpr size_t kMaxHeadBytes = size_t{64} << 10;
+  // How often a blocking request, waiting for the daemon, looks at its stop token.
+  static constexpr int kStopCheckMs = 20;
 
   enum class Kind {
     kRequest,  // the whole exchange within `timeout_ms`, the connection kept alive
     kStream,   // only the connect within `timeout_ms`; the caller bounds the wait for the head
   };
 
-  DockerHandle(std::string socket, Kind kind, long timeout_ms, size_t max_body_bytes);
+  DockerHandle(std::string socket, Kind kind, long timeout_ms, size_t max_body_bytes,
+               std::stop_token stop = {});
   ~DockerHandle();
   DockerHandle(const DockerHandle&) = delete;
   DockerHandle& operator=(const DockerHandle&) = delete;
 
   const std::string& socket() const { return socket_; }
   CURL* curl() const { return curl_; }
+  const std::stop_token& stop_token() const { return stop_; }
 
   // Makes the handle's next transfer GET <path><query>, forgetting the last response. Throws
   // the connect error of a socket path that cannot be one.
@@ -73,16 +80,27 @@ class DockerHandle {
   // "<socket>: GET <path>: <cause>".
   Error request_error(int errnum, const std::string& cause) const;
   Error timed_out(long timeout_ms) const;
+  // ECANCELED: the request was given up because `stop` was requested.
+  Error stopped() const;
 
  private:
   static size_t on_header(char* data, size_t size, size_t count, void* self);
   static size_t on_body(char* data, size_t size, size_t count, void* self);
   void configure(Kind kind, long timeout_ms);
+  // curl_easy_perform, but on a multi handle polled in short waits, so that `stop` is heard.
+  CURLcode transfer();
+
+  struct MultiCleanup {
+    void operator()(CURLM* multi) const { curl_multi_cleanup(multi); }
+  };
 
   std::string socket_;
   long timeout_ms_;
   size_t max_body_bytes_;
+  std::stop_token stop_;
   CURL* curl_ = nullptr;
+  // Holds the kept-alive connection between requests; made at the first one.
+  std::unique_ptr<CURLM, MultiCleanup> multi_;
   char errbuf_[CURL_ERROR_SIZE] = {};
   // Of the current request.
   std::string path_;
@@ -91,6 +109,7 @@ class DockerHandle {
   bool head_complete_ = false;
   bool head_too_large_ = false;
   bool body_too_large_ = false;
+  bool stopped_ = false;
 };
 
 // EPROTO: "<socket>: GET <path>: HTTP <status>: <the daemon's message, made one line>".

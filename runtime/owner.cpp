@@ -8,12 +8,17 @@
 namespace psnic {
 
 OwnerDescriber::OwnerDescriber(std::string docker_socket, std::string pods_dir)
-    : docker_(docker_socket),
+    : docker_(docker_socket, stop_.get_token()),
       docker_socket_(std::move(docker_socket)),
       pods_dir_(std::move(pods_dir)) {}
 
 std::optional<OwnerDescriber::Answer> OwnerDescriber::ask_docker(const std::string& id) {
-  if (auto kept = answers_.find(id); kept != answers_.end()) return kept->second;
+  uint64_t forgotten;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto kept = answers_.find(id); kept != answers_.end()) return kept->second;
+    forgotten = forgotten_;
+  }
   std::optional<ContainerInfo> info = docker_.inspect(id);
   if (!info) return std::nullopt;
   // The namespace is the one of the container whose network this one joined: the series are
@@ -25,7 +30,9 @@ std::optional<OwnerDescriber::Answer> OwnerDescriber::ask_docker(const std::stri
       if (std::optional<ContainerInfo> joined = docker_.inspect(owner)) info = std::move(joined);
   }
   Answer answer{info->id, info->name, info->pod(), info->pod_namespace()};
-  if (keep_answers_) {
+  std::lock_guard lock(mutex_);
+  // A rename heard of while the daemon was asked may be newer than this answer: not kept.
+  if (keep_answers_ && forgotten == forgotten_) {
     constexpr size_t kMaxAnswers = 65536;  // removals are forgotten; this only bounds a leak
     if (answers_.size() >= kMaxAnswers) answers_.clear();
     answers_.emplace(id, answer);
@@ -34,11 +41,16 @@ std::optional<OwnerDescriber::Answer> OwnerDescriber::ask_docker(const std::stri
 }
 
 void OwnerDescriber::keep_answers(bool keep) {
+  std::lock_guard lock(mutex_);
   keep_answers_ = keep;
-  if (!keep) answers_.clear();
+  if (keep) return;
+  answers_.clear();
+  ++forgotten_;
 }
 
 void OwnerDescriber::forget(const std::string& container_id) {
+  std::lock_guard lock(mutex_);
+  ++forgotten_;
   // Also the answers that name it for a container that joined its network.
   std::erase_if(answers_, [&](const auto& entry) {
     return entry.first == container_id || entry.second.id == container_id;
@@ -74,7 +86,7 @@ bool DockerOwnerEvents::connect() {
   struct stat st {};
   if (stat(socket_.c_str(), &st) != 0) return false;  // no Docker on this host (yet)
   try {
-    stream_.emplace(DockerEvents::open(socket_));
+    stream_.emplace(DockerEvents::open(socket_, stop_.get_token()));
   } catch (const Error&) {
     return false;
   }

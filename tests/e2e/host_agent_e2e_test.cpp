@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "tests/e2e/e2e_support.h"
+#include "tests/support/fake_docker.h"
 #include "tests/support/support.h"
 
 // In psnic::test::e2e, so that the helpers of e2e_support.h and support.h need no
@@ -514,6 +515,51 @@ TEST_F(HostAgentE2eTest, ProgramRemovedByAnotherToolIsAttachedAgainAndCountingGo
   EXPECT_GE(counted.receive_bytes, 500000u) << counted;
 
   stop(agent, held, {veth}, 1);
+}
+
+// A Docker daemon that accepts connections and never answers (issue 10): the agent asks it on its
+// runtime thread, so a new veth, a container's or a namespace's, is counted as soon as with no
+// daemon at all, and SIGTERM while a call to it hangs ends the agent at once.
+TEST_F(HostAgentE2eTest, AHungDockerDaemonDelaysNeitherCountingNorStopping) {
+  FakeDocker hung;
+  hung.raw("/_ping", FakeDocker::Reply::hanging());  // every client's first request
+  Agent agent({"--docker-socket", hung.path()});
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  for (auto end = Clock::now() + 5s; hung.requests().empty() && Clock::now() < end;)
+    std::this_thread::sleep_for(10ms);
+  ASSERT_FALSE(hung.requests().empty()) << "the agent never called the daemon:\n" << agent.err();
+
+  std::string metrics;
+  auto counted = [&](const std::string& veth) {
+    return [&, veth](const std::string& m) { return traffic_of(m, veth).size() == 4; };
+  };
+  // A container of the real dockerd: its owner is a Docker container, which the agent asks the
+  // hung daemon about.
+  Container c('q');
+  ASSERT_FALSE(HasFailure());
+  const std::string container_veth = c.host_veth();
+  EXPECT_TRUE(poll(agent.port(), c.up_at() + kAttachBound, counted(container_veth), metrics))
+      << container_veth << " of " << c.name() << " not counted "
+      << seconds(Clock::now() - c.up_at()) << " s after docker run returned:\n"
+      << metrics << "\nagent:\n"
+      << agent.err();
+  TestVeth veth('q');
+  const Clock::time_point made_at = Clock::now();
+  EXPECT_TRUE(poll(agent.port(), made_at + kAttachBound, counted(veth.host), metrics))
+      << veth.host << " not counted " << seconds(Clock::now() - made_at)
+      << " s after it was made:\n"
+      << metrics << "\nagent:\n"
+      << agent.err();
+  EXPECT_FALSE(agent.logged("following docker events on " + hung.path())) << agent.err();
+
+  const Clock::time_point sent_at = Clock::now();
+  ASSERT_EQ(kill(agent.pid(), SIGTERM), 0);
+  const std::optional<int> status = agent.wait_exit(5s);
+  const Clock::duration took = Clock::now() - sent_at;
+  EXPECT_EQ(status, std::optional<int>(0)) << agent.err();
+  EXPECT_LT(took, 500ms) << "SIGTERM took " << seconds(took) << " s:\n" << agent.err();
+  const std::optional<LogRecord> last = agent.last_log_line();
+  EXPECT_TRUE(last && last->at("msg").rfind("SIGTERM, leaving ", 0) == 0) << agent.err();
 }
 
 // Removes, on destruction, what agents pinned in `dir` (`psnic-agent --cleanup`).

@@ -17,12 +17,15 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "resolver/cgroup.h"
 #include "base/error.h"
+#include "runtime/docker_events.h"
 #include "tests/support/fake_docker.h"
 #include "tests/support/unix_server.h"
 
@@ -584,6 +587,39 @@ TEST_F(DockerClientTest, TimesOut) {
   EXPECT_LT(elapsed, std::chrono::milliseconds(DockerClient::kTimeoutMs + 1500));
   // A timed-out request leaves the client usable.
   EXPECT_TRUE(client.running().size() == 1);
+}
+
+// What lets the agent stop while its runtime thread waits on a hung daemon: a stop request ends
+// the request in progress well within its timeout, and makes later ones fail at once.
+TEST_F(DockerClientTest, AHungRequestIsGivenUpWhenStopped) {
+  fake.raw(inspect_path("", kRunningId), FakeDocker::Reply::hanging());
+  std::stop_source stop;
+  DockerClient client(fake.path(), stop.get_token());
+  ASSERT_EQ(client.running().size(), 1u);  // answered as before while not stopped
+  std::jthread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    stop.request_stop();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  expect_error(error_of([&] { client.inspect(kRunningId); }), ECANCELED,
+               "GET " + inspect_path("1.41", kRunningId) + ": given up: the agent is stopping");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
+  const int connections = fake.connections();
+  expect_error(error_of([&] { client.running(); }), ECANCELED, "given up");
+  EXPECT_EQ(fake.connections(), connections);
+}
+
+TEST_F(DockerClientTest, ASubscriptionToAHungDaemonIsGivenUpWhenStopped) {
+  fake.raw("/_ping", FakeDocker::Reply::hanging());
+  std::stop_source stop;
+  std::jthread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    stop.request_stop();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  expect_error(error_of([&] { DockerEvents::open(fake.path(), stop.get_token()); }), ECANCELED,
+               "GET /_ping: given up: the agent is stopping");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
 }
 
 TEST_F(DockerClientTest, NeverFollowsRedirects) {

@@ -147,6 +147,9 @@ LinkEvent deleted(uint32_t ifindex, const std::string& name) {
   return {host_veth(ifindex, name), true};
 }
 
+const std::string kIdA(64, 'a');
+const std::string kIdB(64, 'b');
+
 class InventoryTest : public ::testing::Test {
  protected:
   InventoryTest() : counters_(now_) {}
@@ -160,12 +163,45 @@ class InventoryTest : public ::testing::Test {
           return host_;
         },
         Inventory::Options{30s, retire_after}, labels_, retired_, self_,
-        [this](const NetnsReport& owner, InterfaceLabels& labels) {
-          if (auto it = names_.find(owner.identity.id); it != names_.end())
-            labels.container_name = it->second;
+        [this](OwnerRequest request) {
+          if (queue_full_) return false;
+          questions_.push_back(std::move(request));
+          return true;
         },
         [this] { return now_; });
     return *inventory_;
+  }
+
+  // The runtime (a RuntimeWorker's source) answers question `i` as names_ says, or fails with
+  // `error`.
+  OwnerAnswer answer_to(const OwnerRequest& question, const std::string& error = "") const {
+    OwnerAnswer answer{question.ticket, question.labels, error};
+    if (auto it = names_.find(question.owner.identity.id); error.empty() && it != names_.end())
+      answer.labels.container_name = it->second;
+    return answer;
+  }
+  // The one question asked so far, taken: the test answers it when it chooses.
+  OwnerRequest take_question() {
+    EXPECT_EQ(questions_.size(), 1u);
+    OwnerRequest question = questions_.empty() ? OwnerRequest{} : questions_.front();
+    questions_.clear();
+    return question;
+  }
+  // An inventory counting veth7, of container kIdA, named `name` by its runtime.
+  Inventory& make_with_named_veth7(const std::string& name) {
+    add_to_host(7, "veth7", kIdA);
+    names_[kIdA] = name;
+    Inventory& inventory = make();
+    inventory.reconcile();
+    answer_all();
+    return inventory;
+  }
+  // Answers every question asked so far.
+  void answer_all() {
+    std::vector<OwnerAnswer> answers;
+    for (const OwnerRequest& question : questions_) answers.push_back(answer_to(question));
+    questions_.clear();
+    inventory_->owners_described(answers);
   }
 
   // The host has a veth `host` whose peer is eth0 of a namespace; with `container_id`, a
@@ -208,14 +244,14 @@ class InventoryTest : public ::testing::Test {
   bool discover_error_ = false;
   int passes_ = 0;
   std::map<std::string, std::string> names_;  // container id -> name
+  std::vector<OwnerRequest> questions_;       // asked of the runtime, not answered yet
+  bool queue_full_ = false;
   std::shared_ptr<LabelSnapshot> labels_ = std::make_shared<LabelSnapshot>();
   std::shared_ptr<RetiredSnapshot> retired_ = std::make_shared<RetiredSnapshot>();
   std::shared_ptr<FakeSelf> self_ = std::make_shared<FakeSelf>();
   std::optional<Inventory> inventory_;
 };
 
-const std::string kIdA(64, 'a');
-const std::string kIdB(64, 'b');
 
 TEST_F(InventoryTest, ReconcileCountsEveryHostPeerAndNamesItsOwner) {
   add_to_host(7, "veth7", kIdA);
@@ -224,6 +260,7 @@ TEST_F(InventoryTest, ReconcileCountsEveryHostPeerAndNamesItsOwner) {
   Inventory& inventory = make();
   inventory.reconcile();
   EXPECT_EQ(counters_.calls, std::vector<std::string>{"attach veth7"});
+  answer_all();
   ASSERT_TRUE(live("veth7"));
   EXPECT_EQ(live("veth7")->container_id, kIdA);
   EXPECT_EQ(live("veth7")->container_name, "web");
@@ -257,6 +294,8 @@ TEST_F(InventoryTest, NotifiedPeerCountsAtOnceAndItsOwnerIsNamedWithBackoff) {
   add_to_host(7, "veth7", kIdA);
   now_ = inventory.next_deadline();
   inventory.identify_pending();
+  EXPECT_EQ(inventory.pending(), 1u);  // found; its runtime is asked
+  answer_all();
   EXPECT_EQ(inventory.pending(), 0u);
   EXPECT_EQ(live("veth7")->container_id, kIdA);
   EXPECT_FALSE(inventory.identify_due(now_ + 1h));  // nothing left to identify
@@ -316,6 +355,7 @@ TEST_F(InventoryTest, VanishedInterfaceIsExportedWithItsFinalValuesForItsGracePe
   add_to_host(7, "veth7", kIdA);
   Inventory& inventory = make(/*retire_after=*/10s);
   inventory.reconcile();
+  answer_all();
   remove_from_host(7);
   counters_.counters[7] = traffic(500);
   const Clock::time_point gone_at = now_;
@@ -354,6 +394,7 @@ TEST_F(InventoryTest, RenamedInterfaceKeepsCountingUnderItsNewName) {
   counters_.pinned_dir = "/sys/fs/bpf/psnictest";
   Inventory& inventory = make();
   inventory.reconcile();
+  answer_all();
   const std::vector<std::string> calls = counters_.calls;
   inventory.handle_all({added(7, "renamed7")}, now_);
   EXPECT_FALSE(live("veth7"));
@@ -393,6 +434,7 @@ TEST_F(InventoryTest, IfindexReusedByANewInterfaceStartsItsOwnSeries) {
             (std::vector<std::string>{"attach veth7", "detach 7", "attach vethnew"}));
   EXPECT_EQ(counters_.counters.at(7).ingress.bytes, 0u);
   inventory.identify_pending();
+  answer_all();
   EXPECT_EQ(live("vethnew")->container_id, kIdB);
   ASSERT_EQ(retired().size(), 1u);
   EXPECT_EQ(retired()[0].labels.host_interface, "veth7");
@@ -403,6 +445,7 @@ TEST_F(InventoryTest, HooksAnotherToolRemovedAreAttachedAgainAndTheCounterContin
   add_to_host(7, "veth7", kIdA);
   Inventory& inventory = make();
   inventory.reconcile();
+  answer_all();
   counters_.counters[7] = traffic(500);
   counters_.removed_by_another_tool.insert(7);
   inventory.reconcile();
@@ -434,6 +477,7 @@ TEST_F(InventoryTest, ARuntimesEventNamesTheContainersInterfacesAgainAtOnce) {
   names_[kIdA] = "old";
   Inventory& inventory = make();
   inventory.reconcile();
+  answer_all();
   ASSERT_EQ(live("veth7")->container_name, "old");
   names_[kIdA] = "new";
   const int passes = passes_;
@@ -442,9 +486,159 @@ TEST_F(InventoryTest, ARuntimesEventNamesTheContainersInterfacesAgainAtOnce) {
   EXPECT_TRUE(inventory.identify_due(now_));
   inventory.identify_pending();
   EXPECT_EQ(passes_, passes + 1);
+  EXPECT_EQ(live("veth7")->container_name, "old");  // until the runtime answers
+  answer_all();
   EXPECT_EQ(live("veth7")->container_name, "new");
   inventory.owners_changed({std::string(64, 'c')});  // not one psnic counts: nothing to do
   EXPECT_FALSE(inventory.identify_due(now_));
+}
+
+// ---- Owners named by a runtime, whose answers come later or never ------------------------------
+
+TEST_F(InventoryTest, AHungRuntimeDelaysTheNamesNeverTheCounting) {
+  Inventory& inventory = make();
+  inventory.reconcile();
+  const Clock::time_point next_pass = inventory.next_deadline();
+  add_to_host(7, "veth7", kIdA);
+  names_[kIdA] = "web";
+  inventory.handle_all({added(7, "veth7")}, now_);
+  EXPECT_EQ(counters_.calls, std::vector<std::string>{"attach veth7"});  // counted at once
+  now_ = inventory.next_deadline();
+  inventory.identify_pending();
+  ASSERT_EQ(questions_.size(), 1u);
+  EXPECT_EQ(questions_[0].key, kIdA);
+  EXPECT_EQ(questions_[0].labels.interface, "eth0");
+  EXPECT_EQ(inventory.pending(), 1u);
+  // It waits a while for the answer; found, nothing is looked for again meanwhile.
+  EXPECT_EQ(live("veth7")->container_id, "");
+  EXPECT_FALSE(inventory.identify_due(now_ + 1h));
+  const Clock::time_point due = now_ + Inventory::kAnswerWait;
+  EXPECT_EQ(inventory.next_deadline(), due);
+  inventory.name_unanswered(due - 1ms);
+  EXPECT_EQ(live("veth7")->container_id, "");
+  now_ = due;
+  inventory.name_unanswered(now_);
+  EXPECT_EQ(live("veth7")->container_id, kIdA);  // what the resolver knew
+  EXPECT_EQ(live("veth7")->interface, "eth0");
+  EXPECT_EQ(live("veth7")->container_name, "");
+  EXPECT_EQ(inventory.next_deadline(), next_pass);  // nothing timed is left but the next pass
+  answer_all();  // late, but still the answer to the question asked for it
+  EXPECT_EQ(live("veth7")->container_name, "web");
+  EXPECT_EQ(inventory.pending(), 0u);
+}
+
+TEST_F(InventoryTest, OneQuestionPerOwnerNamesAllItsInterfaces) {
+  add_to_host(7, "veth7", kIdA);
+  add_to_host(8, "veth8", kIdA);  // a second interface of the same container
+  names_[kIdA] = "web";
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_EQ(questions_.size(), 1u);
+  now_ += 30s;
+  inventory.reconcile();  // asked again while the answer is out: joined, not asked twice
+  EXPECT_EQ(questions_.size(), 1u);
+  answer_all();
+  EXPECT_EQ(live("veth7")->container_name, "web");
+  EXPECT_EQ(live("veth8")->container_name, "web");
+  now_ += 30s;
+  inventory.reconcile();  // answered: the next pass asks again (the runtime may keep answers)
+  EXPECT_EQ(questions_.size(), 1u);
+}
+
+TEST_F(InventoryTest, AnAnswerAfterItsInterfaceWentNamesNobody) {
+  add_to_host(7, "veth7", kIdA);
+  names_[kIdA] = "web";
+  Inventory& inventory = make();
+  inventory.reconcile();
+  ASSERT_EQ(questions_.size(), 1u);
+  remove_from_host(7);
+  inventory.handle_all({deleted(7, "veth7")}, now_);
+  answer_all();
+  EXPECT_FALSE(live("veth7"));
+  ASSERT_EQ(retired().size(), 1u);
+  EXPECT_EQ(retired()[0].labels.container_name, "");
+}
+
+// The kernel gives the ifindex of a gone interface to a new one in another container: the old
+// question's answer, arriving late, must not name the new interface.
+TEST_F(InventoryTest, AnAnswerAboutAnIfindexsEarlierInterfaceNamesNobody) {
+  add_to_host(7, "veth7", kIdA);
+  names_[kIdA] = "old-web";
+  names_[kIdB] = "db";
+  Inventory& inventory = make();
+  inventory.reconcile();
+  const OwnerRequest earlier = take_question();
+  remove_from_host(7);
+  add_to_host(7, "vethnew", kIdB);
+  inventory.handle_all({deleted(7, "veth7"), added(7, "vethnew")}, now_);
+  inventory.identify_pending();
+  ASSERT_EQ(questions_.size(), 1u);
+  EXPECT_NE(questions_[0].ticket, earlier.ticket);
+  inventory.owners_described({answer_to(earlier)});
+  EXPECT_EQ(live("vethnew")->container_name, "");
+  EXPECT_EQ(live("vethnew")->container_id, "");
+  answer_all();
+  EXPECT_EQ(live("vethnew")->container_name, "db");
+  EXPECT_EQ(live("vethnew")->container_id, kIdB);
+}
+
+// The same ifindex, namespace and container asked about again after the interface went: a new
+// question, not the old one joined (its answer may be about what the owner was).
+TEST_F(InventoryTest, AnInterfaceMadeAgainAsksAnew) {
+  add_to_host(7, "veth7", kIdA);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  ASSERT_EQ(questions_.size(), 1u);
+  inventory.handle_all({deleted(7, "veth7"), added(7, "veth7")}, now_);
+  inventory.identify_pending();
+  EXPECT_EQ(questions_.size(), 2u);
+}
+
+TEST_F(InventoryTest, AnAnswerToAQuestionAskedBeforeARenameNamesNobody) {
+  Inventory& inventory = make_with_named_veth7("old");
+  now_ += 30s;
+  inventory.reconcile();  // a question out when the container is renamed
+  const OwnerRequest before = take_question();
+  inventory.owners_changed({kIdA});
+  inventory.identify_pending();
+  const OwnerRequest after = take_question();  // asked anew, not joined
+  names_[kIdA] = "new";
+  inventory.owners_described({answer_to(after)});
+  names_[kIdA] = "old";  // what the daemon said before the rename
+  inventory.owners_described({answer_to(before)});
+  EXPECT_EQ(live("veth7")->container_name, "new");
+}
+
+TEST_F(InventoryTest, ARuntimeFailingKeepsWhatItSaidBeforeAndIsCounted) {
+  Inventory& inventory = make_with_named_veth7("web");
+  now_ += 30s;
+  inventory.reconcile();
+  ASSERT_EQ(questions_.size(), 1u);
+  inventory.owners_described({answer_to(questions_[0], "timed out")});
+  EXPECT_EQ(self_->errors[ErrorOp::kDescribe], 1);
+  EXPECT_EQ(live("veth7")->container_name, "web");
+  EXPECT_EQ(inventory.pending(), 0u);
+}
+
+TEST_F(InventoryTest, AFirstAnswerThatFailsExportsWhatIsKnownAtOnce) {
+  add_to_host(7, "veth7", kIdA);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  ASSERT_EQ(questions_.size(), 1u);
+  inventory.owners_described({answer_to(questions_[0], "timed out")});
+  EXPECT_EQ(live("veth7")->container_id, kIdA);
+  EXPECT_EQ(live("veth7")->interface, "eth0");
+  EXPECT_EQ(inventory.pending(), 0u);
+}
+
+TEST_F(InventoryTest, AFullQueueNamesWithWhatIsKnown) {
+  add_to_host(7, "veth7", kIdA);
+  queue_full_ = true;
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_EQ(live("veth7")->container_id, kIdA);
+  EXPECT_EQ(inventory.pending(), 0u);
+  EXPECT_EQ(self_->errors[ErrorOp::kDescribe], 1);
 }
 
 // ---- A pinned agent's first pass ---------------------------------------------------------------
@@ -452,17 +646,23 @@ TEST_F(InventoryTest, ARuntimesEventNamesTheContainersInterfacesAgainAtOnce) {
 class PinnedInventoryTest : public InventoryTest {
  protected:
   PinnedInventoryTest() { counters_.pinned_dir = "/sys/fs/bpf/psnictest"; }
+
+  // An earlier agent left veth7 (ifindex 7) counting, with these labels stored.
+  void left_counting_veth7(const std::string& interface) {
+    counters_.left_counting.insert(7);
+    InterfaceLabels stored;
+    stored.host_interface = "veth7";
+    stored.interface = interface;
+    stored.container_id = kIdA;
+    stored.container_name = "web";
+    counters_.stored[7] = stored;
+  }
 };
 
 TEST_F(PinnedInventoryTest, WhatAnEarlierAgentLeftCountingIsAdoptedWithItsLabels) {
   add_to_host(7, "veth7", "");  // its owner cannot be named right now
-  counters_.left_counting.insert(7);
+  left_counting_veth7("");
   counters_.counters[7] = traffic(500);
-  InterfaceLabels stored;
-  stored.host_interface = "veth7";
-  stored.container_id = kIdA;
-  stored.container_name = "web";
-  counters_.stored[7] = stored;
   Inventory& inventory = make();
   inventory.reconcile();
   EXPECT_EQ(counters_.calls, std::vector<std::string>{"adopt veth7"});
@@ -470,6 +670,18 @@ TEST_F(PinnedInventoryTest, WhatAnEarlierAgentLeftCountingIsAdoptedWithItsLabels
   ASSERT_TRUE(live("veth7"));
   EXPECT_EQ(live("veth7")->container_name, "web");  // until its owner is looked up again
   EXPECT_TRUE(retired().empty());
+}
+
+TEST_F(PinnedInventoryTest, AnAdoptedSeriesKeepsItsStoredLabelsWhileItsRuntimeHangs) {
+  add_to_host(7, "veth7", kIdA);
+  left_counting_veth7("eth0");
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_EQ(questions_.size(), 1u);
+  now_ += 10s;
+  inventory.name_unanswered(now_);
+  EXPECT_EQ(live("veth7")->container_name, "web");
+  EXPECT_EQ(inventory.pending(), 0u);
 }
 
 // Stored labels of another interface (the ifindex was reused while no agent ran) are not taken
@@ -489,6 +701,7 @@ TEST_F(PinnedInventoryTest, IfindexReusedWhileNoAgentRanRetiresTheOldCounter) {
   ASSERT_EQ(retired().size(), 1u);
   EXPECT_EQ(retired()[0].labels.host_interface, "vethold");
   EXPECT_EQ(retired()[0].final.ingress.bytes, 500u);
+  answer_all();
   EXPECT_EQ(live("vethnew")->container_id, kIdB);
 }
 
