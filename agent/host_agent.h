@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,8 @@ struct HostAgentOptions {
   std::chrono::milliseconds retire_after{120000};
   // Beaten at every turn of run()'s loop, for /healthz. May be null; must outlive run().
   LoopHeartbeat* heartbeat = nullptr;
+  // Called on the loop's thread at each SIGHUP (the main reloads the web config). May be empty.
+  std::function<void()> reload;
 };
 
 // A container runtime's event stream (Docker's): which owners started or were renamed, so that
@@ -72,8 +75,8 @@ class HostAgent {
   void identify_pending() { inventory_.identify_pending(); }
   void expire_retired(Clock::time_point now) { inventory_.expire_retired(now); }
 
-  // Runs until SIGINT/SIGTERM (which the caller has blocked): link notifications, the runtime's
-  // events when `owners` is given, reconcile timer, owner identification with backoff,
+  // Runs until SIGINT/SIGTERM (which the caller has blocked, with SIGHUP): link notifications, the
+  // runtime's events when `owners` is given, reconcile timer, owner identification with backoff,
   // retirement. Reconciles first.
   void run(OwnerEvents* owners = nullptr);
 
