@@ -330,27 +330,25 @@ void check_tls_files(const WebSecurity& security) {
   const TlsServerConfig& tls = *security.config.tls;
   const gnutls_datum_t cert = datum(security.cert_pem);
   const gnutls_datum_t key = datum(security.key_pem);
-  {
-    gnutls_x509_crt_t crt;
-    gnutls_x509_crt_init(&crt);
-    const int imported = gnutls_x509_crt_import(crt, &cert, GNUTLS_X509_FMT_PEM);
-    gnutls_x509_crt_deinit(crt);
+  // Each file parsed on its own first, so that the line names the one that is wrong.
+  auto refuse_if_failed = [](int imported, const std::string& key, const std::string& path,
+                             const char* expected) {
     if (imported < 0)
-      throw config_error("tls_server_config.cert_file",
-                         tls.cert_file + ": not a PEM certificate (" +
-                             lowercase_first(gnutls_strerror(imported)) + ")");
-  }
-  {
-    gnutls_x509_privkey_t privkey;
-    gnutls_x509_privkey_init(&privkey);
-    const int imported =
-        gnutls_x509_privkey_import2(privkey, &key, GNUTLS_X509_FMT_PEM, nullptr, GNUTLS_PKCS_PLAIN);
-    gnutls_x509_privkey_deinit(privkey);
-    if (imported < 0)
-      throw config_error("tls_server_config.key_file",
-                         tls.key_file + ": not an unencrypted PEM private key (" +
-                             lowercase_first(gnutls_strerror(imported)) + ")");
-  }
+      throw config_error(key, path + ": not " + expected + " (" +
+                                  lowercase_first(gnutls_strerror(imported)) + ")");
+  };
+  gnutls_x509_crt_t crt;
+  gnutls_x509_crt_init(&crt);
+  const int crt_imported = gnutls_x509_crt_import(crt, &cert, GNUTLS_X509_FMT_PEM);
+  gnutls_x509_crt_deinit(crt);
+  refuse_if_failed(crt_imported, "tls_server_config.cert_file", tls.cert_file, "a PEM certificate");
+  gnutls_x509_privkey_t privkey;
+  gnutls_x509_privkey_init(&privkey);
+  const int key_imported =
+      gnutls_x509_privkey_import2(privkey, &key, GNUTLS_X509_FMT_PEM, nullptr, GNUTLS_PKCS_PLAIN);
+  gnutls_x509_privkey_deinit(privkey);
+  refuse_if_failed(key_imported, "tls_server_config.key_file", tls.key_file,
+                   "an unencrypted PEM private key");
   gnutls_certificate_credentials_t credentials;
   if (gnutls_certificate_allocate_credentials(&credentials) < 0)
     throw Error("tls_server_config", ENOMEM, "out of memory");
