@@ -314,7 +314,7 @@ int main(int argc, char** argv) {
       "Counts container traffic in the kernel (TC eBPF) and serves it to Prometheus: every "
       "container on the host, or with --pid only those processes'.\n"
       "On SIGINT/SIGTERM the host agent leaves its programs counting, pinned for the next "
-      "agent to adopt; --no-pin and --pid detach them.\n"
+      "agent to adopt; --no-pin and --pid detach them. SIGHUP reads --web-config-file again.\n"
       "Exit status: 0 stopped by SIGINT/SIGTERM, every process exited, or --cleanup done; "
       "1 start-up failure (or a failure that stopped the agent, logged as an error); 2 bad "
       "argument.\n"
