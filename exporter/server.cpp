@@ -278,9 +278,10 @@ void MetricsServer::Endpoint::start(const std::string& listen) {
   address_ = parse_listen(listen);
   listener_ = open_listener(address_, listen);
   port_ = bound_port(listener_.get());
-  current_ = start_daemon(web_);
+  // Before the daemon: its first request reads the users.
   auth_ = std::make_shared<BasicAuth>(web_ ? web_->config.basic_auth_users
                                            : std::map<std::string, std::string>{});
+  current_ = start_daemon(web_);
 }
 
 std::unique_ptr<MetricsServer::Endpoint::Daemon> MetricsServer::Endpoint::start_daemon(
