@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -71,6 +72,7 @@ class Parser {
     struct Open {
       Node node;
       std::optional<std::string> key;
+      std::set<std::string> keys;  // a mapping's so far: a duplicate costs a lookup, not a scan
     };
     std::vector<Open> open;
     bool documents = false;
@@ -104,7 +106,7 @@ class Parser {
           if (open.size() >= kMaxDepth) throw syntax(line, "nested too deep");
           node.kind = event->type == YAML_MAPPING_START_EVENT ? Node::Kind::kMapping
                                                               : Node::Kind::kSequence;
-          open.push_back({std::move(node), std::nullopt});
+          open.push_back({std::move(node), std::nullopt, {}});
           continue;
         case YAML_MAPPING_END_EVENT:
         case YAML_SEQUENCE_END_EVENT:
@@ -124,8 +126,8 @@ class Parser {
         ++parent.node.items;
       } else if (!parent.key) {
         if (node.kind != Node::Kind::kScalar) throw syntax(line, "a key must be a plain string");
-        for (const auto& [key, value] : parent.node.entries)
-          if (key == node.value) throw syntax(line, "duplicate key " + quoted(node.value));
+        if (!parent.keys.insert(node.value).second)
+          throw syntax(line, "duplicate key " + quoted(node.value));
         parent.key = std::move(node.value);
       } else {
         parent.node.entries.emplace_back(std::move(*parent.key), std::move(node));

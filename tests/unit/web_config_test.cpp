@@ -175,6 +175,10 @@ TEST(WebConfig, ArbitraryBytesNeverCrash) {
   survives(std::string(1 << 16, '['));
   survives(std::string(1 << 16, '{'));
   survives("a: " + std::string(1 << 16, '-'));
+  // Many keys in one mapping: each is checked for a duplicate by lookup, so this is quick.
+  std::string many = "basic_auth_users:\n";
+  for (int i = 0; i < 50000; ++i) many += "  u" + std::to_string(i) + ": x\n";
+  EXPECT_THROW(parse_web_config(many, ""), Error);
   EXPECT_THROW(parse_web_config(std::string(kMaxWebConfigSize + 1, ' '), ""), Error);
 }
 
