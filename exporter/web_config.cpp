@@ -415,7 +415,6 @@ WebConfig parse_web_config(std::string_view yaml, const std::string& base_dir) {
 std::shared_ptr<const WebSecurity> load_web_config(const std::string& path) {
   const std::string object = "web config " + path;
   auto security = std::make_shared<WebSecurity>();
-  security->path = path;
   const std::string text = read_file(path, object);
   try {
     const size_t slash = path.rfind('/');

@@ -62,7 +62,6 @@ WebConfig parse_web_config(std::string_view yaml, const std::string& base_dir);
 
 // A parsed config with the files it names read and checked: what the server is started with.
 struct WebSecurity {
-  std::string path;  // the config file, for log lines
   WebConfig config;
   // PEM text, NUL-terminated as libmicrohttpd wants it. Empty without TLS.
   std::string cert_pem;
