@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "base/log.h"
 
 namespace psnic {
 
@@ -19,6 +20,7 @@ EventLoop::EventLoop(LoopHeartbeat* heartbeat) : heartbeat_(heartbeat) {
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGHUP);
   signals_ = Fd(signalfd(-1, &stop, SFD_CLOEXEC));
   timer_ = Fd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC));
   epoll_ = Fd(epoll_create1(EPOLL_CLOEXEC));
@@ -63,6 +65,10 @@ std::vector<uint64_t> EventLoop::wait() {
     if (tag == kStop) {
       signalfd_siginfo info{};
       if (read(signals_.get(), &info, sizeof info) != sizeof info) continue;
+      if (info.ssi_signo == SIGHUP) {
+        tags.push_back(kReload);
+        continue;
+      }
       const char* name = sigabbrev_np(static_cast<int>(info.ssi_signo));
       stop_signal_ = std::string("SIG") + (name ? name : "?");
     } else if (tag == kTimer) {
@@ -71,6 +77,13 @@ std::vector<uint64_t> EventLoop::wait() {
     tags.push_back(tag);
   }
   return tags;
+}
+
+void reload_on_hangup(const std::function<void()>& reload) {
+  if (reload)
+    reload();
+  else
+    log_info("SIGHUP, nothing to reload (no --web-config-file)");
 }
 
 }  // namespace psnic

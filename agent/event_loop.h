@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -10,15 +11,18 @@
 
 namespace psnic {
 
-// What an agent loop waits on: the stop signals (SIGINT, SIGTERM: the caller blocks them before
-// any thread starts, so that only this signalfd sees them), one timer, and the fds it adds.
+// What an agent loop waits on: the stop signals (SIGINT, SIGTERM) and SIGHUP (the caller blocks
+// them before any thread starts, so that only this signalfd sees them), one timer, and the fds
+// it adds.
 // Each turn beats a heartbeat, when given one, for /healthz: wait() wakes at least every
 // kIdleTurn even when nothing is ready, so an idle loop is told apart from a stuck one.
 class EventLoop {
  public:
-  // Tags of the two built-in sources; fds the caller adds take any other tag.
+  // Tags of the built-in sources; fds the caller adds take any other tag.
   static constexpr uint64_t kStop = UINT64_MAX;
   static constexpr uint64_t kTimer = UINT64_MAX - 1;
+  // SIGHUP: reload what can be (the web config).
+  static constexpr uint64_t kReload = UINT64_MAX - 2;
   // The longest wait() sleeps between two beats.
   static constexpr std::chrono::seconds kIdleTurn{1};
 
@@ -45,5 +49,8 @@ class EventLoop {
   std::string stop_signal_;
   uint64_t expirations_ = 0;
 };
+
+// What both agents do on SIGHUP: `reload` when there is one, else a line saying nothing is.
+void reload_on_hangup(const std::function<void()>& reload);
 
 }  // namespace psnic

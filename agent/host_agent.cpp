@@ -85,6 +85,10 @@ void HostAgent::run() {
           log_info(loop.stop_signal() + ", detaching " + interfaces);
         return;
       }
+      if (tag == EventLoop::kReload) {
+        reload_on_hangup(options_.reload);
+        continue;
+      }
       if (tag == kLinks) {
         const Clock::time_point seen = Clock::now();
         bool overrun = false;

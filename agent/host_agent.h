@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +30,8 @@ struct HostAgentOptions {
   std::chrono::milliseconds retire_after{120000};
   // Beaten at every turn of run()'s loop, for /healthz. May be null; must outlive run().
   LoopHeartbeat* heartbeat = nullptr;
+  // Called on the loop's thread at each SIGHUP (the main reloads the web config). May be empty.
+  std::function<void()> reload;
 };
 
 // `psnic-agent` on its own: counts every host peer (veth, netkit) on the host, follows links as
@@ -61,9 +64,9 @@ class HostAgent {
   void identify_pending() { inventory_.identify_pending(); }
   void expire_retired(Clock::time_point now) { inventory_.expire_retired(now); }
 
-  // Runs until SIGINT/SIGTERM (which the caller has blocked): link notifications, the runtime's
-  // answers and events, reconcile timer, owner identification with backoff, retirement.
-  // Reconciles first.
+  // Runs until SIGINT/SIGTERM (which the caller has blocked, with SIGHUP): link notifications,
+  // the runtime's answers and events, reconcile timer, owner identification with backoff,
+  // retirement. Reconciles first.
   void run();
 
   size_t attached() const { return inventory_.attached(); }

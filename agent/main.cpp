@@ -24,6 +24,7 @@
 #include "base/text.h"
 #include "exporter/metrics.h"
 #include "exporter/server.h"
+#include "exporter/web_config.h"
 #include "kernel/attach.h"
 #include "kernel/pins.h"
 #include "kernel/privileges.h"
@@ -57,6 +58,7 @@ struct Options {
   bool cleanup = false;
   std::string log_format = "logfmt";
   std::string log_level = "info";
+  std::string web_config_file;
 };
 
 // The command's own lines, which are not log events: a start-up failure that ends the process
@@ -189,6 +191,11 @@ int run(const Options& options) {
   const std::chrono::milliseconds health_timeout = psnic::parse_duration(options.health_timeout);
   auto heartbeat = std::make_shared<psnic::LoopHeartbeat>();
   std::optional<psnic::AttachMode> mode = psnic::parse_attach_mode(options.attach_mode);
+  // Read before anything touches the host: a bad file is one line ("web config FILE: ...")
+  // and status 1, with nothing loaded or pinned.
+  std::shared_ptr<const psnic::WebSecurity> web;
+  if (!options.web_config_file.empty()) web = psnic::load_web_config(options.web_config_file);
+
   if (std::string missing = psnic::missing_agent_capabilities(); !missing.empty()) {
     print_plain("missing capabilities: " + missing +
                 " (it needs CAP_NET_ADMIN, CAP_SYS_ADMIN and CAP_SYS_PTRACE; root has them)");
@@ -199,12 +206,13 @@ int run(const Options& options) {
     return kStartupFailure;
   }
 
-  // Block the stop signals before any thread starts, so that every thread inherits the mask and
-  // the loop's signalfd alone receives them.
+  // Block the stop signals and SIGHUP before any thread starts, so that every thread inherits
+  // the mask and the loop's signalfd alone receives them.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   libbpf_set_print(libbpf_message);
@@ -248,6 +256,7 @@ int run(const Options& options) {
     // libmicrohttpd's run-time messages (a client that broke off, a limit reached): the agent
     // serves on, but a user wants to see them.
     endpoint.log = [](const std::string& line) { psnic::log_warn(line); };
+    endpoint.web = web;
     server.emplace(options.listen,
                    std::vector<std::shared_ptr<prometheus::Collectable>>{traffic, self->registry()},
                    std::move(endpoint));
@@ -259,6 +268,19 @@ int run(const Options& options) {
     }
     throw;
   }
+
+  // SIGHUP: the web config read again; served if valid, else the old one stays.
+  std::function<void()> reload;
+  if (!options.web_config_file.empty())
+    reload = [&server, path = options.web_config_file] {
+      try {
+        server->reload(psnic::load_web_config(path));
+        psnic::log_info("web config reloaded", {{"file", path}});
+      } catch (const psnic::Error& e) {
+        psnic::log_error(std::string(e.what()) + " (serving with the previous one)");
+      }
+    };
+  host_options.reload = reload;
 
   if (options.pids.empty()) {
     log_serving(options.listen, *server);
@@ -279,7 +301,7 @@ int run(const Options& options) {
   log_serving(options.listen, *server);
   auto interval = std::chrono::milliseconds(static_cast<long>(options.interval * 1000));
   return run_logged(
-      [&] { agent.run(interval, options.quiet ? nullptr : stdout, heartbeat.get()); });
+      [&] { agent.run(interval, options.quiet ? nullptr : stdout, heartbeat.get(), reload); });
 }
 
 }  // namespace
@@ -290,7 +312,7 @@ int main(int argc, char** argv) {
       "Counts container traffic in the kernel (TC eBPF) and serves it to Prometheus: every "
       "container on the host, or with --pid only those processes'.\n"
       "On SIGINT/SIGTERM the host agent leaves its programs counting, pinned for the next "
-      "agent to adopt; --no-pin and --pid detach them.\n"
+      "agent to adopt; --no-pin and --pid detach them. SIGHUP reads --web-config-file again.\n"
       "Exit status: 0 stopped by SIGINT/SIGTERM, every process exited, or --cleanup done; "
       "1 start-up failure (or a failure that stopped the agent, logged as an error); 2 bad "
       "argument.\n"
@@ -321,6 +343,11 @@ int main(int argc, char** argv) {
       ->type_name("ADDR:PORT")
       ->capture_default_str()
       ->check(listen_address());
+  app.add_option(
+         "--web-config-file", options.web_config_file,
+         "TLS and basic auth for the endpoint, in exporter-toolkit's format (node_exporter's "
+         "--web.config.file): tls_server_config, basic_auth_users; read again on SIGHUP")
+      ->type_name("FILE");
   app.add_option("--health-timeout", options.health_timeout,
                  "/healthz answers 503 once the agent's loop has not turned for this long "
                  "(at least 2s)")

@@ -139,7 +139,8 @@ void PidAgent::print_rates(std::FILE* table, double seconds) {
   std::fflush(table);
 }
 
-void PidAgent::run(std::chrono::milliseconds interval, std::FILE* table, LoopHeartbeat* heartbeat) {
+void PidAgent::run(std::chrono::milliseconds interval, std::FILE* table, LoopHeartbeat* heartbeat,
+                   const std::function<void()>& reload) {
   EventLoop loop(heartbeat);
   if (table != nullptr) loop.arm(interval, /*repeat=*/true);
   // A watched process's tag is its index in watched_.
@@ -155,6 +156,10 @@ void PidAgent::run(std::chrono::milliseconds interval, std::FILE* table, LoopHea
         publish_labels();
         log_info(loop.stop_signal() + ", detached " + counted(count, "interface"));
         return;
+      }
+      if (tag == EventLoop::kReload) {
+        reload_on_hangup(reload);
+        continue;
       }
       if (tag == EventLoop::kTimer) {
         print_rates(table, seconds * static_cast<double>(loop.timer_expirations()));

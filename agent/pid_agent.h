@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -38,9 +39,10 @@ class PidAgent {
 
   // Runs until SIGINT/SIGTERM (which the caller has blocked) or until no process is left,
   // printing a rate table to `table` every `interval` unless it is null. Detaches everything
-  // before returning. `heartbeat`, when given, is beaten at every turn of the loop.
-  void run(std::chrono::milliseconds interval, std::FILE* table,
-           LoopHeartbeat* heartbeat = nullptr);
+  // before returning. `heartbeat`, when given, is beaten at every turn of the loop; `reload`,
+  // when given, is called at each SIGHUP.
+  void run(std::chrono::milliseconds interval, std::FILE* table, LoopHeartbeat* heartbeat = nullptr,
+           const std::function<void()>& reload = {});
 
  private:
   // One host interface, attached once however many watched processes share its namespace.

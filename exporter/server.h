@@ -17,6 +17,7 @@
 namespace psnic {
 
 class SelfMetrics;
+struct WebSecurity;
 
 // Where /metrics is served unless told otherwise. 9867 is in the 9100-9999 range Prometheus's
 // "Default port allocations" list keeps for exporters, in a stretch that list marked free, and no
@@ -68,6 +69,8 @@ struct EndpointOptions {
   // line each with control bytes escaped, at most one line per 10 s. Null drops them. Start-up
   // failures are thrown, not logged.
   std::function<void(const std::string&)> log;
+  // TLS and basic auth (--web-config-file, load_web_config). Null: plain HTTP, no auth.
+  std::shared_ptr<const WebSecurity> web;
 };
 
 // Serves, on one address, from one thread in epoll mode:
@@ -77,6 +80,9 @@ struct EndpointOptions {
 //   GET/HEAD /healthz  200 "ok" while the agent's loop turns, 503 and the reason when it stalled
 // Anything else is 404; another method on those paths 405. Idle and slow clients cost memory,
 // never a thread: a scrape is not kept waiting by them. Nothing is read from disk.
+// With a web config: TLS, client certificates as its client_auth_type says (a connection
+// whose certificate is missing or fails verification gets no answer), and basic auth on every
+// path but /healthz (401 with WWW-Authenticate: Basic realm="psnic").
 class MetricsServer {
  public:
   // Listens before returning. Throws Error with one line, "listen 127.0.0.1:80: address already
@@ -91,6 +97,13 @@ class MetricsServer {
 
   // The bound port (one): the one asked for, or the kernel's pick for port 0.
   std::vector<int> ports() const;
+
+  // Serves with `web` (null: plain HTTP, no auth) from now on, on the same listening socket:
+  // a new daemon starts with it, the old one stops accepting and finishes what its connections
+  // are doing (at most kConnectionTimeout), then stops. New users and passwords apply at once to
+  // every connection, old ones included. Throws Error when the new daemon cannot start: the
+  // old one then serves on unchanged.
+  void reload(std::shared_ptr<const WebSecurity> web);
 
   class Endpoint;  // the server's state, shared with its thread
 

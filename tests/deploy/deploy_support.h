@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tests/e2e/e2e_support.h"
+#include "tests/e2e/prometheus.h"
 
 namespace psnic::test::deploy {
 
@@ -58,30 +59,9 @@ std::string join(const std::vector<std::string>& words);
 
 namespace psnic::test::deploy {
 
-struct HttpAnswer {
-  long status = 0;  // 0: no answer
-  std::string body;
-};
-
-// GET `url` (loopback only), with a 10 s timeout.
-HttpAnswer http_get(const std::string& url);
-
-// A Prometheus server's HTTP API on 127.0.0.1:port.
-class PrometheusApi {
- public:
-  explicit PrometheusApi(uint16_t port) : port_(port) {}
-  bool ready() const;
-  // The instant vector of `expr` now: `data.result` of /api/v1/query. A failure (and an empty
-  // array) unless the query succeeded.
-  nlohmann::json query(const std::string& expr) const;
-  // The value of the one series `expr` selects, nullopt when none does.
-  std::optional<double> value(const std::string& expr) const;
-  // `data.groups` of /api/v1/rules.
-  nlohmann::json rule_groups() const;
-
- private:
-  nlohmann::json get(const std::string& path_and_query) const;
-  uint16_t port_;
-};
+// The compose stack's Prometheus is asked through the e2e tier's client.
+using e2e::http_get;
+using e2e::HttpAnswer;
+using e2e::PrometheusApi;
 
 }  // namespace psnic::test::deploy

@@ -1,6 +1,8 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <prometheus/text_serializer.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -734,6 +736,23 @@ TEST(ExporterHealth, AnIdleLoopKeepsBeating) {
   // It beat on entry, and again when the idle turn ended without events.
   EXPECT_GE(heartbeat.last(), start + EventLoop::kIdleTurn);
   EXPECT_LE(heartbeat.last(), LoopHeartbeat::Clock::now());
+}
+
+// SIGHUP is a reload, not a stop: the loop hands it over as kReload and the stop signal stays
+// unnamed. Sent to this thread only, where it is blocked (the main blocks it in every thread).
+TEST(EventLoop, HangupIsAReload) {
+  sigset_t hangup;
+  sigemptyset(&hangup);
+  sigaddset(&hangup, SIGHUP);
+  sigset_t before;
+  ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &hangup, &before), 0);
+  {
+    EventLoop loop;
+    ASSERT_EQ(pthread_kill(pthread_self(), SIGHUP), 0);
+    EXPECT_EQ(loop.wait(), std::vector<uint64_t>{EventLoop::kReload});
+    EXPECT_EQ(loop.stop_signal(), "");
+  }
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
 }
 
 TEST(ExporterMetricsServer, UnknownPathsAre404AndOtherMethods405) {
