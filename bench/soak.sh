@@ -67,6 +67,14 @@ resources() {
 run_container() {  # name [options]: started, its pid echoed
   docker run -d --name "$1" "${@:2}" "$IMAGE" sleep 600 >/dev/null
 }
+remove_container() {  # name: gone when this returns (dockerd may report a removal it is still making)
+  docker rm -f "$1" >/dev/null 2>&1 || true
+  for _ in $(seq 1 100); do
+    docker inspect "$1" >/dev/null 2>&1 || return 0
+    sleep 0.1
+  done
+  echo "soak: $1 could not be removed" >&2; return 1
+}
 host_veth() {  # container name: the host end of its eth0
   local iflink
   iflink=$(docker exec "$1" cat /sys/class/net/eth0/iflink)
@@ -96,7 +104,7 @@ worker() {
     name=psnictest-soak-c$c
     run_container "$name"
     docker exec "$name" ping -q -c 10 -i 0.02 -s 500 "$sink_ip" >/dev/null
-    docker rm -f "$name" >/dev/null
+    remove_container "$name"
     echo "$name $(now)" >>"$work/removed.$w"
   done
 }
