@@ -26,13 +26,20 @@ constexpr size_t kMaxDepth = 8;
 // A YAML document as the config needs it: scalars, mappings (ordered, duplicate keys
 // refused) and sequences. Built from libyaml's events without recursion, so hostile nesting
 // costs a depth check, not the stack.
+struct Entry;
 struct Node {
   enum class Kind { kNull, kScalar, kMapping, kSequence };
   Kind kind = Kind::kNull;
-  std::string value;                                  // kScalar
-  std::vector<std::pair<std::string, Node>> entries;  // kMapping
-  size_t items = 0;                                   // kSequence: only counted
-  size_t line = 0;                                    // 1-based
+  std::string value;           // kScalar
+  std::vector<Entry> entries;  // kMapping
+  size_t items = 0;            // kSequence: only counted
+  size_t line = 0;             // 1-based
+};
+// A mapping's key and value. (Not a std::pair: a pair of a type still being defined is ill-formed,
+// which clang's libstdc++ checks enforce.)
+struct Entry {
+  std::string key;
+  Node value;
 };
 
 Error config_error(const std::string& key, std::string cause) {
@@ -130,7 +137,7 @@ class Parser {
           throw syntax(line, "duplicate key " + quoted(node.value));
         parent.key = std::move(node.value);
       } else {
-        parent.node.entries.emplace_back(std::move(*parent.key), std::move(node));
+        parent.node.entries.push_back({std::move(*parent.key), std::move(node)});
         parent.key.reset();
       }
     }
@@ -140,7 +147,7 @@ class Parser {
   // One event, deleted when done with.
   class Event {
    public:
-    explicit Event(yaml_parser_t& parser) : parser_(parser) {
+    explicit Event(yaml_parser_t& parser) {
       if (!yaml_parser_parse(&parser, &event_)) {
         const yaml_mark_t& mark = parser.problem_mark;
         std::string cause = parser.problem ? parser.problem : "unreadable";
@@ -156,7 +163,6 @@ class Parser {
     const yaml_event_t& operator*() const { return event_; }
 
    private:
-    yaml_parser_t& parser_;
     yaml_event_t event_{};
   };
 
@@ -190,9 +196,8 @@ std::string string_of(const Node& node, const std::string& key) {
 }
 
 // A mapping's entries; null is none.
-const std::vector<std::pair<std::string, Node>>& entries_of(const Node& node,
-                                                            const std::string& key) {
-  static const std::vector<std::pair<std::string, Node>> none;
+const std::vector<Entry>& entries_of(const Node& node, const std::string& key) {
+  static const std::vector<Entry> none;
   if (node.kind == Node::Kind::kNull) return none;
   if (node.kind != Node::Kind::kMapping)
     throw config_error(key, std::string("expected a mapping, found ") + kind_name(node.kind));
