@@ -71,8 +71,6 @@ test("capabilities: ambient and bounding sets are deploy/runtime.json's", () => 
 test("what the agent needs stays open: host namespaces, all of /proc, the pins writable", () => {
   const settings = serviceSettings(readFileSync(unitPath, "utf8"));
   assert.deepEqual(settings.get("ExecStart"), ["/usr/bin/psnic-agent"]);
-  // systemctl reload is SIGHUP, which reloads the web config (the e2e tests send it).
-  assert.deepEqual(settings.get("ExecReload"), ["/bin/kill -HUP $MAINPID"]);
   // Host PID and network namespaces (runtime.json), every process's /proc entries.
   assert.ok(runtime.host_pid && runtime.host_network);
   for (const key of ["PrivateNetwork", "PrivateUsers", "PrivatePIDs", "ProtectProc", "ProcSubset"])
