@@ -9,7 +9,6 @@
 #include <bpf/libbpf.h>
 #include <prometheus/text_serializer.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -182,25 +181,14 @@ double percentile(std::vector<double> values, double p) {
   return values[std::min(at, values.size() - 1)];
 }
 
-// Slow clients that never finish their request (slowloris), as many as `count`, spread over
-// client addresses 127.0.0.2 and up so that no address holds more than the server lets one.
-struct HeldClients {
-  std::vector<int> fds;
-  explicit HeldClients(size_t count) {
-    const std::string partial = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Slow: ";
-    const size_t per_client = 50;
-    static_assert(50 <= psnic::kConnectionsPerClient);
-    for (size_t i = 0; i < count; ++i) {
-      const std::string source = "127.0.0." + std::to_string(2 + i / per_client);
-      int fd = psnic::loopback::connect_to(fixture().port, 5, "127.0.0.1", source);
-      fds.push_back(fd);
-      (void)send(fd, partial.data(), partial.size(), MSG_NOSIGNAL);
-    }
-  }
-  ~HeldClients() {
-    for (int fd : fds) close(fd);
-  }
-};
+// `count` slow clients (slowloris), spread over client addresses 127.0.0.2 and up so that no
+// address holds more than the server lets one.
+void hold_slow_clients(psnic::loopback::HeldConnections& held, size_t count) {
+  constexpr size_t kPerClient = 50;
+  static_assert(kPerClient <= psnic::kConnectionsPerClient);
+  for (size_t i = 0; i < count; ++i)
+    held.hold(fixture().port, "127.0.0." + std::to_string(2 + i / kPerClient));
+}
 
 // A normal gzip scrape with none, then with 1000, slow clients held: the two alternate in 10
 // rounds of 30 scrapes each (one run, side by side), and the 1000 are opened afresh each round,
@@ -222,7 +210,8 @@ void BM_ScrapeWhileSlowClientsAreHeld(benchmark::State& state) {
       for (int round = 0; round < 10; ++round) {
         for (int i = 0; i < 30; ++i) none_ms.push_back(scrape_ms());
         const double before = rss_mib();
-        HeldClients held(held_count);
+        psnic::loopback::HeldConnections held;
+        hold_slow_clients(held, held_count);
         // Every one accepted and read before the scrapes begin.
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
         for (int i = 0; i < 30; ++i) held_ms.push_back(scrape_ms());

@@ -61,18 +61,13 @@ bool BasicAuth::check(std::string_view user, std::string_view password) {
     return false;
   }
   Remembered& remembered = remembered_[known->first];
-  if (remembered.has_accepted && equal_in_constant_time(view(presented), view(remembered.accepted)))
-    return true;
-  if (remembered.has_refused && equal_in_constant_time(view(presented), view(remembered.refused)))
-    return false;
+  auto same = [&](const std::optional<Digest>& kept) {
+    return kept && equal_in_constant_time(view(presented), view(*kept));
+  };
+  if (same(remembered.accepted)) return true;
+  if (same(remembered.refused)) return false;
   const bool ok = bcrypt_matches(password, known->second);
-  if (ok) {
-    remembered.accepted = presented;
-    remembered.has_accepted = true;
-  } else {
-    remembered.refused = presented;
-    remembered.has_refused = true;
-  }
+  (ok ? remembered.accepted : remembered.refused) = presented;
   return ok;
 }
 

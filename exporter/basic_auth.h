@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,10 +33,8 @@ class BasicAuth {
  private:
   using Digest = std::array<unsigned char, 32>;  // HMAC-SHA-256
   struct Remembered {
-    Digest accepted{};
-    bool has_accepted = false;
-    Digest refused{};
-    bool has_refused = false;
+    std::optional<Digest> accepted;
+    std::optional<Digest> refused;
   };
 
   Digest digest(std::string_view password) const;

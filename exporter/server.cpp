@@ -179,6 +179,12 @@ std::string tls_priorities(const TlsServerConfig& tls) {
   return priorities;
 }
 
+// The basic auth users of `web`; none (every request allowed) without a web config.
+std::shared_ptr<BasicAuth> users_of(const std::shared_ptr<const WebSecurity>& web) {
+  return std::make_shared<BasicAuth>(web ? web->config.basic_auth_users
+                                         : std::map<std::string, std::string>{});
+}
+
 // Whether a TLS connection's client certificate satisfies `policy`. Checked on each request
 // before anything is answered: libmicrohttpd has the handshake only ask for a certificate, so
 // a missing or untrusted one is refused here, with the connection closed unanswered.
@@ -279,8 +285,7 @@ void MetricsServer::Endpoint::start(const std::string& listen) {
   listener_ = open_listener(address_, listen);
   port_ = bound_port(listener_.get());
   // Before the daemon: its first request reads the users.
-  auth_ = std::make_shared<BasicAuth>(web_ ? web_->config.basic_auth_users
-                                           : std::map<std::string, std::string>{});
+  auth_ = users_of(web_);
   current_ = start_daemon(web_);
 }
 
@@ -305,24 +310,19 @@ std::unique_ptr<MetricsServer::Endpoint::Daemon> MetricsServer::Endpoint::start_
   if (address_.ipv6) flags |= dual_stack(address_) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
   if (tls) flags |= MHD_USE_TLS;
   const std::string priorities = tls ? tls_priorities(*tls) : "";
-  MHD_OptionItem tls_options[] = {
-      {MHD_OPTION_HTTPS_MEM_CERT, 0,
-       tls ? const_cast<char*>(daemon->web->cert_pem.c_str()) : nullptr},
-      {MHD_OPTION_HTTPS_MEM_KEY, 0,
-       tls ? const_cast<char*>(daemon->web->key_pem.c_str()) : nullptr},
-      {MHD_OPTION_HTTPS_PRIORITIES, 0, const_cast<char*>(priorities.c_str())},
-      // The client CA list, which also makes every handshake ask for a certificate.
-      {MHD_OPTION_HTTPS_MEM_TRUST, 0,
-       tls && !daemon->web->client_ca_pem.empty()
-           ? const_cast<char*>(daemon->web->client_ca_pem.c_str())
-           : nullptr},
-      {MHD_OPTION_END, 0, nullptr},
-  };
-  // Options whose value is null are left out: MHD_OPTION_ARRAY ends at the first END.
+  // The TLS options, when there is TLS; MHD_OPTION_ARRAY ends at the END.
   std::vector<MHD_OptionItem> chosen;
-  if (tls)
-    for (const MHD_OptionItem& item : tls_options)
-      if (item.option != MHD_OPTION_END && item.ptr_value != nullptr) chosen.push_back(item);
+  auto text_option = [&](MHD_OPTION option, const std::string& text) {
+    chosen.push_back({option, 0, const_cast<char*>(text.c_str())});
+  };
+  if (tls) {
+    text_option(MHD_OPTION_HTTPS_MEM_CERT, daemon->web->cert_pem);
+    text_option(MHD_OPTION_HTTPS_MEM_KEY, daemon->web->key_pem);
+    text_option(MHD_OPTION_HTTPS_PRIORITIES, priorities);
+    // The client CA list, which also makes every handshake ask for a certificate.
+    if (!daemon->web->client_ca_pem.empty())
+      text_option(MHD_OPTION_HTTPS_MEM_TRUST, daemon->web->client_ca_pem);
+  }
   chosen.push_back({MHD_OPTION_END, 0, nullptr});
   {
     std::lock_guard lock(log_mutex_);
@@ -356,8 +356,7 @@ void MetricsServer::Endpoint::reload(std::shared_ptr<const WebSecurity> web) {
   std::unique_ptr<Daemon> fresh = start_daemon(web);
   {
     std::lock_guard lock(auth_mutex_);
-    auth_ = std::make_shared<BasicAuth>(web ? web->config.basic_auth_users
-                                            : std::map<std::string, std::string>{});
+    auth_ = users_of(web);
   }
   retire(std::exchange(current_, std::move(fresh)));
 }

@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cerrno>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 
@@ -147,5 +148,35 @@ inline HttpResponse get(int port, const std::string& path, int timeout_seconds =
   request.timeout_seconds = timeout_seconds;
   return send_request(port, request);
 }
+
+// Slow clients (slowloris), for the tests and the scrape benchmark: each sent the start of a
+// request and never its end. Their sockets are closed on destruction, whatever the caller
+// asserted.
+struct HeldConnections {
+  std::vector<int> fds;
+  HeldConnections() = default;
+  HeldConnections(const HeldConnections&) = delete;
+  HeldConnections& operator=(const HeldConnections&) = delete;
+  ~HeldConnections() {
+    for (int fd : fds) close(fd);
+  }
+  // One more, from `source` (127.0.0.2 and up are loopback too: other clients).
+  int hold(int port, const std::string& source) {
+    int fd = connect_to(port, 3, "127.0.0.1", source);
+    fds.push_back(fd);
+    const std::string partial = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n";
+    (void)send(fd, partial.data(), partial.size(), MSG_NOSIGNAL);
+    return fd;
+  }
+  // How many the server still holds: nothing to read yet, and no end of stream.
+  size_t open() const {
+    size_t n = 0;
+    for (int fd : fds) {
+      char byte;
+      if (recv(fd, &byte, 1, MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) ++n;
+    }
+    return n;
+  }
+};
 
 }  // namespace psnic::loopback

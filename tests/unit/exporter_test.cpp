@@ -789,37 +789,12 @@ TEST(ExporterMetricsServer, DualStackServesIpv4AndIpv6Clients) {
   EXPECT_EQ(request(t.port, "GET", "/metrics", "::1").status, 200);
 }
 
-// Sockets closed on destruction, whatever the test asserted.
-struct HeldConnections {
-  std::vector<int> fds;
-  ~HeldConnections() {
-    for (int fd : fds) close(fd);
-  }
-  // A client from `source` that sent the start of a request and never its end.
-  int hold(int port, const std::string& source) {
-    int fd = loopback::connect_to(port, 3, "127.0.0.1", source);
-    fds.push_back(fd);
-    const std::string partial = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n";
-    (void)send(fd, partial.data(), partial.size(), MSG_NOSIGNAL);
-    return fd;
-  }
-  // How many the server still holds: nothing to read yet, and no end of stream.
-  size_t open() const {
-    size_t n = 0;
-    for (int fd : fds) {
-      char byte;
-      if (recv(fd, &byte, 1, MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) ++n;
-    }
-    return n;
-  }
-};
-
 TEST(ExporterMetricsServer, TwoHundredHeldConnectionsDoNotStarveAScrape) {
   TestServer t;
   ASSERT_GT(t.port, 0);
   // 50 from each of four client addresses: one address may hold at most kConnectionsPerClient.
   static_assert(50 <= kConnectionsPerClient);
-  HeldConnections held;
+  loopback::HeldConnections held;
   for (int client = 2; client <= 5; ++client)
     for (int i = 0; i < 50; ++i) held.hold(t.port, "127.0.0." + std::to_string(client));
   ASSERT_EQ(held.fds.size(), 200u);
@@ -835,10 +810,10 @@ TEST(ExporterMetricsServer, TwoHundredHeldConnectionsDoNotStarveAScrape) {
 TEST(ExporterMetricsServer, OneClientHoldsAtMostItsShareAndOthersAreServed) {
   TestServer t;
   ASSERT_GT(t.port, 0);
-  HeldConnections held;
+  loopback::HeldConnections held;
   std::string printed = captured_output([&] {
     for (unsigned i = 0; i < kConnectionsPerClient; ++i) held.hold(t.port, "127.0.0.2");
-    HeldConnections over;
+    loopback::HeldConnections over;
     int fd = over.hold(t.port, "127.0.0.2");
     // Closed as soon as accepted: end of stream, or a reset for the unread request bytes.
     char byte;
