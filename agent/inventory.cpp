@@ -238,11 +238,11 @@ void Inventory::owners_described(const std::vector<OwnerAnswer>& answers) {
     std::erase_if(asking_, [&](const auto& out) { return out.second == answer.ticket; });
     if (!answer.error.empty()) {
       if (self_) self_->count_error(ErrorOp::kDescribe);
-      log_warn("describing the owner of " + answer.labels.host_interface + " (" +
-                   (answer.labels.container_id.empty() ? answer.labels.container_name
-                                                       : answer.labels.container_id) +
+      log_warn("describing the owner of " + answer.facts.labels.host_interface + " (" +
+                   (answer.facts.labels.container_id.empty() ? answer.facts.labels.container_name
+                                                             : answer.facts.labels.container_id) +
                    ") failed: " + answer.error,
-               {{"interface", answer.labels.host_interface}});
+               {{"interface", answer.facts.labels.host_interface}});
     }
     for (auto& [ifindex, tracked] : tracked_) {
       if (tracked.asked != answer.ticket) continue;
@@ -250,10 +250,10 @@ void Inventory::owners_described(const std::vector<OwnerAnswer>& answers) {
       tracked.wait_until = {};
       InterfaceLabels labels = tracked.known;
       if (answer.error.empty()) {
-        labels.container_id = answer.labels.container_id;
-        labels.container_name = answer.labels.container_name;
-        labels.pod = answer.labels.pod;
-        labels.namespace_name = answer.labels.namespace_name;
+        labels.container_id = answer.facts.labels.container_id;
+        labels.container_name = answer.facts.labels.container_name;
+        labels.pod = answer.facts.labels.pod;
+        labels.namespace_name = answer.facts.labels.namespace_name;
       } else if (tracked.exported_with_owner() &&
                  tracked.labels.container_id == labels.container_id &&
                  tracked.labels.interface == labels.interface) {

@@ -12,13 +12,23 @@
 
 namespace psnic {
 
-// Names namespace owners (container_name, pod, namespace) from a runtime.
+// What a runtime says of a namespace's owner: the labels of its series, and what
+// psnic_container_info carries besides (metadata that would multiply series as labels).
+struct OwnerFacts {
+  InterfaceLabels labels;
+  std::string image;    // the container's image as its runtime names it, "" when unknown
+  std::string runtime;  // "docker", "podman", "containerd", "cri-o"; "" when none answered
+  bool operator==(const OwnerFacts&) const = default;
+};
+
+// Names namespace owners (container_name, pod, namespace, image) from a runtime.
 class OwnerSource {
  public:
   virtual ~OwnerSource() = default;
-  // Fills what the runtime calls `owner` into `labels` (container_id and interface names are
-  // already set). May block; throws Error on failure. Called on one thread only, the worker's.
-  virtual void describe(const NetnsReport& owner, InterfaceLabels& labels) = 0;
+  // Fills what the runtime calls `owner` into `facts` (container_id and interface names are
+  // already set in its labels). May block; throws Error on failure. Called on one thread only,
+  // the worker's.
+  virtual void describe(const NetnsReport& owner, OwnerFacts& facts) = 0;
   // From any thread: a describe() in progress ends soon (throwing), and later ones at once.
   // For stopping: nothing waits for a hung daemon.
   virtual void abort() = 0;
@@ -56,8 +66,8 @@ struct OwnerRequest {
 
 struct OwnerAnswer {
   uint64_t ticket = 0;
-  InterfaceLabels labels;  // the request's, with what the runtime said filled in
-  std::string error;       // why the source failed ("" when it answered); labels as asked then
+  OwnerFacts facts;   // the request's labels, with what the runtime said filled in
+  std::string error;  // why the source failed ("" when it answered); labels as asked then
 };
 
 }  // namespace psnic

@@ -86,11 +86,11 @@ void RuntimeWorker::run(std::stop_token stop) {
       OwnerRequest request = std::move(queue_.front());
       queue_.pop_front();
       lock.unlock();
-      OwnerAnswer answer{request.ticket, request.labels, ""};
+      OwnerAnswer answer{request.ticket, {request.labels, "", ""}, ""};
       try {
-        source_->describe(request.owner, answer.labels);
+        source_->describe(request.owner, answer.facts);
       } catch (const std::exception& e) {
-        answer.labels = request.labels;
+        answer.facts = {request.labels, "", ""};
         answer.error = e.what();
         if (answer.error.empty()) answer.error = "failed";
       }

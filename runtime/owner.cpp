@@ -2,8 +2,8 @@
 
 #include <sys/stat.h>
 
-#include "resolver/cgroup.h"
 #include "base/error.h"
+#include "resolver/cgroup.h"
 
 namespace psnic {
 
@@ -29,7 +29,7 @@ std::optional<OwnerDescriber::Answer> OwnerDescriber::ask_docker(const std::stri
     if (is_container_id(owner))
       if (std::optional<ContainerInfo> joined = docker_.inspect(owner)) info = std::move(joined);
   }
-  Answer answer{info->id, info->name, info->pod(), info->pod_namespace()};
+  Answer answer{info->id, info->name, info->pod(), info->pod_namespace(), info->image};
   std::lock_guard lock(mutex_);
   // A rename heard of while the daemon was asked may be newer than this answer: not kept.
   if (keep_answers_ && forgotten == forgotten_) {
@@ -57,7 +57,8 @@ void OwnerDescriber::forget(const std::string& container_id) {
   });
 }
 
-void OwnerDescriber::describe(const NetnsReport& owner, InterfaceLabels& labels) {
+void OwnerDescriber::describe(const NetnsReport& owner, OwnerFacts& facts) {
+  InterfaceLabels& labels = facts.labels;
   const ContainerIdentity& identity = owner.identity;
   struct stat st {};
   if (identity.runtime == "docker" && is_container_id(identity.id) &&
@@ -65,6 +66,8 @@ void OwnerDescriber::describe(const NetnsReport& owner, InterfaceLabels& labels)
     if (std::optional<Answer> answer = ask_docker(identity.id)) {
       labels.container_id = answer->id;
       labels.container_name = answer->name;
+      facts.image = answer->image;
+      facts.runtime = "docker";
       if (!answer->pod.empty()) labels.pod = answer->pod;
       if (!answer->pod_namespace.empty()) labels.namespace_name = answer->pod_namespace;
     }

@@ -30,7 +30,7 @@ class OwnerDescriber : public OwnerSource {
                           std::string pods_dir = "/var/log/pods");
 
   // Throws Error when the Docker daemon is there but fails, ECANCELED after abort().
-  void describe(const NetnsReport& owner, InterfaceLabels& labels) override;
+  void describe(const NetnsReport& owner, OwnerFacts& facts) override;
   void abort() override { stop_.request_stop(); }
 
   // While Docker's events are followed, what the daemon said of a container is kept until an
@@ -40,7 +40,7 @@ class OwnerDescriber : public OwnerSource {
 
  private:
   struct Answer {
-    std::string id, name, pod, pod_namespace;
+    std::string id, name, pod, pod_namespace, image;
   };
   std::optional<Answer> ask_docker(const std::string& container_id);
 

@@ -175,9 +175,9 @@ class InventoryTest : public ::testing::Test {
   // The runtime (a RuntimeWorker's source) answers question `i` as names_ says, or fails with
   // `error`.
   OwnerAnswer answer_to(const OwnerRequest& question, const std::string& error = "") const {
-    OwnerAnswer answer{question.ticket, question.labels, error};
+    OwnerAnswer answer{question.ticket, {question.labels, "", ""}, error};
     if (auto it = names_.find(question.owner.identity.id); error.empty() && it != names_.end())
-      answer.labels.container_name = it->second;
+      answer.facts.labels.container_name = it->second;
     return answer;
   }
   // The one question asked so far, taken: the test answers it when it chooses.
@@ -251,7 +251,6 @@ class InventoryTest : public ::testing::Test {
   std::shared_ptr<FakeSelf> self_ = std::make_shared<FakeSelf>();
   std::optional<Inventory> inventory_;
 };
-
 
 TEST_F(InventoryTest, ReconcileCountsEveryHostPeerAndNamesItsOwner) {
   add_to_host(7, "veth7", kIdA);
@@ -401,7 +400,7 @@ TEST_F(InventoryTest, RenamedInterfaceKeepsCountingUnderItsNewName) {
   ASSERT_TRUE(live("renamed7"));
   EXPECT_EQ(live("renamed7")->container_id, kIdA);
   EXPECT_EQ(counters_.stored.at(7).host_interface, "renamed7");  // the next agent knows it too
-  EXPECT_EQ(counters_.calls, calls);  // no detach, no second attach
+  EXPECT_EQ(counters_.calls, calls);                             // no detach, no second attach
 }
 
 // A container made again under its name: its new veth's series is live, and the old one's

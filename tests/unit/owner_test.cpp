@@ -61,8 +61,9 @@ TEST(OwnerDescriber, PodFromKubeletDirectoriesWhenNoDockerApplies) {
   owner.identity.runtime = "containerd";
   owner.identity.id = std::string(64, 'a');
   owner.identity.pod_uid = kUid;
-  InterfaceLabels labels;
-  describer.describe(owner, labels);
+  OwnerFacts facts;
+  InterfaceLabels& labels = facts.labels;
+  describer.describe(owner, facts);
   EXPECT_EQ(labels.pod, "cart-7f9c");
   EXPECT_EQ(labels.namespace_name, "shop");
   EXPECT_EQ(labels.container_name, "");
@@ -100,9 +101,10 @@ class OwnerDescriberDocker : public ::testing::Test {
 
 TEST_F(OwnerDescriberDocker, ContainerThatJoinedAnothersNetworkIsNamedAsTheOther) {
   for (const std::string& found : {web, sidecar}) {
-    InterfaceLabels labels;
+    OwnerFacts facts;
+    InterfaceLabels& labels = facts.labels;
     labels.container_id = found;
-    describer.describe(docker_owner(found), labels);
+    describer.describe(docker_owner(found), facts);
     EXPECT_EQ(labels.container_id, web) << found;
     EXPECT_EQ(labels.container_name, "web") << found;
   }
@@ -110,8 +112,9 @@ TEST_F(OwnerDescriberDocker, ContainerThatJoinedAnothersNetworkIsNamedAsTheOther
 
 TEST_F(OwnerDescriberDocker, KeptAnswersAreAskedOnceAndForgottenWhenTheyChange) {
   auto name_of = [&](const std::string& id) {
-    InterfaceLabels labels;
-    describer.describe(docker_owner(id), labels);
+    OwnerFacts facts;
+    InterfaceLabels& labels = facts.labels;
+    describer.describe(docker_owner(id), facts);
     return labels.container_name;
   };
   auto inspections = [&] {

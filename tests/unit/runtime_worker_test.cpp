@@ -24,14 +24,14 @@ using namespace std::chrono_literals;
 // closed, waits (as a hung daemon does) until it opens or abort() is called.
 class FakeSource : public OwnerSource {
  public:
-  void describe(const NetnsReport& owner, InterfaceLabels& labels) override {
+  void describe(const NetnsReport& owner, OwnerFacts& facts) override {
     std::unique_lock lock(mutex_);
     asked.push_back(owner.identity.id);
     changed_.notify_all();
     changed_.wait(lock, [&] { return open_ || aborted_; });
     if (aborted_) throw Error("fake.sock", ECANCELED, "given up");
     if (owner.identity.id.rfind("fail", 0) == 0) throw Error("fake.sock", ETIMEDOUT, "timed out");
-    labels.container_name = "name-" + owner.identity.id;
+    facts.labels.container_name = "name-" + owner.identity.id;
   }
   void abort() override {
     std::lock_guard lock(mutex_);
@@ -110,10 +110,10 @@ TEST(RuntimeWorkerTest, AnswersComeBackThroughItsFdInOrder) {
   ASSERT_TRUE(worker.ask(question(2, "fail-b")));
   const std::vector<OwnerAnswer> got = answers(worker, 2);
   ASSERT_EQ(tickets(got), (std::vector<uint64_t>{1, 2}));
-  EXPECT_EQ(got[0].labels.container_name, "name-a");
-  EXPECT_EQ(got[0].labels.host_interface, "veth1");  // the request's labels, filled in
+  EXPECT_EQ(got[0].facts.labels.container_name, "name-a");
+  EXPECT_EQ(got[0].facts.labels.host_interface, "veth1");  // the request's labels, filled in
   EXPECT_EQ(got[0].error, "");
-  EXPECT_EQ(got[1].labels.container_name, "");
+  EXPECT_EQ(got[1].facts.labels.container_name, "");
   EXPECT_EQ(got[1].error, "fake.sock: timed out");
   pollfd ready{worker.fd(), POLLIN, 0};
   EXPECT_EQ(poll(&ready, 1, 0), 0);  // taken: no longer readable
