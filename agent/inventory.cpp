@@ -180,8 +180,9 @@ void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
   known.container_id = owner.identity.id;
   known.interface = pair.name;
   known.host_interface = pair.host_name;
-  // A namespace made with `ip netns add NAME` is named NAME.
-  known.container_name = owner.netns_name;
+  // A namespace made with `ip netns add NAME` is named NAME, unless a container owns it (podman's
+  // are named netns-<uuid>: the runtime names those).
+  if (owner.identity.id.empty()) known.container_name = owner.netns_name;
   Tracked& tracked = it->second;
   tracked.identified = true;
   if (ask_ && ask_about(owner, known, tracked)) {
@@ -197,8 +198,11 @@ void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
 bool Inventory::ask_about(const NetnsReport& owner, const InterfaceLabels& known,
                           Tracked& tracked) {
   tracked.known = known;
-  std::string key =
-      owner.identity.id.empty() ? "netns:" + std::to_string(owner.netns_inode) : owner.identity.id;
+  // The namespace is part of the key: two namespaces whose cgroups name one container (one of
+  // them forged) get an answer each.
+  std::string key = owner.identity.id.empty()
+                        ? "netns:" + std::to_string(owner.netns_inode)
+                        : owner.identity.id + " netns:" + std::to_string(owner.netns_inode);
   if (auto out = asking_.find(key); out != asking_.end()) {
     tracked.asked = out->second;
     return true;
@@ -433,7 +437,8 @@ void Inventory::owners_changed(const std::vector<std::string>& container_ids) {
       tracked.identified = false;
   // What the runtime says of them from now on is asked anew: an answer to a question asked
   // before the change names nobody.
-  for (const std::string& id : container_ids) asking_.erase(id);
+  for (const std::string& id : container_ids)
+    std::erase_if(asking_, [&](const auto& out) { return out.first.starts_with(id + " "); });
   // A started container's veth may still be waiting for its first process to be named.
   if (unidentified() > 0) {
     identify_backoff_ = kFirstIdentifyDelay;

@@ -505,7 +505,7 @@ TEST_F(InventoryTest, AHungRuntimeDelaysTheNamesNeverTheCounting) {
   now_ = inventory.next_deadline();
   inventory.identify_pending();
   ASSERT_EQ(questions_.size(), 1u);
-  EXPECT_EQ(questions_[0].key, kIdA);
+  EXPECT_EQ(questions_[0].owner.identity.id, kIdA);
   EXPECT_EQ(questions_[0].labels.interface, "eth0");
   EXPECT_EQ(inventory.pending(), 1u);
   // It waits a while for the answer; found, nothing is looked for again meanwhile.
