@@ -176,6 +176,14 @@ void Inventory::retire_left_behind(uint32_t ifindex, Clock::time_point now) {
 void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) {
   auto it = tracked_.find(pair.host_ifindex);
   if (it == tracked_.end()) return;
+  // A named namespace with no process in it yet may be a container's about to start (podman's
+  // netns-<uuid>): its process, whose cgroup names the container, is waited for a while before
+  // the namespace is named by its name alone.
+  if (owner.pid == 0 && !owner.netns_name.empty() && !it->second.named) {
+    Tracked& waiting = it->second;
+    if (waiting.empty_since == Clock::time_point{}) waiting.empty_since = now_();
+    if (now_() - waiting.empty_since < kAnswerWait) return;
+  }
   InterfaceLabels known;
   known.container_id = owner.identity.id;
   known.interface = pair.name;

@@ -104,6 +104,9 @@ class Inventory {
     uint64_t asked = 0;
     InterfaceLabels known;
     Clock::time_point wait_until{};
+    // When its namespace was first found with a name and no process in it (podman makes the
+    // netns before the container's first process): zero until then.
+    Clock::time_point empty_since{};
 
     // Its series carries its owner's labels (the container-side interface at least), named
     // here or by the agent that stored them.

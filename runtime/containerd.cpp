@@ -117,7 +117,10 @@ bool ContainerdRuntime::claims(const NetnsReport& owner) const {
 }
 
 std::optional<ShimRef> ContainerdRuntime::find_shim(pid_t pid, uint64_t netns_inode) const {
-  const uint64_t host_mnt = inode_of(proc_ + "/1/ns/mnt");
+  // The host's mount namespace: PID 1's, or (where PID 1 cannot be looked at, as under a
+  // sandboxing init) the agent's own.
+  uint64_t host_mnt = inode_of(proc_ + "/1/ns/mnt");
+  if (host_mnt == 0) host_mnt = inode_of(proc_ + "/self/ns/mnt");
   for (int generation = 0; generation < kMaxGenerations; ++generation) {
     pid = parent_of(proc_, pid);
     if (pid <= 1) return std::nullopt;
