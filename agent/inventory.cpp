@@ -12,6 +12,19 @@ namespace psnic {
 namespace {
 
 constexpr std::chrono::milliseconds kFirstIdentifyDelay{20};
+
+// netns-<uuid>, as podman (netavark, CNI) names the namespaces it makes in /run/netns.
+bool is_podman_netns_name(std::string_view name) {
+  constexpr std::string_view kPrefix = "netns-";
+  if (!name.starts_with(kPrefix) || name.size() != kPrefix.size() + 36) return false;
+  name.remove_prefix(kPrefix.size());
+  for (size_t i = 0; i < name.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    const char c = name[i];
+    if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
 constexpr std::chrono::milliseconds kMaxIdentifyBackoff{5000};
 // Counted a few at a time, so that a slice ends close to its deadline even at 25 ms per TCX
 // interface.
@@ -176,10 +189,11 @@ void Inventory::retire_left_behind(uint32_t ifindex, Clock::time_point now) {
 void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) {
   auto it = tracked_.find(pair.host_ifindex);
   if (it == tracked_.end()) return;
-  // A named namespace with no process in it yet may be a container's about to start (podman's
-  // netns-<uuid>): its process, whose cgroup names the container, is waited for a while before
-  // the namespace is named by its name alone.
-  if (owner.pid == 0 && !owner.netns_name.empty() && !it->second.named) {
+  // podman names a container's namespace netns-<uuid> and makes it before the container's first
+  // process, whose cgroup says which container it is: such a namespace with no process in it yet
+  // is given a while for one before it is named by its name alone. Other named namespaces
+  // (`ip netns add NAME`) are named at once.
+  if (owner.pid == 0 && is_podman_netns_name(owner.netns_name) && !it->second.named) {
     Tracked& waiting = it->second;
     if (waiting.empty_since == Clock::time_point{}) waiting.empty_since = now_();
     if (now_() - waiting.empty_since < kAnswerWait) return;

@@ -104,8 +104,8 @@ class Inventory {
     uint64_t asked = 0;
     InterfaceLabels known;
     Clock::time_point wait_until{};
-    // When its namespace was first found with a name and no process in it (podman makes the
-    // netns before the container's first process): zero until then.
+    // When its namespace was first found with podman's kind of name and no process in it
+    // (podman makes the netns before the container's first process): zero until then.
     Clock::time_point empty_since{};
 
     // Its series carries its owner's labels (the container-side interface at least), named
