@@ -526,6 +526,47 @@ TEST_F(InventoryTest, AHungRuntimeDelaysTheNamesNeverTheCounting) {
   EXPECT_EQ(inventory.pending(), 0u);
 }
 
+TEST_F(InventoryTest, APodmanNetnsWaitsForItsFirstProcessOtherNamedNamespacesDoNot) {
+  // Named namespaces with no process in them: podman's (netns-<uuid>) and an `ip netns add` one.
+  auto named_namespace = [&](uint32_t ifindex, const std::string& host, const std::string& name) {
+    add_to_host(ifindex, host, "");
+    NetnsReport owner;
+    owner.netns_inode = ifindex;
+    owner.netns_name = name;
+    InterfacePair pair;
+    pair.name = "eth0";
+    pair.placement = Placement::host_peer;
+    pair.host_ifindex = ifindex;
+    pair.host_name = host;
+    owner.interfaces.push_back(pair);
+    host_.namespaces.push_back(owner);
+  };
+  named_namespace(7, "veth7", "netns-7a1d4765-dc9d-f8d1-0f84-8e0fa7ac1804");
+  named_namespace(8, "veth8", "psnictest-x");
+  Inventory& inventory = make();
+  inventory.reconcile();
+  ASSERT_EQ(questions_.size(), 1u);  // the plain one at once
+  EXPECT_EQ(take_question().labels.container_name, "psnictest-x");
+  // The container's process comes: its cgroup names it, and podman is asked, not the netns name.
+  host_.namespaces[0].pid = 4242;
+  host_.namespaces[0].identity = {"podman", kIdA, ""};
+  now_ += 40ms;
+  inventory.identify_pending();
+  ASSERT_EQ(questions_.size(), 1u);
+  const OwnerRequest question = take_question();
+  EXPECT_EQ(question.owner.identity.id, kIdA);
+  EXPECT_EQ(question.labels.container_name, "");
+  // One that never gets a process is named by its name after the answer wait.
+  named_namespace(9, "veth9", "netns-11111111-2222-3333-4444-555555555555");
+  inventory.handle_all({added(9, "veth9")}, now_);
+  inventory.identify_pending();
+  EXPECT_TRUE(questions_.empty());
+  now_ += Inventory::kAnswerWait;
+  inventory.identify_pending();
+  ASSERT_EQ(questions_.size(), 1u);
+  EXPECT_EQ(take_question().labels.container_name, "netns-11111111-2222-3333-4444-555555555555");
+}
+
 TEST_F(InventoryTest, OneQuestionPerOwnerNamesAllItsInterfaces) {
   add_to_host(7, "veth7", kIdA);
   add_to_host(8, "veth8", kIdA);  // a second interface of the same container
