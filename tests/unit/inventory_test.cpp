@@ -212,6 +212,11 @@ class InventoryTest : public ::testing::Test {
     NetnsReport owner;
     owner.pid = static_cast<pid_t>(1000 + ifindex);
     owner.identity.id = container_id;
+    owner.interfaces.push_back(eth0_peered_with(ifindex, host));
+    host_.namespaces.push_back(owner);
+  }
+  // eth0 of a namespace, whose host peer is `host`.
+  static InterfacePair eth0_peered_with(uint32_t ifindex, const std::string& host) {
     InterfacePair pair;
     pair.ifindex = 2;
     pair.name = "eth0";
@@ -219,8 +224,7 @@ class InventoryTest : public ::testing::Test {
     pair.placement = Placement::host_peer;
     pair.host_ifindex = ifindex;
     pair.host_name = host;
-    owner.interfaces.push_back(pair);
-    host_.namespaces.push_back(owner);
+    return pair;
   }
   void remove_from_host(uint32_t ifindex) {
     std::erase_if(host_.host_links, [&](const Link& l) { return l.ifindex == ifindex; });
@@ -533,12 +537,7 @@ TEST_F(InventoryTest, APodmanNetnsWaitsForItsFirstProcessOtherNamedNamespacesDoN
     NetnsReport owner;
     owner.netns_inode = ifindex;
     owner.netns_name = name;
-    InterfacePair pair;
-    pair.name = "eth0";
-    pair.placement = Placement::host_peer;
-    pair.host_ifindex = ifindex;
-    pair.host_name = host;
-    owner.interfaces.push_back(pair);
+    owner.interfaces.push_back(eth0_peered_with(ifindex, host));
     host_.namespaces.push_back(owner);
   };
   named_namespace(7, "veth7", "netns-7a1d4765-dc9d-f8d1-0f84-8e0fa7ac1804");
