@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tests/e2e/e2e_support.h"
+#include "tests/support/fake_docker.h"
 #include "tests/support/support.h"
 
 namespace psnic::test::e2e {
@@ -314,6 +315,24 @@ TEST_F(RuntimesE2eTest, CtrContainersAreNamedByTheirShimWithTheirContainerdNames
   EXPECT_EQ(value_of(metrics, "psnic_runtime_up",
                      {{"runtime", "containerd"}, {"socket", kContainerdSocket}}),
             1.0)
+      << metrics;
+}
+
+TEST_F(RuntimesE2eTest, DockerHostNamesTheDockerSocketWhenTheFlagIsNotGiven) {
+  FakeDocker elsewhere;  // serves no /events: followed it is not, but it is the one tried
+  setenv("DOCKER_HOST", ("unix://" + elsewhere.path()).c_str(), 1);
+  Agent agent({"--no-pin"});
+  unsetenv("DOCKER_HOST");
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  EXPECT_TRUE(agent.wait_for_log_where([&](const LogRecord& line) {
+    return line.at("msg").rfind("docker on " + elsewhere.path() + ": ", 0) == 0;
+  })) << agent.err();
+  EXPECT_FALSE(agent.logged("following docker on /var/run/docker.sock")) << agent.err();
+  const std::string metrics = scrape(agent.port());
+  EXPECT_EQ(value_of(metrics, "psnic_runtime_up", {{"runtime", "docker"}}), 0.0) << metrics;
+  EXPECT_EQ(
+      value_of(metrics, "psnic_runtime_up", {{"runtime", "docker"}, {"socket", elsewhere.path()}}),
+      0.0)
       << metrics;
 }
 
