@@ -226,8 +226,6 @@ TEST_F(RuntimesE2eTest, AProcessInACgroupForgedWithAnotherContainersIdDoesNotGet
   must("ip link set " + veth + " up && ip -n " + ns + " link set eth0 up");
   std::filesystem::create_directories(forged);
 
-  Agent agent({"--no-pin"});
-  ASSERT_TRUE(agent.serving()) << agent.err();
   cleanup.sleeper = fork();
   if (cleanup.sleeper == 0) {
     // Into the forged cgroup first, then into the namespace: its first process there already
@@ -243,7 +241,19 @@ TEST_F(RuntimesE2eTest, AProcessInACgroupForgedWithAnotherContainersIdDoesNotGet
     if (text.find("docker-" + a.id()) != std::string::npos) break;
     std::this_thread::sleep_for(20ms);
   }
-  // Wait until the sleeper is in the namespace, then for the agent to name it.
+  for (int i = 0; i < 100; ++i) {
+    struct stat mine {
+    }, its{};
+    if (stat(("/run/netns/" + ns).c_str(), &mine) == 0 &&
+        stat(("/proc/" + std::to_string(cleanup.sleeper) + "/ns/net").c_str(), &its) == 0 &&
+        mine.st_ino == its.st_ino)
+      break;
+    std::this_thread::sleep_for(20ms);
+  }
+  // The agent finds the namespace with the forged process in it.
+  Agent agent({"--no-pin"});
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  // Then for the agent to name it.
   std::string metrics;
   std::optional<std::map<std::string, std::string>> labels;
   for (auto end = Clock::now() + 8s; Clock::now() < end; std::this_thread::sleep_for(100ms)) {
