@@ -328,6 +328,44 @@ TEST_F(RuntimesE2eTest, CtrContainersAreNamedByTheirShimWithTheirContainerdNames
       << metrics;
 }
 
+TEST_F(RuntimesE2eTest, ADeniedRuntimeSocketIsOneLineAndItsContainersAreNamedWithoutIt) {
+  // The agent as user nobody with only its capabilities (no CAP_DAC_OVERRIDE): podman's socket,
+  // root's and mode 0600, refuses it.
+  const std::vector<std::string> as_nobody{"/usr/sbin/capsh",
+                                           "--caps=cap_net_admin,cap_sys_admin,cap_sys_ptrace+eip "
+                                           "cap_setuid,cap_setgid,cap_setpcap+ep",
+                                           "--keep=1",
+                                           "--gid=65534",
+                                           "--groups=65534",
+                                           "--uid=65534",
+                                           "--addamb=cap_net_admin,cap_sys_admin,cap_sys_ptrace",
+                                           "--shell=" + agent_binary(),
+                                           "--"};
+  Agent agent({"--no-pin", "--podman-socket", kPodmanSocket}, as_nobody);
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  PodmanContainer a('a');
+  PodmanContainer b('b');
+  ASSERT_FALSE(HasFailure());
+  for (const PodmanContainer* c : {&a, &b}) {
+    std::optional<std::map<std::string, std::string>> labels =
+        first_labels(agent, host_veth_of(c->pid), Clock::now() + 5s);
+    ASSERT_TRUE(labels);
+    EXPECT_EQ(labels->at("container_id"), c->id);  // its cgroup's, unconfirmed
+    EXPECT_EQ(labels->at("container_name"), "");
+  }
+  const std::string about = std::string("podman on ") + kPodmanSocket + ": ";
+  size_t said = 0;
+  for (const LogRecord& line : agent.log())
+    if (line.at("msg").rfind(about, 0) == 0) {
+      ++said;
+      EXPECT_EQ(line.at("level"), "warn");
+      EXPECT_NE(line.at("msg").find("ermission denied"), std::string::npos) << line.at("msg");
+    }
+  EXPECT_EQ(said, 1u) << agent.err();
+  const std::string metrics = scrape(agent.port());
+  EXPECT_EQ(value_of(metrics, "psnic_runtime_up", {{"runtime", "podman"}}), 0.0) << metrics;
+}
+
 TEST_F(RuntimesE2eTest, DockerHostNamesTheDockerSocketWhenTheFlagIsNotGiven) {
   FakeDocker elsewhere;  // serves no /events: followed it is not, but it is the one tried
   setenv("DOCKER_HOST", ("unix://" + elsewhere.path()).c_str(), 1);
