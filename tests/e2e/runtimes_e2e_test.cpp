@@ -301,6 +301,8 @@ TEST_F(RuntimesE2eTest, CtrContainersAreNamedByTheirShimWithTheirContainerdNames
            ++i)
         std::this_thread::sleep_for(100ms);
       run(ctr + " container delete " + id + " >/dev/null 2>&1");
+      // runc's cgroups for the namespace (/<namespace>/<id>), once empty.
+      run(std::string("rmdir /sys/fs/cgroup/*/") + kCtrNamespace + " 2>/dev/null");
     }
   } cleanup{ctr, id, veth};
   Agent agent({"--no-pin", "--containerd-socket", kContainerdSocket});
