@@ -1113,5 +1113,45 @@ TEST_F(HostAgentE2eTest, EverySeriesHasOneLabelSetFromItsFirstScrapeToItsContain
   EXPECT_EQ(infos, (std::set{info}));
 }
 
+// An `ip netns` name is whatever its maker chose, and becomes container_name: quotes, a
+// backslash and a byte that is not UTF-8 are exported escaped and valid, and promtool finds the
+// exposition clean.
+TEST_F(HostAgentE2eTest, ANetnsNamedWithQuotesBackslashesAndBadBytesIsExportedEscaped) {
+  const std::string veth = unique_name('k');
+  const std::string netns = veth + "\"q\\\xff";
+  const std::string quoted = "'" + netns + "'";  // no single quote in it
+  struct Cleanup {
+    std::string veth, quoted;
+    ~Cleanup() {
+      run("ip link del " + veth + " 2>/dev/null");
+      run("ip netns del " + quoted + " 2>/dev/null");
+    }
+  } cleanup{veth, quoted};
+  test::must("ip netns add " + quoted);
+  test::must("ip link add " + veth + " type veth peer name eth0 netns " + quoted);
+  Agent agent({"--no-pin"});
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  const std::string exported = veth + "\"q\\\xEF\xBF\xBD";
+  std::string metrics;
+  ASSERT_TRUE(poll(
+      agent.port(), Clock::now() + 5s,
+      [&](const std::string& m) {
+        return value_of(m, "psnic_container_network_receive_bytes_total",
+                        {{"host_interface", veth}, {"container_name", exported}})
+            .has_value();
+      },
+      metrics))
+      << metrics << agent.err();
+  // As the text format writes it: \" and \\ escaped, U+FFFD for the byte.
+  EXPECT_NE(metrics.find("container_name=\"" + veth + "\\\"q\\\\\xEF\xBF\xBD\""), std::string::npos)
+      << metrics;
+  EXPECT_EQ(metrics.find('\xff'), std::string::npos);
+  const std::string path = "/tmp/" + veth + ".prom";
+  std::ofstream(path) << metrics;
+  const test::CommandResult check = run("promtool check metrics < " + path);
+  unlink(path.c_str());
+  EXPECT_EQ(check.status, 0) << check.out << check.err;
+}
+
 }  // namespace
 }  // namespace psnic::test::e2e
