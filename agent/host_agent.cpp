@@ -12,7 +12,7 @@ namespace psnic {
 HostAgent::HostAgent(const TrafficProgram& program, HostAgentOptions options,
                      std::shared_ptr<LabelSnapshot> labels,
                      std::shared_ptr<RetiredSnapshot> retired, std::shared_ptr<SelfReport> self,
-                     OwnerSource* owners, OwnerEvents* events)
+                     OwnerSource* owners, OwnerEvents* events, std::shared_ptr<OwnerSnapshot> facts)
     : options_(options),
       self_(self),
       events_(events),
@@ -21,11 +21,12 @@ HostAgent::HostAgent(const TrafficProgram& program, HostAgentOptions options,
       inventory_(
           counters_,
           [this](const ResolveOptions& resolve) { return resolver_.resolve_all(resolve); },
-          Inventory::Options{options.reconcile_interval, options.retire_after}, std::move(labels),
-          std::move(retired), std::move(self),
+          Inventory::Options{options.reconcile_interval, options.retire_after, options.name_wait},
+          std::move(labels), std::move(retired), std::move(self),
           owners
               ? AskOwner([this](OwnerRequest request) { return worker_->ask(std::move(request)); })
-              : AskOwner()) {}
+              : AskOwner(),
+          Clock::now, std::move(facts)) {}
 
 void HostAgent::run() {
   EventLoop loop(options_.heartbeat);
@@ -134,7 +135,7 @@ void HostAgent::run() {
       if (inventory_.reconcile_due(now)) inventory_.reconcile(kSlice);
       if (inventory_.backlog() > 0) inventory_.attach_backlog(Clock::now() + kSlice);
       if (inventory_.identify_due(now)) inventory_.identify_pending();
-      inventory_.name_unanswered(now);
+      inventory_.export_overdue(now);
       inventory_.expire_retired(now);
     }
   }

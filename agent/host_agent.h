@@ -28,6 +28,7 @@ struct HostAgentOptions {
   const PinDir* pins = nullptr;
   std::chrono::milliseconds reconcile_interval{30000};
   std::chrono::milliseconds retire_after{120000};
+  std::chrono::milliseconds name_wait{2000};  // Inventory::Options::name_wait
   // Beaten at every turn of run()'s loop, for /healthz. May be null; must outlive run().
   LoopHeartbeat* heartbeat = nullptr;
   // Called on the loop's thread at each SIGHUP (the main reloads the web config). May be empty.
@@ -45,11 +46,12 @@ class HostAgent {
  public:
   using Clock = Inventory::Clock;
 
-  // `self`, `owners` (who names owners) and `events` (whose events say when to ask again) may be
-  // null; those given must outlive the agent.
+  // `self`, `owners` (who names owners), `events` (whose events say when to ask again) and
+  // `facts` (what psnic_container_info shows) may be null; those given must outlive the agent.
   HostAgent(const TrafficProgram& program, HostAgentOptions options,
             std::shared_ptr<LabelSnapshot> labels, std::shared_ptr<RetiredSnapshot> retired,
-            std::shared_ptr<SelfReport> self, OwnerSource* owners, OwnerEvents* events = nullptr);
+            std::shared_ptr<SelfReport> self, OwnerSource* owners, OwnerEvents* events = nullptr,
+            std::shared_ptr<OwnerSnapshot> facts = nullptr);
   HostAgent(const HostAgent&) = delete;
   HostAgent& operator=(const HostAgent&) = delete;
 

@@ -40,7 +40,7 @@ bool is_host_peer_candidate(const Link& link) {
 Inventory::Inventory(Counters& counters, Discover discover, Options options,
                      std::shared_ptr<LabelSnapshot> labels,
                      std::shared_ptr<RetiredSnapshot> retired, std::shared_ptr<SelfReport> self,
-                     AskOwner ask, Now now)
+                     AskOwner ask, Now now, std::shared_ptr<OwnerSnapshot> owners)
     : counters_(counters),
       discover_(std::move(discover)),
       options_(options),
@@ -48,7 +48,8 @@ Inventory::Inventory(Counters& counters, Discover discover, Options options,
       retired_snapshot_(std::move(retired)),
       self_(std::move(self)),
       ask_(std::move(ask)),
-      now_(std::move(now)) {}
+      now_(std::move(now)),
+      owners_(std::move(owners)) {}
 
 Inventory::~Inventory() {
   tracked_.clear();
@@ -58,8 +59,13 @@ Inventory::~Inventory() {
 
 size_t Inventory::pending() const {
   return static_cast<size_t>(std::count_if(tracked_.begin(), tracked_.end(), [](const auto& t) {
-    return !t.second.identified || (t.second.asked != 0 && !t.second.exported_with_owner());
+    return !t.second.identified || (t.second.asked != 0 && !t.second.exported);
   }));
+}
+
+size_t Inventory::unexported() const {
+  return static_cast<size_t>(std::count_if(tracked_.begin(), tracked_.end(),
+                                           [](const auto& t) { return !t.second.exported; }));
 }
 
 size_t Inventory::unidentified() const {
@@ -94,6 +100,7 @@ bool Inventory::count(const std::vector<AttachRequest>& requests, const Clock::t
 void Inventory::track(const AttachRequest& request) {
   Tracked tracked;
   tracked.labels.host_interface = request.name;
+  tracked.export_by = now_() + options_.name_wait;
   tracked_.insert_or_assign(request.ifindex, std::move(tracked));
   if (next_identify_ == Clock::time_point{}) {
     identify_backoff_ = kFirstIdentifyDelay;
@@ -115,10 +122,14 @@ std::vector<AttachRequest> Inventory::adopt_pinned(const std::vector<AttachReque
     }
     if (adopted) {
       track(request);
-      // Its series keeps its labels until its owner is looked up again.
+      // An adopted series goes on with the labels it was exported with.
       std::optional<InterfaceLabels> stored = counters_.stored_labels(request.ifindex);
-      if (stored && stored->host_interface == request.name)
-        tracked_.at(request.ifindex).labels = std::move(*stored);
+      if (stored && stored->host_interface == request.name) {
+        Tracked& tracked = tracked_.at(request.ifindex);
+        tracked.labels = std::move(*stored);
+        tracked.owner.labels = tracked.labels;
+        tracked.exported = true;
+      }
       log_info("adopted " + request.name + " (" + mode + ")",
                {{"interface", request.name}, {"mode", mode}});
       continue;
@@ -161,7 +172,10 @@ void Inventory::retire(uint32_t ifindex, Clock::time_point now) {
   // The last values are read before the counter goes, and exported for the grace period.
   std::optional<psnic_traffic> final = final_values(ifindex);
   counters_.detach(ifindex);
-  if (final) retired_.push_back({{labels, *final}, now + options_.retire_after});
+  // A series gone within its wait is exported now, retired, with what is known of its owner:
+  // what it counted is not lost.
+  if (!it->second.exported && it->second.identified) it->second.labels = it->second.known;
+  if (final) retired_.push_back({{labels, *final}, it->second.owner, now + options_.retire_after});
   log_info("detached " + labels.host_interface + " (gone" +
                (labels.container_id.empty() ? "" : ", " + labels.container_id) + ")",
            {{"interface", labels.host_interface}, {"container_id", labels.container_id}});
@@ -178,7 +192,7 @@ void Inventory::retire_left_behind(uint32_t ifindex, Clock::time_point now) {
   std::optional<psnic_traffic> final = final_values(ifindex);
   std::optional<InterfaceLabels> labels = counters_.stored_labels(ifindex);
   if (final && labels && !labels->host_interface.empty()) {
-    retired_.push_back({{*labels, *final}, now + options_.retire_after});
+    retired_.push_back({{*labels, *final}, {*labels, "", ""}, now + options_.retire_after});
     log_info("retired " + labels->host_interface + " (gone while no agent ran" +
                  (labels->container_id.empty() ? "" : ", " + labels->container_id) + ")",
              {{"interface", labels->host_interface}, {"container_id", labels->container_id}});
@@ -193,28 +207,28 @@ void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
   // process, whose cgroup says which container it is: such a namespace with no process in it yet
   // is given a while for one before it is named by its name alone. Other named namespaces
   // (`ip netns add NAME`) are named at once.
-  if (owner.pid == 0 && is_podman_netns_name(owner.netns_name) && !it->second.named) {
+  if (owner.pid == 0 && is_podman_netns_name(owner.netns_name) && !it->second.exported) {
     Tracked& waiting = it->second;
     if (waiting.empty_since == Clock::time_point{}) waiting.empty_since = now_();
-    if (now_() - waiting.empty_since < kAnswerWait) return;
+    // Half the name wait: named by its name before the wait ends, if no process comes.
+    if (now_() - waiting.empty_since < options_.name_wait / 2) return;
   }
   InterfaceLabels known;
   known.container_id = owner.identity.id;
   known.interface = pair.name;
   known.host_interface = pair.host_name;
-  // A namespace made with `ip netns add NAME` is named NAME, unless a container owns it (podman's
-  // are named netns-<uuid>: the runtime names those).
+  // A namespace made with `ip netns add NAME` is named NAME, unless it is a container's (podman
+  // names its containers' namespaces netns-UUID, new at each start): that one is named by its
+  // runtime.
   if (owner.identity.id.empty()) known.container_name = owner.netns_name;
   Tracked& tracked = it->second;
   tracked.identified = true;
-  if (ask_ && ask_about(owner, known, tracked)) {
-    // Counting goes on meanwhile; a series already named (an adopted one too) keeps its labels
-    // until the answer.
-    if (!tracked.exported_with_owner() && tracked.wait_until == Clock::time_point{})
-      tracked.wait_until = now_() + kAnswerWait;
-    return;
-  }
-  relabel(tracked, pair.host_ifindex, std::move(known));
+  tracked.owner.runtime = owner.identity.runtime;
+  // A runtime is asked only about what it may know: a container, or a pod. Counting goes on
+  // meanwhile; the series waits for the answer (until its export_by), or keeps the labels it has.
+  const bool runtimes_know = !owner.identity.id.empty() || !owner.identity.pod_uid.empty();
+  if (ask_ && runtimes_know && ask_about(owner, known, tracked)) return;
+  settle(tracked, pair.host_ifindex, {known, "", owner.identity.runtime});
 }
 
 bool Inventory::ask_about(const NetnsReport& owner, const InterfaceLabels& known,
@@ -244,8 +258,52 @@ bool Inventory::ask_about(const NetnsReport& owner, const InterfaceLabels& known
   return true;
 }
 
+namespace {
+
+// Whether an exported series' labels `now` are to be given up for `next`: its container was
+// renamed (docker rename), either interface was, or the interface is another owner's now (its
+// container-side peer moved to another container). Not when `next` only knows more (a container
+// id, a name or a pod learned late) or less (a runtime that stopped answering).
+bool renamed(const InterfaceLabels& now, const OwnerFacts& facts) {
+  const InterfaceLabels& next = facts.labels;
+  if (facts.disowned) return !now.container_id.empty();
+  if (next.container_id != now.container_id)
+    return !now.container_id.empty() && !next.container_id.empty();
+  if (!now.interface.empty() && !next.interface.empty() && next.interface != now.interface)
+    return true;
+  return !now.container_id.empty() && !now.container_name.empty() && !next.container_name.empty() &&
+         next.container_name != now.container_name;
+}
+
+}  // namespace
+
+void Inventory::settle(Tracked& tracked, uint32_t ifindex, OwnerFacts facts) {
+  // The host interface is the link's own name, which link notifications keep up to date.
+  facts.labels.host_interface = tracked.labels.host_interface;
+  if (!tracked.exported || renamed(tracked.labels, facts)) {
+    if (tracked.exported)
+      log_info(tracked.labels.host_interface +
+                   " relabelled (a rename, or another owner's now): a new series",
+               {{"interface", tracked.labels.host_interface}});
+    relabel(tracked, ifindex, facts.labels);
+    tracked.exported = true;
+    tracked.kept_logged = false;
+  } else if (facts.labels != tracked.labels && !tracked.kept_logged) {
+    const InterfaceLabels& next = facts.labels;
+    log_info(tracked.labels.host_interface +
+                 " keeps the labels it was first exported with; its owner is now known as " +
+                 (next.container_name.empty() ? "" : next.container_name + " ") +
+                 (next.container_id.empty() ? "(no container id)" : next.container_id),
+             {{"interface", tracked.labels.host_interface}, {"container_id", next.container_id}});
+    tracked.kept_logged = true;
+  }
+  // psnic_container_info follows what is known now, under the series' own container id.
+  facts.labels.container_id = tracked.labels.container_id;
+  tracked.owner = std::move(facts);
+}
+
 void Inventory::relabel(Tracked& tracked, uint32_t ifindex, InterfaceLabels labels) {
-  if (!tracked.named || tracked.labels != labels) {
+  if (!tracked.exported || tracked.labels != labels) {
     log_info(labels.host_interface + " is " + labels.interface + " of " +
                  (labels.container_name.empty() ? "" : labels.container_name + " ") +
                  (labels.container_id.empty() ? "(no container id)" : labels.container_id),
@@ -253,53 +311,50 @@ void Inventory::relabel(Tracked& tracked, uint32_t ifindex, InterfaceLabels labe
               {"container_id", labels.container_id},
               {"container_name", labels.container_name}});
   }
-  if (tracked.labels != labels) counters_.store_labels(ifindex, labels);
+  if (!tracked.exported || tracked.labels != labels) counters_.store_labels(ifindex, labels);
   tracked.labels = std::move(labels);
-  tracked.named = true;
 }
 
 void Inventory::owners_described(const std::vector<OwnerAnswer>& answers) {
   bool changed = false;
   for (const OwnerAnswer& answer : answers) {
     std::erase_if(asking_, [&](const auto& out) { return out.second == answer.ticket; });
+    const InterfaceLabels& said = answer.facts.labels;
     if (!answer.error.empty()) {
       if (self_) self_->count_error(ErrorOp::kDescribe);
-      log_warn("describing the owner of " + answer.facts.labels.host_interface + " (" +
-                   (answer.facts.labels.container_id.empty() ? answer.facts.labels.container_name
-                                                             : answer.facts.labels.container_id) +
+      log_warn("describing the owner of " + said.host_interface + " (" +
+                   (said.container_id.empty() ? said.container_name : said.container_id) +
                    ") failed: " + answer.error,
-               {{"interface", answer.facts.labels.host_interface}});
+               {{"interface", said.host_interface}});
     }
     for (auto& [ifindex, tracked] : tracked_) {
       if (tracked.asked != answer.ticket) continue;
       tracked.asked = 0;
-      tracked.wait_until = {};
-      InterfaceLabels labels = tracked.known;
+      // A runtime failing says nothing: the series is exported with what is known without it
+      // (at once, rather than at its export_by), or keeps what it has.
+      OwnerFacts facts{tracked.known, "", tracked.owner.runtime};
       if (answer.error.empty()) {
-        labels.container_id = answer.facts.labels.container_id;
-        labels.container_name = answer.facts.labels.container_name;
-        labels.pod = answer.facts.labels.pod;
-        labels.namespace_name = answer.facts.labels.namespace_name;
-      } else if (tracked.exported_with_owner() &&
-                 tracked.labels.container_id == labels.container_id &&
-                 tracked.labels.interface == labels.interface) {
-        continue;  // a runtime failing does not take away what it said of the same owner before
+        facts = answer.facts;
+        facts.labels.interface = tracked.known.interface;
+        facts.labels.host_interface = tracked.known.host_interface;
       }
-      relabel(tracked, ifindex, std::move(labels));
+      settle(tracked, ifindex, std::move(facts));
       changed = true;
     }
   }
   if (changed) publish();
 }
 
-void Inventory::name_unanswered(Clock::time_point now) {
-  if (asking_.empty()) return;
+void Inventory::export_overdue(Clock::time_point now) {
   bool changed = false;
   for (auto& [ifindex, tracked] : tracked_) {
-    if (tracked.asked == 0 || tracked.wait_until == Clock::time_point{} || tracked.wait_until > now)
-      continue;
-    tracked.wait_until = {};  // the answer, when it comes, names it again
-    relabel(tracked, ifindex, tracked.known);
+    if (tracked.exported || tracked.export_by > now) continue;
+    log_info(tracked.labels.host_interface + ": its owner not named within " +
+                 std::to_string(options_.name_wait.count()) + " ms; exported with what is known",
+             {{"interface", tracked.labels.host_interface}});
+    // The answer, when it comes, adds to psnic_container_info, and renames only by a rename.
+    settle(tracked, ifindex,
+           {tracked.identified ? tracked.known : tracked.labels, "", tracked.owner.runtime});
     changed = true;
   }
   if (changed) publish();
@@ -473,16 +528,26 @@ Inventory::Clock::time_point Inventory::next_deadline() const {
   Clock::time_point next = next_reconcile_;
   if (next_identify_ != Clock::time_point{}) next = std::min(next, next_identify_);
   for (const Retired& r : retired_) next = std::min(next, r.expires);
-  if (!asking_.empty())
-    for (const auto& [ifindex, tracked] : tracked_)
-      if (tracked.asked != 0 && tracked.wait_until != Clock::time_point{})
-        next = std::min(next, tracked.wait_until);
+  for (const auto& [ifindex, tracked] : tracked_)
+    if (!tracked.exported) next = std::min(next, tracked.export_by);
   return next;
 }
 
 void Inventory::publish() {
   auto table = std::make_shared<LabelTable>();
-  for (const auto& [ifindex, tracked] : tracked_) table->emplace(ifindex, tracked.labels);
+  // psnic_container_info: one per container with a series, live or retired; the live one's
+  // facts when both are there.
+  auto owners = std::make_shared<OwnerTable>();
+  std::set<std::string> described;
+  auto describe = [&](const OwnerFacts& facts) {
+    const std::string& id = facts.labels.container_id;
+    if (!id.empty() && described.insert(id).second) owners->push_back(facts);
+  };
+  for (const auto& [ifindex, tracked] : tracked_) {
+    if (!tracked.exported) continue;
+    table->emplace(ifindex, tracked.labels);
+    describe(tracked.owner);
+  }
   // A retired series whose labels a live one has again (a namespace made anew with the same
   // names) would be a duplicate series: the live one wins. Of two retired alike, the newer.
   auto gone = std::make_shared<RetiredTable>();
@@ -492,7 +557,9 @@ void Inventory::publish() {
                                 [&](const auto& entry) { return same(entry.second); }) ||
                     std::any_of(gone->begin(), gone->end(),
                                 [&](const RetiredSeries& s) { return same(s.labels); });
-    if (!shadowed) gone->push_back(r->series);
+    if (shadowed) continue;
+    gone->push_back(r->series);
+    describe(r->owner);
   }
   if (self_) {
     const bool tcx = counters_.mode() == AttachMode::tcx;
@@ -501,6 +568,7 @@ void Inventory::publish() {
     self_->set_pending_owners(static_cast<double>(pending()));
   }
   labels_->publish(std::move(table));
+  if (owners_) owners_->publish(std::move(owners));
   if (retired_snapshot_) retired_snapshot_->publish(std::move(gone));
 }
 

@@ -38,18 +38,18 @@ class Inventory {
   struct Options {
     std::chrono::milliseconds reconcile_interval{30000};
     std::chrono::milliseconds retire_after{120000};
+    // How long a newly counted interface's series waits for its owner to be named (found in
+    // /proc, and its runtime's answer) before it is exported with what is known then. Counting
+    // starts at once either way; a hung daemon delays the series, never the counts.
+    std::chrono::milliseconds name_wait{2000};
   };
 
-  // How long a newly found owner's interfaces wait for the runtime's answer before they are
-  // exported with what the resolver knew (container id, interface): a hung daemon delays the
-  // names, never the series.
-  static constexpr std::chrono::milliseconds kAnswerWait{2000};
-
-  // `self` and `ask` may be null (no runtime: owners are named by the resolver alone, at once).
-  // `counters` must outlive the inventory.
+  // `self`, `owners` and `ask` may be null (no runtime: owners are named by the resolver
+  // alone, at once). `counters` must outlive the inventory.
   Inventory(Counters& counters, Discover discover, Options options,
             std::shared_ptr<LabelSnapshot> labels, std::shared_ptr<RetiredSnapshot> retired,
-            std::shared_ptr<SelfReport> self, AskOwner ask, Now now = Clock::now);
+            std::shared_ptr<SelfReport> self, AskOwner ask, Now now = Clock::now,
+            std::shared_ptr<OwnerSnapshot> owners = nullptr);
   Inventory(const Inventory&) = delete;
   Inventory& operator=(const Inventory&) = delete;
   // Publishes empty views: what the counters do with the interfaces is theirs to decide.
@@ -76,10 +76,11 @@ class Inventory {
   // The runtime's answers to questions asked: each names the interfaces still waiting for it
   // (an answer to a question since asked again, or about interfaces since gone, names nobody).
   void owners_described(const std::vector<OwnerAnswer>& answers);
-  // Interfaces whose first answer is overdue (kAnswerWait) are exported with what is known.
-  void name_unanswered(Clock::time_point now);
+  // Series whose owner is still not named after Options::name_wait are exported with what is
+  // known.
+  void export_overdue(Clock::time_point now);
 
-  // When the next timed step is due: a reconcile, an identification, an overdue answer, an
+  // When the next timed step is due: a reconcile, an identification, an overdue series, an
   // expiry; now while the backlog is not empty.
   Clock::time_point next_deadline() const;
   bool reconcile_due(Clock::time_point now) const { return now >= next_reconcile_; }
@@ -90,30 +91,34 @@ class Inventory {
   size_t attached() const { return tracked_.size(); }
   // Counted interfaces whose owner is not named yet: not found, or its runtime not answered.
   size_t pending() const;
+  // Counted interfaces whose series is not exported yet (waiting for their owner's name).
+  size_t unexported() const;
   size_t retired() const { return retired_.size(); }
   size_t backlog() const { return backlog_.size(); }
 
  private:
+  // A counted interface. Its series is exported once its owner is named (or at `export_by`
+  // with what is known then); from then on its labels are fixed: Prometheus tells series apart
+  // by their labels, so a label learned late would split one container's counts in two. Only a
+  // rename (of the container, or of either interface) or an owner that is another container
+  // changes them.
   struct Tracked {
-    InterfaceLabels labels;
-    bool identified = false;  // its owner found (by the resolver)
-    bool named = false;       // named by this agent at least once (logged)
-    // While a runtime's answer is awaited: the question's ticket, what is known without it,
-    // and until when the series waits for it before it is exported with that (zero: it does
-    // not wait, its owner was named before).
+    InterfaceLabels labels;         // its series' labels
+    OwnerFacts owner;               // what is known of its owner now (psnic_container_info)
+    bool identified = false;        // its owner found (by the resolver)
+    bool exported = false;          // its series is published
+    bool kept_logged = false;       // said once that it keeps its labels though more is known now
+    Clock::time_point export_by{};  // while not exported: when it is, named or not
+    // While a runtime's answer is awaited: the question's ticket, and what is known without it.
     uint64_t asked = 0;
     InterfaceLabels known;
-    Clock::time_point wait_until{};
     // When its namespace was first found with podman's kind of name and no process in it
     // (podman makes the netns before the container's first process): zero until then.
     Clock::time_point empty_since{};
-
-    // Its series carries its owner's labels (the container-side interface at least), named
-    // here or by the agent that stored them.
-    bool exported_with_owner() const { return !labels.interface.empty(); }
   };
   struct Retired {
     RetiredSeries series;
+    OwnerFacts owner;
     Clock::time_point expires;
   };
 
@@ -131,6 +136,9 @@ class Inventory {
   // Asks the runtime about `owner` for `tracked` (joining a question about it already out).
   // False when it cannot be asked.
   bool ask_about(const NetnsReport& owner, const InterfaceLabels& known, Tracked& tracked);
+  // What is known of `tracked`'s owner now: exports its series with these labels if it is not
+  // exported yet, else relabels it only if they rename it or name another owner.
+  void settle(Tracked& tracked, uint32_t ifindex, OwnerFacts facts);
   // Gives `tracked` these labels, logging and storing them when they changed.
   void relabel(Tracked& tracked, uint32_t ifindex, InterfaceLabels labels);
   size_t unidentified() const;
@@ -145,6 +153,7 @@ class Inventory {
   std::shared_ptr<SelfReport> self_;
   AskOwner ask_;
   Now now_;
+  std::shared_ptr<OwnerSnapshot> owners_;
 
   std::map<uint32_t, Tracked> tracked_;  // by host ifindex
   std::vector<AttachRequest> backlog_;   // host peers found by a reconcile, not yet counted

@@ -49,6 +49,7 @@ struct Options {
   std::vector<std::string> pids;
   std::string reconcile_interval = "30s";
   std::string retire_after = "2m";
+  std::string name_wait = "2s";
   std::string listen{psnic::kDefaultListen};
   std::string health_timeout = "30s";
   double interval = 5;
@@ -255,6 +256,7 @@ int run(const Options& options) {
   host_options.pins = pins ? &*pins : nullptr;
   host_options.reconcile_interval = psnic::parse_duration(options.reconcile_interval);
   host_options.retire_after = psnic::parse_duration(options.retire_after);
+  host_options.name_wait = psnic::parse_duration(options.name_wait);
   host_options.heartbeat = heartbeat.get();
 
   auto labels = std::make_shared<psnic::LabelSnapshot>();
@@ -263,6 +265,8 @@ int run(const Options& options) {
   auto map = std::make_shared<psnic::TrafficMap>(program.map_fd());
   auto traffic = std::make_shared<psnic::TrafficCollector>(
       [map](uint32_t ifindex) { return map->read(ifindex); }, labels, self, retired);
+  auto owners = std::make_shared<psnic::OwnerSnapshot>();
+  auto owner_info = std::make_shared<psnic::OwnerInfoCollector>(owners);
   // Listen before attaching anything: a port in use fails the start with nothing to undo but
   // a map pinned just now.
   std::optional<psnic::MetricsServer> server;
@@ -277,7 +281,8 @@ int run(const Options& options) {
     endpoint.log = [](const std::string& line) { psnic::log_warn(line); };
     endpoint.web = web;
     server.emplace(options.listen,
-                   std::vector<std::shared_ptr<prometheus::Collectable>>{traffic, self->registry()},
+                   std::vector<std::shared_ptr<prometheus::Collectable>>{traffic, owner_info,
+                                                                         self->registry()},
                    std::move(endpoint));
   } catch (const psnic::Error&) {
     if (pins && !map_was_pinned) {
@@ -312,10 +317,11 @@ int run(const Options& options) {
       psnic::EngineOwnerEvents docker_events(docker);
       psnic::EngineOwnerEvents podman_events(podman);
       psnic::RuntimeHealth health(self);
-      psnic::RuntimeOwners owners({&docker, &podman, &containerd}, health);
+      psnic::RuntimeOwners runtimes({&docker, &podman, &containerd}, health);
       psnic::RuntimeEvents events(
           {{&docker, &docker_events}, {&podman, &podman_events}, {&containerd, nullptr}}, health);
-      psnic::HostAgent agent(program, host_options, labels, retired, self, &owners, &events);
+      psnic::HostAgent agent(program, host_options, labels, retired, self, &runtimes, &events,
+                             owners);
       agent.run();
     });
   }
@@ -364,6 +370,14 @@ int main(int argc, char** argv) {
       ->type_name("DURATION")
       ->capture_default_str()
       ->check(duration_at_least(std::chrono::milliseconds(0), ""));  // 0: retire at once
+  app.add_option("--name-wait", options.name_wait,
+                 "how long a new interface's series waits for its owner's name (its container "
+                 "runtime's answer) before it is exported with what is known; counting starts at "
+                 "once, and a series' labels never change afterwards but by a rename")
+      ->type_name("DURATION")
+      ->capture_default_str()
+      ->check(duration_at_least(std::chrono::milliseconds(0), ""))
+      ->excludes(pid);
   app.add_option("--listen", options.listen,
                  "address of the HTTP endpoint (/metrics, /healthz, /): IPV4:PORT, [IPV6]:PORT, "
                  "[::]:PORT for both families; port 0 for one the kernel picks")

@@ -12,15 +12,6 @@
 
 namespace psnic {
 
-// What a runtime says of a namespace's owner: the labels of its series, and what
-// psnic_container_info carries besides (metadata that would multiply series as labels).
-struct OwnerFacts {
-  InterfaceLabels labels;
-  std::string image;    // the container's image as its runtime names it, "" when unknown
-  std::string runtime;  // "docker", "podman", "containerd", "cri-o"; "" when none answered
-  bool operator==(const OwnerFacts&) const = default;
-};
-
 // Names namespace owners (container_name, pod, namespace, image) from a runtime.
 class OwnerSource {
  public:

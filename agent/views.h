@@ -31,6 +31,21 @@ struct InterfaceLabels {
 // Host ifindex -> labels. Published whole by the agent and never changed after publishing.
 using LabelTable = std::unordered_map<uint32_t, InterfaceLabels>;
 
+// What is known of a namespace's owner: the labels of its series, and what psnic_container_info
+// carries besides (metadata that would multiply the traffic series if it were their labels).
+struct OwnerFacts {
+  InterfaceLabels labels;
+  std::string image;    // the container's image as its runtime names it, "" when unknown
+  std::string runtime;  // "docker", "podman", "containerd", "cri-o", "" when unknown
+  // The runtime contradicts the container id the namespace's cgroups claimed (a process that
+  // moved itself into another container's cgroup): labels.container_id is then cleared, and a
+  // series exported under the claimed id is relabelled.
+  bool disowned = false;
+  bool operator==(const OwnerFacts&) const = default;
+};
+// One entry per container with series (by container_id), for psnic_container_info.
+using OwnerTable = std::vector<OwnerFacts>;
+
 // A value the agent loop replaces whole while scrape threads read it. Starts as an empty T.
 template <typename T>
 class Snapshot {
@@ -60,6 +75,7 @@ struct RetiredSeries {
 };
 using RetiredTable = std::vector<RetiredSeries>;
 using RetiredSnapshot = Snapshot<RetiredTable>;
+using OwnerSnapshot = Snapshot<OwnerTable>;
 
 // What can fail while the agent runs, each logged and counted, never fatal: one
 // psnic_errors_total{op} series each, exported at 0 from the start so that rate() sees the first.

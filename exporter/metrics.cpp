@@ -10,12 +10,19 @@ namespace psnic {
 
 namespace {
 
-prometheus::MetricFamily counter_family(std::string name, std::string help) {
+prometheus::MetricFamily family_of(std::string name, std::string help,
+                                   prometheus::MetricType type) {
   prometheus::MetricFamily family;
   family.name = std::move(name);
   family.help = std::move(help);
-  family.type = prometheus::MetricType::Counter;
+  family.type = type;
   return family;
+}
+prometheus::MetricFamily counter_family(std::string name, std::string help) {
+  return family_of(std::move(name), std::move(help), prometheus::MetricType::Counter);
+}
+prometheus::MetricFamily gauge_family(std::string name, std::string help) {
+  return family_of(std::move(name), std::move(help), prometheus::MetricType::Gauge);
 }
 
 // Label values in UTF-8, as Prometheus requires: one interface name of other bytes (a container
@@ -188,6 +195,37 @@ std::vector<prometheus::MetricFamily> TrafficCollector::Collect() const {
       if (self_) self_->count_error(ErrorOp::kCollect);
     } catch (...) {
     }
+  }
+  return families;
+}
+
+OwnerInfoCollector::OwnerInfoCollector(std::shared_ptr<const OwnerSnapshot> owners)
+    : owners_(std::move(owners)) {}
+
+std::vector<prometheus::MetricFamily> OwnerInfoCollector::Collect() const {
+  std::vector<prometheus::MetricFamily> families;
+  try {
+    prometheus::MetricFamily& family = families.emplace_back(gauge_family(
+        "psnic_container_info",
+        "What a container with series is: its name, image and runtime, as labels on a constant 1 "
+        "to join by container_id"));
+    const std::shared_ptr<const OwnerTable> owners = owners_ ? owners_->current() : nullptr;
+    if (!owners) return families;
+    family.metric.reserve(owners->size());
+    for (const OwnerFacts& owner : *owners) {
+      prometheus::ClientMetric& metric = family.metric.emplace_back();
+      metric.label = {
+          {"container_id", valid_utf8(owner.labels.container_id)},
+          {"container_name", valid_utf8(owner.labels.container_name)},
+          {"image", valid_utf8(owner.image)},
+          {"runtime", valid_utf8(owner.runtime)},
+          {"pod", valid_utf8(owner.labels.pod)},
+          {"namespace", valid_utf8(owner.labels.namespace_name)},
+      };
+      metric.gauge.value = 1;
+    }
+  } catch (...) {
+    families.clear();  // out of memory: the traffic goes on being served without it
   }
   return families;
 }

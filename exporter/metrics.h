@@ -90,4 +90,16 @@ class TrafficCollector : public prometheus::Collectable {
   std::shared_ptr<const RetiredSnapshot> retired_;
 };
 
+// psnic_container_info{container_id, container_name, image, runtime, pod, namespace} 1: one
+// series per container with traffic series, to join metadata onto them by container_id
+// (`* on(container_id) group_left(image) psnic_container_info`) rather than to multiply them.
+class OwnerInfoCollector : public prometheus::Collectable {
+ public:
+  explicit OwnerInfoCollector(std::shared_ptr<const OwnerSnapshot> owners);
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  std::shared_ptr<const OwnerSnapshot> owners_;
+};
+
 }  // namespace psnic

@@ -3,7 +3,8 @@
 #
 # The exported names are read from the exporter's source, exporter/metrics.cpp, where every
 # family is named once: `Build{Counter,Gauge,Histogram,Summary}().Name("psnic_...")` for the self
-# metrics and `counter_family("psnic_...", ...)` for the container families. A histogram is
+# metrics and `counter_family("psnic_...", ...)` or `gauge_family("psnic_...", ...)` for the
+# container families. A histogram is
 # exposed as NAME_bucket, NAME_sum and NAME_count, a summary as NAME, NAME_sum and NAME_count.
 # A name here is an identifier starting with psnic_ (so recording rules such as
 # container:psnic_network_receive_bytes:rate5m, and psnic-agent in prose, are not); `#` comments
@@ -25,8 +26,8 @@ exported=$(
     sed -E 's/.*Name\("([^"]+)"\)/\1_bucket\n\1_sum\n\1_count/' || true
   grep -oE 'BuildSummary\(\)\.Name\("psnic_[A-Za-z0-9_]+"\)' <<<"$flat" |
     sed -E 's/.*Name\("([^"]+)"\)/\1\n\1_sum\n\1_count/' || true
-  grep -oE 'counter_family\("psnic_[A-Za-z0-9_]+"' <<<"$flat" |
-    sed -E 's/counter_family\("([^"]+)"/\1/' || true
+  grep -oE '(counter|gauge)_family\("psnic_[A-Za-z0-9_]+"' <<<"$flat" |
+    sed -E 's/(counter|gauge)_family\("([^"]+)"/\2/' || true
 )
 if [ -z "$exported" ]; then
   echo "rules-metric-names: found no metric name in $source_file: its naming changed, update this script" >&2

@@ -19,11 +19,13 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -538,8 +540,17 @@ TEST_F(HostAgentE2eTest, AHungDockerDaemonDelaysNeitherCountingNorStopping) {
   Container c('q');
   ASSERT_FALSE(HasFailure());
   const std::string container_veth = c.host_veth();
-  EXPECT_TRUE(poll(agent.port(), c.up_at() + kAttachBound, counted(container_veth), metrics))
+  EXPECT_TRUE(agent.wait_for_log("attached " + container_veth + " (tcx)", {},
+                                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     c.up_at() + kAttachBound - Clock::now())))
       << container_veth << " of " << c.name() << " not counted "
+      << seconds(Clock::now() - c.up_at()) << " s after docker run returned:\n"
+      << agent.err();
+  // Its series waits --name-wait (2 s) for the daemon's answer, then goes with what is known.
+  EXPECT_TRUE(poll(
+      agent.port(), c.up_at() + 2s + kAttachBound,
+      [&](const std::string& m) { return named(m, container_veth, c); }, metrics))
+      << container_veth << " of " << c.name() << " not exported "
       << seconds(Clock::now() - c.up_at()) << " s after docker run returned:\n"
       << metrics << "\nagent:\n"
       << agent.err();
@@ -994,6 +1005,161 @@ TEST_F(HostAgentE2eTest, AnInterfaceNamedWithBytesThatAreNotUtf8CannotBreakTheEx
   // The agent's own series are there beside it.
   EXPECT_TRUE(value_of(metrics, "psnic_attached_interfaces", {{"mode", "tcx"}}).has_value())
       << metrics;
+}
+
+// Scrapes an agent every 25 ms on a thread of its own, from construction to stop(): every label
+// set each host interface's traffic series had, and psnic_container_info's series.
+class LabelWatch {
+ public:
+  explicit LabelWatch(uint16_t port)
+      : thread_([this, port](std::stop_token stop) {
+          while (!stop.stop_requested()) {
+            const std::string metrics = scrape(port);
+            std::lock_guard lock(mutex_);
+            for (Series& s : parse(metrics)) {
+              if (s.name.rfind("psnic_container_network_", 0) == 0)
+                seen_[s.labels["host_interface"]].insert(s.labels);
+              else if (s.name == "psnic_container_info")
+                info_.insert(s.labels);
+            }
+            ++scrapes_;
+            std::this_thread::sleep_for(25ms);
+          }
+        }) {}
+
+  void stop() {
+    thread_.request_stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  // The label sets `veth`'s series had.
+  std::set<std::map<std::string, std::string>> of(const std::string& veth) {
+    std::lock_guard lock(mutex_);
+    return seen_[veth];
+  }
+  std::set<std::map<std::string, std::string>> info() {
+    std::lock_guard lock(mutex_);
+    return info_;
+  }
+  size_t scrapes() {
+    std::lock_guard lock(mutex_);
+    return scrapes_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::set<std::map<std::string, std::string>>> seen_;
+  std::set<std::map<std::string, std::string>> info_;
+  size_t scrapes_ = 0;
+  std::jthread thread_;  // last: it uses the members above
+};
+
+// Prometheus tells series apart by their labels: one that changed labels would be two series,
+// and rate() over the two a reset. From its first scrape to its container's removal, each
+// interface's series has one label set: named at once, never relabelled.
+TEST_F(HostAgentE2eTest, EverySeriesHasOneLabelSetFromItsFirstScrapeToItsContainersRemoval) {
+  Agent agent({"--no-pin"});
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  ASSERT_TRUE(agent.wait_for_log("following docker events on /var/run/docker.sock")) << agent.err();
+  LabelWatch watch(agent.port());
+
+  // A Docker container, through a restart (a new veth: a new series, each with one label set).
+  std::optional<Container> c;
+  c.emplace('l');
+  ASSERT_FALSE(HasFailure());
+  const std::string first_veth = c->host_veth();
+  std::string metrics;
+  ASSERT_TRUE(poll(
+      agent.port(), c->up_at() + kAttachBound,
+      [&](const std::string& m) { return named(m, first_veth, *c); }, metrics))
+      << metrics << agent.err();
+  c->restart();
+  ASSERT_FALSE(HasFailure());
+  const std::string second_veth = c->host_veth();
+  ASSERT_TRUE(poll(
+      agent.port(), c->up_at() + kAttachBound,
+      [&](const std::string& m) { return named(m, second_veth, *c); }, metrics))
+      << metrics << agent.err();
+  const std::string id = c->id(), name = c->name();
+
+  // A namespace made with `ip netns add`, named after it.
+  const std::string netns = unique_name('n');
+  ChurnCleanup cleanup({netns});
+  ASSERT_TRUE(ChurnCleanup::ip_batch("netns add " + netns + "\nlink add " + netns +
+                                     " type veth peer name eth0 netns " + netns + "\n"));
+  ASSERT_TRUE(poll(
+      agent.port(), Clock::now() + kAttachBound,
+      [&](const std::string& m) { return traffic_of(m, netns).size() == 4; }, metrics))
+      << metrics << agent.err();
+
+  std::this_thread::sleep_for(500ms);  // a few more scrapes of everything
+  c.reset();                           // docker rm -f
+  ASSERT_TRUE(ChurnCleanup::ip_batch("link del " + netns + "\nnetns del " + netns + "\n"));
+  std::this_thread::sleep_for(500ms);
+  watch.stop();
+  EXPECT_GT(watch.scrapes(), 40u);
+
+  const std::map<std::string, std::string> expected{{"container_id", id},
+                                                    {"container_name", name},
+                                                    {"pod", ""},
+                                                    {"namespace", ""},
+                                                    {"interface", "eth0"}};
+  for (const std::string& veth : {first_veth, second_veth}) {
+    std::map<std::string, std::string> labels = expected;
+    labels["host_interface"] = veth;
+    EXPECT_EQ(watch.of(veth), (std::set{labels})) << veth << "\n" << agent.err();
+  }
+  const std::map<std::string, std::string> named_netns{
+      {"container_id", ""}, {"container_name", netns}, {"pod", ""},
+      {"namespace", ""},    {"interface", "eth0"},     {"host_interface", netns}};
+  EXPECT_EQ(watch.of(netns), (std::set{named_netns})) << agent.err();
+  // What the container is, joined by its id: one info series, with its image and runtime.
+  const std::map<std::string, std::string> info{{"container_id", id}, {"container_name", name},
+                                                {"image", kImage},    {"runtime", "docker"},
+                                                {"pod", ""},          {"namespace", ""}};
+  std::set<std::map<std::string, std::string>> infos;
+  for (const auto& labels : watch.info())
+    if (labels.at("container_id") == id) infos.insert(labels);
+  EXPECT_EQ(infos, (std::set{info}));
+}
+
+// An `ip netns` name is whatever its maker chose, and becomes container_name: quotes, a
+// backslash and a byte that is not UTF-8 are exported escaped and valid, and promtool finds the
+// exposition clean.
+TEST_F(HostAgentE2eTest, ANetnsNamedWithQuotesBackslashesAndBadBytesIsExportedEscaped) {
+  const std::string veth = unique_name('k');
+  const std::string netns = veth + "\"q\\\xff";
+  const std::string quoted = "'" + netns + "'";  // no single quote in it
+  struct Cleanup {
+    std::string veth, quoted;
+    ~Cleanup() {
+      run("ip link del " + veth + " 2>/dev/null");
+      run("ip netns del " + quoted + " 2>/dev/null");
+    }
+  } cleanup{veth, quoted};
+  test::must("ip netns add " + quoted);
+  test::must("ip link add " + veth + " type veth peer name eth0 netns " + quoted);
+  Agent agent({"--no-pin"});
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  const std::string exported = veth + "\"q\\\xEF\xBF\xBD";
+  std::string metrics;
+  ASSERT_TRUE(poll(
+      agent.port(), Clock::now() + 5s,
+      [&](const std::string& m) {
+        return value_of(m, "psnic_container_network_receive_bytes_total",
+                        {{"host_interface", veth}, {"container_name", exported}})
+            .has_value();
+      },
+      metrics))
+      << metrics << agent.err();
+  // As the text format writes it: \" and \\ escaped, U+FFFD for the byte.
+  EXPECT_NE(metrics.find("container_name=\"" + veth + "\\\"q\\\\\xEF\xBF\xBD\""), std::string::npos)
+      << metrics;
+  EXPECT_EQ(metrics.find('\xff'), std::string::npos);
+  const std::string path = "/tmp/" + veth + ".prom";
+  std::ofstream(path) << metrics;
+  const test::CommandResult check = run("promtool check metrics < " + path);
+  unlink(path.c_str());
+  EXPECT_EQ(check.status, 0) << check.out << check.err;
 }
 
 }  // namespace

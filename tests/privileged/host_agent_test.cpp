@@ -81,11 +81,12 @@ TEST_F(HostAgentTest, NotificationAttachesAtOnceAndTheOwnerIsNamedAfter) {
   LinkEvents events = LinkEvents::open();
   TestVeth veth('c');
   deliver(events, *agent);
-  // Counting before the owner is known.
-  ASSERT_NE(live(veth.host), std::nullopt);
-  EXPECT_EQ(live(veth.host)->interface, "");
+  // Counting before the owner is known; its series waits for the owner's name.
+  EXPECT_EQ(test::psnic_programs(veth.host), 2u);
+  EXPECT_EQ(live(veth.host), std::nullopt);
   EXPECT_GE(agent->pending(), 1u);
   agent->identify_pending();
+  ASSERT_NE(live(veth.host), std::nullopt);
   EXPECT_EQ(live(veth.host)->interface, "eth0");
   EXPECT_EQ(live(veth.host)->container_name, veth.ns.name());
 }

@@ -288,6 +288,46 @@ TEST(ExporterCollector, LabelBytesThatAreNotUtf8AreReplacedAndTheRestStays) {
   EXPECT_EQ(check.status, 0) << check.out << check.err << text;
 }
 
+// ---- OwnerInfoCollector ------------------------------------------------------------------------
+
+TEST(ExporterOwnerInfo, OneGaugeOfOnePerContainerWithItsMetadataAsLabels) {
+  auto owners = std::make_shared<OwnerSnapshot>();
+  OwnerInfoCollector collector(owners);
+  std::vector<prometheus::MetricFamily> families = collector.Collect();
+  ASSERT_EQ(families.size(), 1u);
+  EXPECT_EQ(families[0].name, "psnic_container_info");
+  EXPECT_EQ(families[0].type, prometheus::MetricType::Gauge);
+  EXPECT_TRUE(families[0].metric.empty());
+
+  OwnerFacts web;
+  web.labels.container_id = std::string(64, 'a');
+  web.labels.container_name = "web";
+  web.labels.interface = "eth0";  // not an info label: the info is the container's
+  web.image = "registry.local/shop/web:1.2";
+  web.runtime = "podman";
+  OwnerFacts odd;
+  odd.labels.container_id = std::string(64, 'b');
+  odd.labels.container_name = "say \"hi\"\\\n";
+  odd.labels.pod = "cart-7f9c";
+  odd.labels.namespace_name = "shop";
+  odd.image = "bad\xff";
+  odd.runtime = "cri-o";
+  owners->publish(std::make_shared<const OwnerTable>(OwnerTable{web, odd}));
+  const std::string text = serialize(collector.Collect());
+  EXPECT_NE(text.find("\npsnic_container_info{container_id=\"" + web.labels.container_id +
+                      "\",container_name=\"web\",image=\"registry.local/shop/web:1.2\","
+                      "runtime=\"podman\",pod=\"\",namespace=\"\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("container_name=\"say \\\"hi\\\"\\\\\\n\",image=\"bad\xEF\xBF\xBD\","
+                      "runtime=\"cri-o\",pod=\"cart-7f9c\",namespace=\"shop\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("eth0"), std::string::npos);
+  test::CommandResult check = promtool_check(text);
+  EXPECT_EQ(check.status, 0) << check.out << check.err << text;
+}
+
 TEST(ExporterCollector, InterfacesAbsentFromTheMapAreLeftOut) {
   FakeMap map;
   map.entries[7] = traffic(1, 1, 1, 1);
@@ -877,16 +917,16 @@ TEST(ExporterMetricsServer, MalformedAndOversizedRequestsAreRefusedAndServingGoe
   }
   const std::string huge_header =
       "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(1 << 20, 'a') + "\r\n\r\n";
-  const std::string huge_url = "GET /" + std::string(100 * 1024, 'u') + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string huge_url =
+      "GET /" + std::string(100 * 1024, 'u') + " HTTP/1.1\r\nHost: x\r\n\r\n";
   // Both lengths, and a request hidden in what one of them calls the body.
   const std::string smuggled =
       "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: "
       "chunked\r\n\r\n0\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-  const std::string large_body = "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: " +
-                                 std::to_string(64 << 20) + "\r\n\r\n" +
-                                 std::string(4 << 20, 'b');
-  const std::string bad_length =
-      "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n";
+  const std::string large_body =
+      "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(64 << 20) +
+      "\r\n\r\n" + std::string(4 << 20, 'b');
+  const std::string bad_length = "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n";
   const std::string not_http = "GET /metrics SPDY/3\r\n\r\n";
   const std::pair<const char*, const std::string*> cases[] = {
       {"64 KiB of random bytes", &random}, {"a 1 MiB header", &huge_header},

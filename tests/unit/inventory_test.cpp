@@ -168,7 +168,7 @@ class InventoryTest : public ::testing::Test {
           questions_.push_back(std::move(request));
           return true;
         },
-        [this] { return now_; });
+        [this] { return now_; }, owners_);
     return *inventory_;
   }
 
@@ -176,8 +176,11 @@ class InventoryTest : public ::testing::Test {
   // `error`.
   OwnerAnswer answer_to(const OwnerRequest& question, const std::string& error = "") const {
     OwnerAnswer answer{question.ticket, {question.labels, "", ""}, error};
-    if (auto it = names_.find(question.owner.identity.id); error.empty() && it != names_.end())
+    if (auto it = names_.find(question.owner.identity.id); error.empty() && it != names_.end()) {
       answer.facts.labels.container_name = it->second;
+      answer.facts.image = "busybox:" + it->second;
+      answer.facts.runtime = "docker";
+    }
     return answer;
   }
   // The one question asked so far, taken: the test answers it when it chooses.
@@ -241,6 +244,12 @@ class InventoryTest : public ::testing::Test {
     return std::nullopt;
   }
   std::vector<RetiredSeries> retired() const { return *retired_->current(); }
+  // psnic_container_info's entry for a container.
+  std::optional<OwnerFacts> info(const std::string& container_id) const {
+    for (const OwnerFacts& facts : *owners_->current())
+      if (facts.labels.container_id == container_id) return facts;
+    return std::nullopt;
+  }
 
   Clock::time_point now_ = Clock::time_point{} + 24h;
   FakeCounters counters_;
@@ -252,6 +261,7 @@ class InventoryTest : public ::testing::Test {
   bool queue_full_ = false;
   std::shared_ptr<LabelSnapshot> labels_ = std::make_shared<LabelSnapshot>();
   std::shared_ptr<RetiredSnapshot> retired_ = std::make_shared<RetiredSnapshot>();
+  std::shared_ptr<OwnerSnapshot> owners_ = std::make_shared<OwnerSnapshot>();
   std::shared_ptr<FakeSelf> self_ = std::make_shared<FakeSelf>();
   std::optional<Inventory> inventory_;
 };
@@ -278,9 +288,11 @@ TEST_F(InventoryTest, NotifiedPeerCountsAtOnceAndItsOwnerIsNamedWithBackoff) {
   // The veth comes first, its container's first process later.
   add_to_host(7, "veth7", "");
   inventory.handle_all({added(7, "veth7")}, now_);
-  ASSERT_TRUE(live("veth7"));
-  EXPECT_EQ(live("veth7")->interface, "");  // counting before the owner is known
+  // Counting before the owner is known; its series waits for the owner's name.
+  EXPECT_EQ(counters_.hooked.count(7), 1u);
+  EXPECT_FALSE(live("veth7"));
   EXPECT_EQ(inventory.pending(), 1u);
+  EXPECT_EQ(inventory.unexported(), 1u);
 
   // Looked for again at growing intervals while nobody is in the namespace.
   std::vector<Clock::duration> waits;
@@ -300,6 +312,7 @@ TEST_F(InventoryTest, NotifiedPeerCountsAtOnceAndItsOwnerIsNamedWithBackoff) {
   EXPECT_EQ(inventory.pending(), 1u);  // found; its runtime is asked
   answer_all();
   EXPECT_EQ(inventory.pending(), 0u);
+  ASSERT_TRUE(live("veth7"));  // first exported named
   EXPECT_EQ(live("veth7")->container_id, kIdA);
   EXPECT_FALSE(inventory.identify_due(now_ + 1h));  // nothing left to identify
 }
@@ -314,9 +327,13 @@ TEST_F(InventoryTest, BackoffStopsGrowingAtFiveSeconds) {
     const Clock::time_point due = inventory.next_deadline();
     last = due - now_;
     now_ = due;
-    inventory.identify_pending();
+    if (inventory.identify_due(now_)) inventory.identify_pending();
+    inventory.export_overdue(now_);
   }
   EXPECT_EQ(last, 5000ms);
+  // Exported after its wait with what is known: its host interface.
+  ASSERT_TRUE(live("veth7"));
+  EXPECT_EQ(live("veth7")->container_id, "");
 }
 
 TEST_F(InventoryTest, AddedAndDeletedWithinOneBatchIsNeverAttached) {
@@ -341,7 +358,7 @@ TEST_F(InventoryTest, BacklogOfAPassOutOfTimeYieldsToNotifications) {
   EXPECT_EQ(inventory.backlog(), 5u);
   // A notification of a waiting link makes it due at once, ahead of the others.
   inventory.handle_all({added(10, "veth10")}, now_);
-  EXPECT_TRUE(live("veth10"));
+  EXPECT_EQ(counters_.hooked.count(10), 1u);
   EXPECT_EQ(inventory.backlog(), 4u);
 
   inventory.attach_backlog(Clock::time_point::max());
@@ -382,6 +399,7 @@ TEST_F(InventoryTest, InterfaceGoneWithoutANotificationIsRetiredByTheNextPass) {
   add_to_host(8, "veth8", kIdB);
   Inventory& inventory = make();
   inventory.reconcile();
+  answer_all();
   remove_from_host(7);  // the notification was lost (an overrun socket)
   now_ += 30s;
   ASSERT_TRUE(inventory.reconcile_due(now_));
@@ -413,12 +431,14 @@ TEST_F(InventoryTest, RetiredSeriesShadowedByALiveOneWithTheSameLabelsIsNotExpor
   add_to_host(7, "veth7", kIdA);
   Inventory& inventory = make();
   inventory.reconcile();
+  answer_all();
   inventory.handle_all({deleted(7, "veth7")}, now_);
   ASSERT_EQ(retired().size(), 1u);
   remove_from_host(7);
   add_to_host(11, "veth7", kIdA);  // same names, new ifindex
   inventory.handle_all({added(11, "veth7")}, now_);
   inventory.identify_pending();
+  answer_all();
   ASSERT_TRUE(live("veth7"));
   EXPECT_TRUE(retired().empty());
   EXPECT_EQ(inventory.retired(), 1u);  // kept until its grace period ends, just not exported
@@ -429,6 +449,7 @@ TEST_F(InventoryTest, IfindexReusedByANewInterfaceStartsItsOwnSeries) {
   add_to_host(7, "veth7", kIdA);
   Inventory& inventory = make();
   inventory.reconcile();
+  answer_all();
   counters_.counters[7] = traffic(500);
   remove_from_host(7);
   add_to_host(7, "vethnew", kIdB);
@@ -504,6 +525,7 @@ TEST_F(InventoryTest, AHungRuntimeDelaysTheNamesNeverTheCounting) {
   const Clock::time_point next_pass = inventory.next_deadline();
   add_to_host(7, "veth7", kIdA);
   names_[kIdA] = "web";
+  const Clock::time_point due = now_ + 2s;  // Options::name_wait
   inventory.handle_all({added(7, "veth7")}, now_);
   EXPECT_EQ(counters_.calls, std::vector<std::string>{"attach veth7"});  // counted at once
   now_ = inventory.next_deadline();
@@ -512,21 +534,26 @@ TEST_F(InventoryTest, AHungRuntimeDelaysTheNamesNeverTheCounting) {
   EXPECT_EQ(questions_[0].owner.identity.id, kIdA);
   EXPECT_EQ(questions_[0].labels.interface, "eth0");
   EXPECT_EQ(inventory.pending(), 1u);
-  // It waits a while for the answer; found, nothing is looked for again meanwhile.
-  EXPECT_EQ(live("veth7")->container_id, "");
+  // Its series waits a while for the answer; found, nothing is looked for again meanwhile.
+  EXPECT_FALSE(live("veth7"));
   EXPECT_FALSE(inventory.identify_due(now_ + 1h));
-  const Clock::time_point due = now_ + Inventory::kAnswerWait;
   EXPECT_EQ(inventory.next_deadline(), due);
-  inventory.name_unanswered(due - 1ms);
-  EXPECT_EQ(live("veth7")->container_id, "");
+  inventory.export_overdue(due - 1ms);
+  EXPECT_FALSE(live("veth7"));
   now_ = due;
-  inventory.name_unanswered(now_);
+  inventory.export_overdue(now_);
+  ASSERT_TRUE(live("veth7"));
   EXPECT_EQ(live("veth7")->container_id, kIdA);  // what the resolver knew
   EXPECT_EQ(live("veth7")->interface, "eth0");
   EXPECT_EQ(live("veth7")->container_name, "");
   EXPECT_EQ(inventory.next_deadline(), next_pass);  // nothing timed is left but the next pass
-  answer_all();  // late, but still the answer to the question asked for it
-  EXPECT_EQ(live("veth7")->container_name, "web");
+  // A late answer renames nothing: a series' labels are those it was first exported with. What
+  // it says is joined on by container id, from psnic_container_info.
+  answer_all();
+  EXPECT_EQ(live("veth7")->container_name, "");
+  ASSERT_TRUE(info(kIdA));
+  EXPECT_EQ(info(kIdA)->labels.container_name, "web");
+  EXPECT_EQ(info(kIdA)->image, "busybox:web");
   EXPECT_EQ(inventory.pending(), 0u);
 }
 
@@ -544,8 +571,10 @@ TEST_F(InventoryTest, APodmanNetnsWaitsForItsFirstProcessOtherNamedNamespacesDoN
   named_namespace(8, "veth8", "psnictest-x");
   Inventory& inventory = make();
   inventory.reconcile();
-  ASSERT_EQ(questions_.size(), 1u);  // the plain one at once
-  EXPECT_EQ(take_question().labels.container_name, "psnictest-x");
+  ASSERT_TRUE(live("veth8"));  // the plain one at once, by its name
+  EXPECT_EQ(live("veth8")->container_name, "psnictest-x");
+  EXPECT_TRUE(questions_.empty());
+  EXPECT_FALSE(live("veth7"));  // podman's waits
   // The container's process comes: its cgroup names it, and podman is asked, not the netns name.
   host_.namespaces[0].pid = 4242;
   host_.namespaces[0].identity = {"podman", kIdA, ""};
@@ -559,11 +588,11 @@ TEST_F(InventoryTest, APodmanNetnsWaitsForItsFirstProcessOtherNamedNamespacesDoN
   named_namespace(9, "veth9", "netns-11111111-2222-3333-4444-555555555555");
   inventory.handle_all({added(9, "veth9")}, now_);
   inventory.identify_pending();
-  EXPECT_TRUE(questions_.empty());
-  now_ += Inventory::kAnswerWait;
+  EXPECT_FALSE(live("veth9"));
+  now_ += 1s;  // half the name wait
   inventory.identify_pending();
-  ASSERT_EQ(questions_.size(), 1u);
-  EXPECT_EQ(take_question().labels.container_name, "netns-11111111-2222-3333-4444-555555555555");
+  ASSERT_TRUE(live("veth9"));
+  EXPECT_EQ(live("veth9")->container_name, "netns-11111111-2222-3333-4444-555555555555");
 }
 
 TEST_F(InventoryTest, OneQuestionPerOwnerNamesAllItsInterfaces) {
@@ -614,8 +643,7 @@ TEST_F(InventoryTest, AnAnswerAboutAnIfindexsEarlierInterfaceNamesNobody) {
   ASSERT_EQ(questions_.size(), 1u);
   EXPECT_NE(questions_[0].ticket, earlier.ticket);
   inventory.owners_described({answer_to(earlier)});
-  EXPECT_EQ(live("vethnew")->container_name, "");
-  EXPECT_EQ(live("vethnew")->container_id, "");
+  EXPECT_FALSE(live("vethnew"));  // still waiting for its own answer
   answer_all();
   EXPECT_EQ(live("vethnew")->container_name, "db");
   EXPECT_EQ(live("vethnew")->container_id, kIdB);
@@ -680,6 +708,131 @@ TEST_F(InventoryTest, AFullQueueNamesWithWhatIsKnown) {
   EXPECT_EQ(self_->errors[ErrorOp::kDescribe], 1);
 }
 
+// ---- Labels fixed from a series' first export ------------------------------------------------
+
+TEST_F(InventoryTest, ASeriesIsExportedOnceWithItsOwnersNameAndItsLabelsNeverFlip) {
+  add_to_host(7, "veth7", kIdA);
+  names_[kIdA] = "web";
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_FALSE(live("veth7"));  // counted, waiting for the runtime
+  answer_all();
+  const std::optional<InterfaceLabels> first = live("veth7");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->container_name, "web");
+  // Pass after pass, answers that fail, that know less, or that come late change nothing.
+  for (int i = 0; i < 3; ++i) {
+    now_ += 30s;
+    inventory.reconcile();
+    ASSERT_EQ(questions_.size(), 1u);
+    if (i == 0) inventory.owners_described({answer_to(questions_[0], "timed out")});
+    if (i == 1) {
+      OwnerAnswer knows_less = answer_to(questions_[0]);
+      knows_less.facts.labels.container_name = "";
+      inventory.owners_described({knows_less});
+    }
+    if (i == 2) answer_all();
+    questions_.clear();
+    EXPECT_EQ(live("veth7"), first) << i;
+  }
+  EXPECT_EQ(info(kIdA)->runtime, "docker");
+}
+
+TEST_F(InventoryTest, AContainersNamespaceIsNotNamedAfterItsNetnsName) {
+  // podman names its containers' namespaces netns-UUID, new at each start.
+  add_to_host(7, "veth7", kIdA);
+  host_.namespaces.back().netns_name = "netns-4f1d";
+  host_.namespaces.back().identity.runtime = "podman";
+  // A namespace made with `ip netns add` and no container in it is named after it.
+  add_to_host(8, "veth8", "");
+  NetnsReport named;
+  named.netns_name = "psnictest-blue";
+  named.netns_inode = 4026532001;
+  InterfacePair pair;
+  pair.name = "eth0";
+  pair.placement = Placement::host_peer;
+  pair.host_ifindex = 8;
+  pair.host_name = "veth8";
+  named.interfaces.push_back(pair);
+  host_.namespaces.push_back(named);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  // The container's runtime is asked; about a namespace with no container nobody is.
+  ASSERT_EQ(questions_.size(), 1u);
+  EXPECT_EQ(live("veth8")->container_name, "psnictest-blue");
+  inventory.owners_described({answer_to(take_question(), "connection refused")});
+  EXPECT_EQ(live("veth7")->container_name, "");
+  EXPECT_EQ(live("veth7")->container_id, kIdA);
+  EXPECT_EQ(live("veth8")->container_name, "psnictest-blue");
+  EXPECT_EQ(info(kIdA)->runtime, "podman");  // from its cgroup, the runtime being down
+}
+
+TEST_F(InventoryTest, AnInterfaceThatIsAnotherContainersNowIsANewSeries) {
+  Inventory& inventory = make_with_named_veth7("web");
+  // Its container-side peer moved into another container's namespace.
+  host_.namespaces.back().identity.id = kIdB;
+  names_[kIdB] = "db";
+  now_ += 30s;
+  inventory.reconcile();
+  answer_all();
+  EXPECT_EQ(live("veth7")->container_id, kIdB);
+  EXPECT_EQ(live("veth7")->container_name, "db");
+  EXPECT_FALSE(info(kIdA));
+  EXPECT_EQ(info(kIdB)->labels.container_name, "db");
+}
+
+TEST_F(InventoryTest, AContainerIdItsRuntimeDisownsIsTakenOff) {
+  Inventory& inventory = make_with_named_veth7("web");
+  now_ += 30s;
+  inventory.reconcile();
+  // The namespace's process claimed kIdA's cgroup; the runtime says kIdA's namespace is another.
+  OwnerAnswer disowned = answer_to(take_question());
+  disowned.facts.labels.container_id = "";
+  disowned.facts.labels.container_name = "";
+  disowned.facts.disowned = true;
+  inventory.owners_described({disowned});
+  EXPECT_EQ(live("veth7")->container_id, "");
+  EXPECT_EQ(live("veth7")->container_name, "");
+  EXPECT_EQ(live("veth7")->interface, "eth0");
+  EXPECT_FALSE(info(kIdA));
+}
+
+TEST_F(InventoryTest, ContainerInfoIsOnePerContainerAndStaysWithItsRetiredSeries) {
+  add_to_host(7, "veth7", kIdA);
+  add_to_host(8, "veth8", kIdA);
+  add_to_host(9, "veth9", kIdB);
+  names_[kIdA] = "web";
+  names_[kIdB] = "db";
+  Inventory& inventory = make(/*retire_after=*/10s);
+  inventory.reconcile();
+  answer_all();
+  ASSERT_EQ(owners_->current()->size(), 2u);
+  EXPECT_EQ(info(kIdA)->image, "busybox:web");
+  EXPECT_EQ(info(kIdB)->labels.container_name, "db");
+  remove_from_host(9);
+  inventory.handle_all({deleted(9, "veth9")}, now_);
+  EXPECT_TRUE(info(kIdB));  // its final values are still exported: so is what it was
+  now_ += 10s;
+  inventory.expire_retired(now_);
+  EXPECT_FALSE(info(kIdB));
+  EXPECT_TRUE(info(kIdA));
+}
+
+TEST_F(InventoryTest, AnInterfaceGoneWithinItsWaitIsExportedRetiredWithWhatIsKnown) {
+  add_to_host(7, "veth7", kIdA);
+  Inventory& inventory = make();
+  inventory.handle_all({added(7, "veth7")}, now_);
+  inventory.identify_pending();
+  ASSERT_EQ(questions_.size(), 1u);  // not answered yet
+  counters_.counters[7] = traffic(100);
+  inventory.handle_all({deleted(7, "veth7")}, now_ + 10ms);
+  EXPECT_FALSE(live("veth7"));
+  ASSERT_EQ(retired().size(), 1u);  // what it counted is not lost
+  EXPECT_EQ(retired()[0].labels.container_id, kIdA);
+  EXPECT_EQ(retired()[0].labels.interface, "eth0");
+  EXPECT_EQ(retired()[0].final.ingress.bytes, 100u);
+}
+
 // ---- A pinned agent's first pass ---------------------------------------------------------------
 
 class PinnedInventoryTest : public InventoryTest {
@@ -707,7 +860,7 @@ TEST_F(PinnedInventoryTest, WhatAnEarlierAgentLeftCountingIsAdoptedWithItsLabels
   EXPECT_EQ(counters_.calls, std::vector<std::string>{"adopt veth7"});
   EXPECT_EQ(counters_.counters.at(7).ingress.bytes, 500u);  // counted on, not restarted
   ASSERT_TRUE(live("veth7"));
-  EXPECT_EQ(live("veth7")->container_name, "web");  // until its owner is looked up again
+  EXPECT_EQ(live("veth7")->container_name, "web");  // the series goes on as it was
   EXPECT_TRUE(retired().empty());
 }
 
@@ -718,7 +871,7 @@ TEST_F(PinnedInventoryTest, AnAdoptedSeriesKeepsItsStoredLabelsWhileItsRuntimeHa
   inventory.reconcile();
   EXPECT_EQ(questions_.size(), 1u);
   now_ += 10s;
-  inventory.name_unanswered(now_);
+  inventory.export_overdue(now_);
   EXPECT_EQ(live("veth7")->container_name, "web");
   EXPECT_EQ(inventory.pending(), 0u);
 }
