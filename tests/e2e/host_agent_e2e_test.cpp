@@ -1059,7 +1059,7 @@ class LabelWatch {
 TEST_F(HostAgentE2eTest, EverySeriesHasOneLabelSetFromItsFirstScrapeToItsContainersRemoval) {
   Agent agent({"--no-pin"});
   ASSERT_TRUE(agent.serving()) << agent.err();
-  ASSERT_TRUE(agent.wait_for_log("following docker events on /var/run/docker.sock")) << agent.err();
+  ASSERT_TRUE(agent.wait_for_log("following docker on /var/run/docker.sock")) << agent.err();
   LabelWatch watch(agent.port());
 
   // A Docker container, through a restart (a new veth: a new series, each with one label set).
