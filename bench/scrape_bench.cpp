@@ -10,7 +10,6 @@
 #include <benchmark/benchmark.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <prometheus/text_serializer.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -26,6 +25,7 @@
 
 #include "agent/link_drops.h"
 #include "base/error.h"
+#include "exporter/exposition.h"
 #include "exporter/metrics.h"
 #include "exporter/server.h"
 #include "kernel/traffic_map.h"
@@ -187,7 +187,7 @@ void BM_CollectAndSerialize(benchmark::State& state) {
   size_t series = 0;
   for (auto _ : state) {
     std::vector<prometheus::MetricFamily> families = collector->Collect();
-    std::string text = prometheus::TextSerializer().Serialize(families);
+    std::string text = psnic::write_exposition(families);
     bytes = text.size();
     series = 0;
     for (const auto& family : families) series += family.metric.size();
