@@ -288,7 +288,10 @@ void Inventory::settle(Tracked& tracked, uint32_t ifindex, OwnerFacts facts) {
     relabel(tracked, ifindex, facts.labels);
     tracked.exported = true;
     tracked.kept_logged = false;
-  } else if (facts.labels != tracked.labels && !tracked.kept_logged) {
+  } else if (!tracked.named) {
+    relabel(tracked, ifindex, tracked.labels);  // an adopted series: its owner, logged once
+  }
+  if (tracked.exported && facts.labels != tracked.labels && !tracked.kept_logged) {
     const InterfaceLabels& next = facts.labels;
     log_info(tracked.labels.host_interface +
                  " keeps the labels it was first exported with; its owner is now known as " +
@@ -303,7 +306,7 @@ void Inventory::settle(Tracked& tracked, uint32_t ifindex, OwnerFacts facts) {
 }
 
 void Inventory::relabel(Tracked& tracked, uint32_t ifindex, InterfaceLabels labels) {
-  if (!tracked.exported || tracked.labels != labels) {
+  if (!tracked.named || tracked.labels != labels) {
     log_info(labels.host_interface + " is " + labels.interface + " of " +
                  (labels.container_name.empty() ? "" : labels.container_name + " ") +
                  (labels.container_id.empty() ? "(no container id)" : labels.container_id),
@@ -313,6 +316,7 @@ void Inventory::relabel(Tracked& tracked, uint32_t ifindex, InterfaceLabels labe
   }
   if (!tracked.exported || tracked.labels != labels) counters_.store_labels(ifindex, labels);
   tracked.labels = std::move(labels);
+  tracked.named = true;
 }
 
 void Inventory::owners_described(const std::vector<OwnerAnswer>& answers) {

@@ -107,6 +107,7 @@ class Inventory {
     OwnerFacts owner;               // what is known of its owner now (psnic_container_info)
     bool identified = false;        // its owner found (by the resolver)
     bool exported = false;          // its series is published
+    bool named = false;             // its owner logged by this agent (an adopted series' too)
     bool kept_logged = false;       // said once that it keeps its labels though more is known now
     Clock::time_point export_by{};  // while not exported: when it is, named or not
     // While a runtime's answer is awaited: the question's ticket, and what is known without it.

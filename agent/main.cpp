@@ -16,6 +16,7 @@
 
 #include "agent/event_loop.h"
 #include "agent/host_agent.h"
+#include "agent/link_drops.h"
 #include "agent/pid_agent.h"
 #include "base/cli.h"
 #include "base/duration.h"
@@ -263,8 +264,12 @@ int run(const Options& options) {
   auto retired = std::make_shared<psnic::RetiredSnapshot>();
   auto self = std::make_shared<psnic::SelfMetrics>();
   auto map = std::make_shared<psnic::TrafficMap>(program.map_fd());
+  // Errors and drops come from the host peers' own statistics, which live in this namespace
+  // for the host agent and --pid alike.
+  auto drops = std::make_shared<psnic::LinkDropsReader>();
   auto traffic = std::make_shared<psnic::TrafficCollector>(
-      [map](uint32_t ifindex) { return map->read(ifindex); }, labels, self, retired);
+      [map](uint32_t ifindex) { return map->read(ifindex); }, labels, self, retired,
+      [drops](const std::vector<uint32_t>& ifindexes) { return drops->read(ifindexes); });
   auto owners = std::make_shared<psnic::OwnerSnapshot>();
   auto owner_info = std::make_shared<psnic::OwnerInfoCollector>(owners);
   // Listen before attaching anything: a port in use fails the start with nothing to undo but

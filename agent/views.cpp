@@ -10,6 +10,8 @@ std::string_view op_name(ErrorOp op) {
       return "attach";
     case ErrorOp::kReadMap:
       return "read_map";
+    case ErrorOp::kReadStats:
+      return "read_stats";
     case ErrorOp::kReconcile:
       return "reconcile";
     case ErrorOp::kIdentify:

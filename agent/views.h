@@ -77,18 +77,34 @@ using RetiredTable = std::vector<RetiredSeries>;
 using RetiredSnapshot = Snapshot<RetiredTable>;
 using OwnerSnapshot = Snapshot<OwnerTable>;
 
+// Errors and drops of one host interface, from its kernel statistics (rtnetlink's
+// IFLA_STATS_LINK_64), seen from the host side as the kernel counts them: rx is what the host
+// interface received, which is what the container transmitted.
+struct HostLinkDrops {
+  uint64_t rx_errors = 0;
+  uint64_t tx_errors = 0;
+  uint64_t rx_dropped = 0;
+  uint64_t tx_dropped = 0;
+
+  bool operator==(const HostLinkDrops&) const = default;
+};
+// Host ifindex -> its errors and drops, read at one moment.
+using HostLinkDropsTable = std::unordered_map<uint32_t, HostLinkDrops>;
+
 // What can fail while the agent runs, each logged and counted, never fatal: one
 // psnic_errors_total{op} series each, exported at 0 from the start so that rate() sees the first.
 enum class ErrorOp {
   kAttach,     // attaching to, or detaching from, a host interface
   kReadMap,    // reading an interface's counters from the BPF map
+  kReadStats,  // reading the host interfaces' kernel statistics (errors, drops) over rtnetlink
   kReconcile,  // a full pass over the host's links
   kIdentify,   // finding a counted interface's namespace and owner from /proc
   kDescribe,   // asking a container runtime for the owner's name
   kCollect,    // a scrape that could not be completed (out of memory)
 };
-inline constexpr ErrorOp kErrorOps[] = {ErrorOp::kAttach,   ErrorOp::kReadMap,  ErrorOp::kReconcile,
-                                        ErrorOp::kIdentify, ErrorOp::kDescribe, ErrorOp::kCollect};
+inline constexpr ErrorOp kErrorOps[] = {
+    ErrorOp::kAttach,   ErrorOp::kReadMap,  ErrorOp::kReadStats, ErrorOp::kReconcile,
+    ErrorOp::kIdentify, ErrorOp::kDescribe, ErrorOp::kCollect};
 // The op label: "attach", "read_map", ...
 std::string_view op_name(ErrorOp op);
 

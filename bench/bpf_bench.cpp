@@ -1,12 +1,14 @@
-// ns per packet of psnic's tc program against a program that does nothing, both timed by the
+// ns per packet of psnic's tc program against a program that does nothing, and against the
+// program as it was while it also counted GSO segments (bench/segments.bpf.c), all timed by the
 // kernel with BPF_PROG_TEST_RUN on the same 64-byte and 1500-byte Ethernet + IPv4 + TCP frames.
 //
 // psnic_ingress runs with the loopback's key inserted, so every run takes the counting path (the
-// bench checks the counters at the end). Each call runs a program kRepeat times on one skb and
-// the kernel returns the average in whole nanoseconds (rounded down). The two programs
-// alternate, the first one changing every round, over kRounds rounds; the table shows the
-// median, the spread across rounds (min, max, standard deviation: the machine's noise) and the
-// ratio of the medians, psnic / empty (target: at most 2x).
+// bench checks the counters at the end; the segments program likewise). Each call runs a program
+// kRepeat times on one skb and the kernel returns the average in whole nanoseconds (rounded
+// down). The programs take turns, the first one changing every round, over kRounds rounds; the
+// table shows the median, the spread across rounds (min, max, standard deviation: the machine's
+// noise) and the ratios of the medians: psnic / empty (target: at most 2x), and with segments /
+// psnic (what counting segments cost).
 //
 // Needs root (loading BPF programs and BPF_PROG_TEST_RUN need CAP_BPF and CAP_NET_ADMIN).
 #include <bpf/bpf.h>
@@ -27,6 +29,7 @@
 #include <vector>
 
 #include "empty.skel.h"
+#include "segments.skel.h"
 #include "traffic.h"
 #include "traffic.skel.h"
 
@@ -44,6 +47,9 @@ struct TrafficDeleter {
 };
 struct EmptyDeleter {
   void operator()(empty_bpf* skeleton) const { empty_bpf__destroy(skeleton); }
+};
+struct SegmentsDeleter {
+  void operator()(segments_bpf* skeleton) const { segments_bpf__destroy(skeleton); }
 };
 
 using Bytes = std::vector<uint8_t>;
@@ -129,6 +135,13 @@ Spread spread(std::vector<double> values) {
   return s;
 }
 
+// The median over rounds of a[round] - b[round]: what one program costs more than the other.
+double median_difference(const std::vector<double>& a, const std::vector<double>& b) {
+  std::vector<double> differences;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) differences.push_back(a[i] - b[i]);
+  return spread(differences).median;
+}
+
 // "0.52 0.58 0.59" from /proc/loadavg.
 std::string load_average() {
   std::ifstream in("/proc/loadavg");
@@ -148,34 +161,44 @@ int run() {
     std::fprintf(stderr, "bpf_bench: psnic_empty: cannot load: %s\n", std::strerror(errno));
     return 2;
   }
+  std::unique_ptr<segments_bpf, SegmentsDeleter> segments(segments_bpf__open_and_load());
+  if (!segments) {
+    std::fprintf(stderr, "bpf_bench: psnic_segments: cannot load: %s\n", std::strerror(errno));
+    return 2;
+  }
   const int map_fd = bpf_map__fd(traffic->maps.traffic);
+  const int segments_map_fd = bpf_map__fd(segments->maps.traffic);
   const size_t cpus = static_cast<size_t>(libbpf_num_possible_cpus());
   std::vector<psnic_traffic> per_cpu(cpus);
-  if (bpf_map_update_elem(map_fd, &kLoopback, per_cpu.data(), BPF_NOEXIST) < 0) {
-    std::fprintf(stderr, "bpf_bench: traffic map: cannot insert the loopback's key: %s\n",
-                 std::strerror(errno));
-    return 2;
+  for (int fd : {map_fd, segments_map_fd}) {
+    if (bpf_map_update_elem(fd, &kLoopback, per_cpu.data(), BPF_NOEXIST) < 0) {
+      std::fprintf(stderr, "bpf_bench: traffic map: cannot insert the loopback's key: %s\n",
+                   std::strerror(errno));
+      return 2;
+    }
   }
 
   struct Program {
     const char* name;
     int fd;
   };
-  const Program programs[2] = {
+  constexpr size_t kEmpty = 0, kPsnic = 1, kSegments = 2, kPrograms = 3;
+  const Program programs[kPrograms] = {
       {"psnic_empty", bpf_program__fd(empty->progs.psnic_empty)},
       {"psnic_ingress", bpf_program__fd(traffic->progs.psnic_ingress)},
+      {"psnic_segments", bpf_program__fd(segments->progs.psnic_segments)},
   };
   const Bytes frames[2] = {ipv4_tcp_frame(64), ipv4_tcp_frame(1500)};
 
   utsname host{};
   uname(&host);
   std::printf(
-      "bpf_bench: BPF_PROG_TEST_RUN, %d runs per call, %d rounds alternating the two "
+      "bpf_bench: BPF_PROG_TEST_RUN, %d runs per call, %d rounds alternating the three "
       "programs; kernel %s, %zu possible CPUs, load average %s\n",
       kRepeat, kRounds, host.release, cpus, load_average().c_str());
 
   // [frame][program][round], ns per packet.
-  std::vector<double> ns[2][2];
+  std::vector<double> ns[2][kPrograms];
   uint64_t psnic_runs = 0;
   for (const Bytes& frame : frames) {  // warm-up, not reported
     for (const Program& program : programs)
@@ -184,8 +207,8 @@ int run() {
   }
   for (int round = 0; round < kRounds; ++round) {
     for (size_t f = 0; f < 2; ++f) {
-      for (size_t i = 0; i < 2; ++i) {
-        const size_t p = (static_cast<size_t>(round) + i) % 2;  // who goes first alternates
+      for (size_t i = 0; i < kPrograms; ++i) {
+        const size_t p = (static_cast<size_t>(round) + i) % kPrograms;  // who goes first turns
         const double result = ns_per_run(programs[p].fd, frames[f], programs[p].name);
         if (result < 0) return 2;
         ns[f][p].push_back(result);
@@ -197,30 +220,46 @@ int run() {
   std::printf("\n%6s  %-14s %8s %6s %6s %7s   (ns per packet)\n", "frame", "program", "median",
               "min", "max", "stddev");
   for (size_t f = 0; f < 2; ++f) {
-    Spread of[2];
-    for (size_t p = 0; p < 2; ++p) {
+    Spread of[kPrograms];
+    for (size_t p = 0; p < kPrograms; ++p) {
       of[p] = spread(ns[f][p]);
       std::printf("%4zu B  %-14s %8.1f %6.0f %6.0f %7.2f\n", frames[f].size(), programs[p].name,
                   of[p].median, of[p].min, of[p].max, of[p].stddev);
     }
-    std::vector<double> ratios;
-    for (int round = 0; round < kRounds; ++round)
-      ratios.push_back(ns[f][1][static_cast<size_t>(round)] / ns[f][0][static_cast<size_t>(round)]);
-    const Spread r = spread(ratios);
-    const double ratio = of[1].median / of[0].median;
+    auto per_round = [&](size_t over, size_t under) {
+      std::vector<double> ratios;
+      for (size_t round = 0; round < static_cast<size_t>(kRounds); ++round)
+        ratios.push_back(ns[f][over][round] / ns[f][under][round]);
+      return spread(ratios);
+    };
+    const Spread r = per_round(kPsnic, kEmpty);
+    const double ratio = of[kPsnic].median / of[kEmpty].median;
     std::printf("%4zu B  %-14s %7.2fx  (per round: %.2fx to %.2fx; target <= %.0fx: %s)\n",
                 frames[f].size(), "psnic / empty", ratio, r.min, r.max, kTargetRatio,
                 ratio <= kTargetRatio ? "met" : "NOT met");
+    const Spread s = per_round(kSegments, kPsnic);
+    std::printf(
+        "%4zu B  %-14s %7.2fx  (per round: %.2fx to %.2fx; median of the differences "
+        "%+.1f ns)\n",
+        frames[f].size(), "segments/psnic", of[kSegments].median / of[kPsnic].median, s.min, s.max,
+        median_difference(ns[f][kSegments], ns[f][kPsnic]));
   }
 
-  // The measured runs must have counted: one packet per run, all on the loopback's key.
-  uint64_t counted = 0;
-  if (bpf_map_lookup_elem(map_fd, &kLoopback, per_cpu.data()) == 0)
-    for (const psnic_traffic& cpu : per_cpu) counted += cpu.ingress.packets;
-  std::printf("\npsnic_ingress counted %llu packets in %llu runs: %s\n",
-              static_cast<unsigned long long>(counted), static_cast<unsigned long long>(psnic_runs),
-              counted == psnic_runs ? "every run took the counting path" : "MISMATCH");
-  return counted == psnic_runs ? 0 : 1;  // a missed target is reported, not an error
+  // The measured runs must have counted: one packet per run, all on the loopback's key (the
+  // segments program's too, in its own map).
+  bool all_counted = true;
+  for (const auto& [name, fd] :
+       {std::pair{"psnic_ingress", map_fd}, std::pair{"psnic_segments", segments_map_fd}}) {
+    uint64_t counted = 0;
+    if (bpf_map_lookup_elem(fd, &kLoopback, per_cpu.data()) == 0)
+      for (const psnic_traffic& cpu : per_cpu) counted += cpu.ingress.packets;
+    std::printf("%s%s counted %llu packets in %llu runs: %s\n", fd == map_fd ? "\n" : "", name,
+                static_cast<unsigned long long>(counted),
+                static_cast<unsigned long long>(psnic_runs),
+                counted == psnic_runs ? "every run took the counting path" : "MISMATCH");
+    all_counted = all_counted && counted == psnic_runs;
+  }
+  return all_counted ? 0 : 1;  // a missed target is reported, not an error
 }
 
 }  // namespace

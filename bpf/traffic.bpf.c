@@ -1,34 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Counts the traffic of host-side container interfaces, per interface and direction. An
- * observer: it reads skb->len, skb->gso_segs and skb->ifindex, writes nothing and always lets
- * the packet go on (TC_ACT_UNSPEC, which is TCX_NEXT for TCX links). */
+ * observer: it reads skb->len and skb->ifindex, writes nothing and always lets the packet go on
+ * (TC_ACT_UNSPEC, which is TCX_NEXT for TCX links). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
-#include "traffic.h"
+#include "traffic_map.bpf.h"
 
 #ifndef TC_ACT_UNSPEC
 #define TC_ACT_UNSPEC (-1)
 #endif
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	/* Entries are made by user space, one per counted interface: allocate them then, not
-	 * 65536 * CPUs of them at load time. */
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, PSNIC_MAX_INTERFACES);
-	__type(key, __u32);
-	__type(value, struct psnic_traffic);
-} traffic SEC(".maps");
-
 static __always_inline void count(struct psnic_counters *c, struct __sk_buff *skb)
 {
-	__u32 segments = skb->gso_segs;
-
+	/* A GSO skb is one packet of its whole length, as the kernel's interface statistics count
+	 * it; its wire segments are not counted (README, "GSO segments"). */
 	c->bytes += skb->len;
 	c->packets += 1;
-	/* A GSO skb built without gso_segs set (some tun/virtio paths) counts as one segment. */
-	c->segments += segments ? segments : 1;
 }
 
 SEC("tc")

@@ -13,7 +13,10 @@
 struct psnic_counters {
 	__u64 bytes;    /* skb->len: L2 frames as the kernel's interface statistics count them */
 	__u64 packets;  /* skbs, as the kernel's interface statistics count them */
-	__u64 segments; /* wire packets: a GSO skb counts gso_segs */
+	/* Written by no psnic since GSO segments stopped being counted (README, "GSO segments"):
+	 * kept so that the value stays 48 bytes and a map pinned by an older psnic, which counted
+	 * segments here, is adopted with its counters. Nobody reads it. */
+	__u64 reserved;
 };
 
 /* Map value, keyed by host ifindex (__u32). Seen from the host interface's hooks; the container

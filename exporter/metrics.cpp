@@ -127,15 +127,26 @@ void SelfMetrics::set_runtime_up(std::string_view runtime, std::string_view sock
 
 TrafficCollector::TrafficCollector(Reader read, std::shared_ptr<const LabelSnapshot> labels,
                                    std::shared_ptr<SelfMetrics> self,
-                                   std::shared_ptr<const RetiredSnapshot> retired)
+                                   std::shared_ptr<const RetiredSnapshot> retired,
+                                   DropsReader read_drops)
     : read_(std::move(read)),
       labels_(std::move(labels)),
       self_(std::move(self)),
-      retired_(std::move(retired)) {}
+      retired_(std::move(retired)),
+      read_drops_(std::move(read_drops)) {}
 
 std::vector<prometheus::MetricFamily> TrafficCollector::Collect() const {
   // Order is the exposition order; receive before transmit, as cAdvisor has them.
-  enum { kReceiveBytes, kTransmitBytes, kReceivePackets, kTransmitPackets };
+  enum {
+    kReceiveBytes,
+    kTransmitBytes,
+    kReceivePackets,
+    kTransmitPackets,
+    kReceiveErrors,
+    kTransmitErrors,
+    kReceiveDropped,
+    kTransmitDropped
+  };
   std::vector<prometheus::MetricFamily> families;
   try {
     families.push_back(counter_family(
@@ -153,10 +164,24 @@ std::vector<prometheus::MetricFamily> TrafficCollector::Collect() const {
         "psnic_container_network_transmit_packets_total",
         "Packets the container transmitted on the interface (counted at the host peer's "
         "ingress)"));
+    if (read_drops_) {
+      families.push_back(
+          counter_family("psnic_container_network_receive_errors_total",
+                         "Errors on the way to the container: the host peer's tx_errors"));
+      families.push_back(
+          counter_family("psnic_container_network_transmit_errors_total",
+                         "Errors on the way from the container: the host peer's rx_errors"));
+      families.push_back(counter_family(
+          "psnic_container_network_receive_packets_dropped_total",
+          "Packets sent to the container that it never got: the host peer's tx_dropped"));
+      families.push_back(counter_family(
+          "psnic_container_network_transmit_packets_dropped_total",
+          "Packets the container sent that the host never took in: the host peer's rx_dropped"));
+    }
 
     // The host peer's egress is what the container receives, its ingress what it sends.
-    auto add = [&](const InterfaceLabels& interface, const psnic_traffic& traffic) {
-      const auto labels = label_pairs(interface);
+    auto add = [&](const std::vector<prometheus::ClientMetric::Label>& labels,
+                   const psnic_traffic& traffic) {
       add_sample(families[kReceiveBytes], labels, traffic.egress.bytes);
       add_sample(families[kTransmitBytes], labels, traffic.ingress.bytes);
       add_sample(families[kReceivePackets], labels, traffic.egress.packets);
@@ -166,7 +191,7 @@ std::vector<prometheus::MetricFamily> TrafficCollector::Collect() const {
     // reference before the body runs once the agent publishes a new table.
     if (const std::shared_ptr<const RetiredTable> retired =
             retired_ ? retired_->current() : nullptr)
-      for (const RetiredSeries& series : *retired) add(series.labels, series.final);
+      for (const RetiredSeries& series : *retired) add(label_pairs(series.labels), series.final);
 
     const std::shared_ptr<const LabelTable> table = labels_ ? labels_->current() : nullptr;
     if (!table || !read_) return families;
@@ -178,6 +203,17 @@ std::vector<prometheus::MetricFamily> TrafficCollector::Collect() const {
     std::sort(ifindexes.begin(), ifindexes.end());
     for (auto& family : families) family.metric.reserve(ifindexes.size());
 
+    // One read of the kernel's statistics for the whole scrape, before the map reads: the
+    // errors and drops are then never newer than the traffic beside them.
+    HostLinkDropsTable drops;
+    if (read_drops_ && !ifindexes.empty()) {
+      try {
+        drops = read_drops_(ifindexes);
+      } catch (const std::exception&) {
+        if (self_) self_->count_error(ErrorOp::kReadStats);
+      }
+    }
+
     for (uint32_t ifindex : ifindexes) {
       std::optional<psnic_traffic> traffic;
       try {
@@ -187,7 +223,18 @@ std::vector<prometheus::MetricFamily> TrafficCollector::Collect() const {
         continue;
       }
       if (!traffic) continue;  // not attached yet, or already gone
-      add(table->at(ifindex), *traffic);
+      const auto labels = label_pairs(table->at(ifindex));
+      add(labels, *traffic);
+      // A link the statistics read did not see (gone meanwhile, or the read failed) has no
+      // errors and drops in this scrape rather than made-up zeros.
+      auto found = drops.find(ifindex);
+      if (found == drops.end()) continue;
+      // Seen from the container: what the host peer transmitted is what the container receives.
+      const HostLinkDrops& host = found->second;
+      add_sample(families[kReceiveErrors], labels, host.tx_errors);
+      add_sample(families[kTransmitErrors], labels, host.rx_errors);
+      add_sample(families[kReceiveDropped], labels, host.tx_dropped);
+      add_sample(families[kTransmitDropped], labels, host.rx_dropped);
     }
   } catch (...) {
     // Out of memory, most likely: a scrape with what was gathered beats a dead agent.

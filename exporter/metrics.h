@@ -65,21 +65,29 @@ class SelfMetrics : public SelfReport {
 
 // The container traffic families, read when Prometheus scrapes (no polling in between):
 //   psnic_container_network_{receive,transmit}_{bytes,packets}_total
+// and, when a drops reader is given, the host peer's kernel statistics seen from the container:
+//   psnic_container_network_{receive,transmit}_{errors,packets_dropped}_total
 // labelled container_id, container_name, pod, namespace, interface, host_interface (always all
-// six, empty where unknown). Receive is the host peer's egress, transmit its ingress.
-// An interface the map has no entry for is left out; a failed read is left out and counted as
-// psnic_errors_total{op="read_map"}. Collect() never throws.
+// six, empty where unknown). Receive is the host peer's egress (its tx statistics), transmit its
+// ingress (its rx statistics). An interface the map has no entry for is left out; a failed read
+// is left out and counted as psnic_errors_total{op="read_map"}, a failed statistics read as
+// op="read_stats" (the traffic families are served all the same). Collect() never throws.
 class TrafficCollector : public prometheus::Collectable {
  public:
   // The counters of one host ifindex: nullopt when absent, an exception when the read failed.
   // A TrafficMap does it: [map](uint32_t i) { return map->read(i); }.
   using Reader = std::function<std::optional<psnic_traffic>(uint32_t ifindex)>;
+  // The errors and drops of the host interfaces, once per scrape: `ifindexes` are those the
+  // scrape exports (sorted); the table may hold more or fewer. An exception when the read failed.
+  using DropsReader = std::function<HostLinkDropsTable(const std::vector<uint32_t>& ifindexes)>;
 
   // `self` may be nullptr (errors are then only skipped). `retired`, when given, adds the final
-  // values of interfaces that are gone, before the live ones.
+  // values of interfaces that are gone, before the live ones (traffic only: a link's kernel
+  // statistics go with it). Without `read_drops` the errors and drops families are left out.
   TrafficCollector(Reader read, std::shared_ptr<const LabelSnapshot> labels,
                    std::shared_ptr<SelfMetrics> self,
-                   std::shared_ptr<const RetiredSnapshot> retired = nullptr);
+                   std::shared_ptr<const RetiredSnapshot> retired = nullptr,
+                   DropsReader read_drops = nullptr);
 
   std::vector<prometheus::MetricFamily> Collect() const override;
 
@@ -88,6 +96,7 @@ class TrafficCollector : public prometheus::Collectable {
   std::shared_ptr<const LabelSnapshot> labels_;
   std::shared_ptr<SelfMetrics> self_;
   std::shared_ptr<const RetiredSnapshot> retired_;
+  DropsReader read_drops_;
 };
 
 // psnic_container_info{container_id, container_name, image, runtime, pod, namespace} 1: one

@@ -1,7 +1,6 @@
 #include "exporter/pages.h"
 
 #include <microhttpd.h>
-#include <prometheus/text_serializer.h>
 #include <zlib.h>
 
 #include <cctype>
@@ -12,6 +11,7 @@
 #include <iterator>
 #include <optional>
 
+#include "exporter/exposition.h"
 #include "exporter/metrics.h"
 
 namespace psnic {
@@ -163,7 +163,7 @@ Reply EndpointPages::metrics(bool gzip_accepted) const {
       families.insert(families.end(), std::make_move_iterator(more.begin()),
                       std::make_move_iterator(more.end()));
     }
-    reply.body = prometheus::TextSerializer().Serialize(families);
+    reply.body = write_exposition(families);
   } catch (const std::exception& e) {
     return text_reply(MHD_HTTP_INTERNAL_SERVER_ERROR, std::string("scrape failed: ") + e.what());
   }

@@ -14,8 +14,9 @@
 
 namespace psnic {
 
-// The layout bpf/traffic.bpf.c writes: six __u64, no padding. A per-CPU map stores each CPU's
-// value rounded up to 8 bytes, so one key reads back as cpus() consecutive psnic_traffic.
+// The layout bpf/traffic.bpf.c writes: six __u64 (two of them reserved), no padding. A per-CPU map
+// stores each CPU's value rounded up to 8 bytes, so one key reads back as cpus() consecutive
+// psnic_traffic.
 static_assert(sizeof(psnic_counters) == 24);
 static_assert(sizeof(psnic_traffic) == 48);
 static_assert(sizeof(psnic_traffic) % 8 == 0);
@@ -23,7 +24,7 @@ static_assert(offsetof(psnic_traffic, ingress) == 0);
 static_assert(offsetof(psnic_traffic, egress) == 24);
 static_assert(offsetof(psnic_counters, bytes) == 0);
 static_assert(offsetof(psnic_counters, packets) == 8);
-static_assert(offsetof(psnic_counters, segments) == 16);
+static_assert(offsetof(psnic_counters, reserved) == 16);
 
 namespace {
 
@@ -59,10 +60,8 @@ std::optional<psnic_traffic> TrafficMap::read(uint32_t ifindex) const {
   for (const psnic_traffic& cpu : values) {
     sum.ingress.bytes += cpu.ingress.bytes;
     sum.ingress.packets += cpu.ingress.packets;
-    sum.ingress.segments += cpu.ingress.segments;
     sum.egress.bytes += cpu.egress.bytes;
     sum.egress.packets += cpu.egress.packets;
-    sum.egress.segments += cpu.egress.segments;
   }
   return sum;
 }

@@ -6,7 +6,9 @@
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <ctime>
 
@@ -121,6 +123,35 @@ std::optional<Link> parse_link(const nlmsghdr* nlh, size_t available) {
   });
   if (!ok || !has_name || link.ifindex == 0) return std::nullopt;
   return link;
+}
+
+std::optional<LinkStatsReply> parse_link_stats(const nlmsghdr* nlh, size_t available) {
+  const void* attrs = nullptr;
+  size_t length = 0;
+  if (!attributes_of(nlh, available, sizeof(if_stats_msg), attrs, length)) return std::nullopt;
+  if (nlh->nlmsg_type != RTM_NEWSTATS) return std::nullopt;
+
+  if_stats_msg header;
+  std::memcpy(&header, NLMSG_DATA(nlh), sizeof header);
+  LinkStatsReply reply;
+  reply.ifindex = header.ifindex;
+  bool found = false;
+  bool ok = for_each_attr(attrs, length, [&](const nlattr* attr) {
+    // The kernel may put an IFLA_STATS_UNSPEC pad before it (nla_reserve_64bit): skipped.
+    if (attr_type(attr) != IFLA_STATS_LINK_64) return true;
+    // Older kernels send a shorter struct (rx_nohandler came in 4.6, rx_otherhost_dropped in
+    // 5.19), newer ones may send a longer one: the first eight counters are always there.
+    rtnl_link_stats64 kernel{};
+    const size_t payload = attr_payload_length(attr);
+    if (payload < offsetof(rtnl_link_stats64, multicast)) return false;
+    std::memcpy(&kernel, attr_payload(attr), std::min(payload, sizeof kernel));
+    reply.stats = {kernel.rx_packets, kernel.tx_packets, kernel.rx_bytes,   kernel.tx_bytes,
+                   kernel.rx_errors,  kernel.tx_errors,  kernel.rx_dropped, kernel.tx_dropped};
+    found = true;
+    return true;
+  });
+  if (!ok || !found || reply.ifindex == 0) return std::nullopt;
+  return reply;
 }
 
 std::optional<int32_t> parse_nsid(const nlmsghdr* nlh, size_t available) {
@@ -273,21 +304,59 @@ std::optional<Link> NetlinkSocket::get_link(uint32_t ifindex) {
   return link;
 }
 
-std::vector<Link> NetlinkSocket::dump_links() {
+template <typename T>
+std::vector<T> NetlinkSocket::dump(NetlinkMessage (*make_request)(uint32_t), uint16_t type,
+                                   std::optional<T> (*parse)(const nlmsghdr*, size_t),
+                                   const char* what) {
   for (int attempt = 1;; ++attempt) {
-    NetlinkMessage request = getlink_request(0);
-    std::vector<Link> links;
+    NetlinkMessage request = make_request(0);
+    std::vector<T> items;
     Outcome outcome = transact(request, [&](const nlmsghdr* reply, size_t available) {
-      if (reply->nlmsg_type != RTM_NEWLINK) return;
-      std::optional<Link> link = parse_link(reply, available);
-      if (!link) throw Error("rtnetlink link dump", EBADMSG, "malformed link message");
-      links.push_back(std::move(*link));
+      if (reply->nlmsg_type != type) return;
+      std::optional<T> item = parse(reply, available);
+      if (!item) throw Error(what, EBADMSG, "malformed message");
+      items.push_back(std::move(*item));
     });
-    if (outcome.error != 0) throw system_error("rtnetlink link dump", outcome.error);
-    if (!outcome.interrupted) return links;
-    if (attempt == kDumpAttempts)
-      throw Error("rtnetlink link dump", EAGAIN, "links kept changing during the dump");
+    if (outcome.error != 0) throw system_error(what, outcome.error);
+    if (!outcome.interrupted) return items;
+    if (attempt == kDumpAttempts) throw Error(what, EAGAIN, "links kept changing during the dump");
   }
+}
+
+std::vector<Link> NetlinkSocket::dump_links() {
+  return dump<Link>(getlink_request, RTM_NEWLINK, parse_link, "rtnetlink link dump");
+}
+
+namespace {
+
+// An RTM_GETSTATS request for one ifindex's 64-bit link counters, or a dump when `ifindex` is 0.
+NetlinkMessage getstats_request(uint32_t ifindex) {
+  NetlinkMessage request(RTM_GETSTATS, NLM_F_REQUEST | (ifindex == 0 ? NLM_F_DUMP : 0));
+  auto* ifsm = request.put_header<if_stats_msg>();
+  ifsm->family = AF_UNSPEC;
+  ifsm->ifindex = ifindex;
+  ifsm->filter_mask = IFLA_STATS_FILTER_BIT(IFLA_STATS_LINK_64);
+  return request;
+}
+
+}  // namespace
+
+std::vector<LinkStatsReply> NetlinkSocket::dump_link_stats() {
+  return dump<LinkStatsReply>(getstats_request, RTM_NEWSTATS, parse_link_stats,
+                              "rtnetlink stats dump");
+}
+
+std::optional<LinkStats> NetlinkSocket::get_link_stats(uint32_t ifindex) {
+  NetlinkMessage request = getstats_request(ifindex);
+  std::optional<LinkStats> stats;
+  Outcome outcome = transact(request, [&](const nlmsghdr* reply, size_t available) {
+    std::optional<LinkStatsReply> parsed = parse_link_stats(reply, available);
+    if (!parsed) throw Error("rtnetlink stats query", EBADMSG, "malformed stats message");
+    stats = parsed->stats;
+  });
+  if (outcome.error == ENODEV) return std::nullopt;
+  if (outcome.error != 0) throw system_error("rtnetlink stats query", outcome.error);
+  return stats;
 }
 
 int32_t NetlinkSocket::nsid_of(int netns_fd) {

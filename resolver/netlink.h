@@ -31,6 +31,34 @@ struct Link {
 // attribute; it never reads outside [nlh, nlh + available).
 std::optional<Link> parse_link(const nlmsghdr* nlh, size_t available);
 
+// What a link's kernel statistics count (struct rtnl_link_stats64's first eight fields, the ones
+// every kernel since 2.6.35 sends), seen from that link: rx is what it received.
+struct LinkStats {
+  uint64_t rx_packets = 0;
+  uint64_t tx_packets = 0;
+  uint64_t rx_bytes = 0;
+  uint64_t tx_bytes = 0;
+  uint64_t rx_errors = 0;
+  uint64_t tx_errors = 0;
+  uint64_t rx_dropped = 0;
+  uint64_t tx_dropped = 0;
+
+  bool operator==(const LinkStats&) const = default;
+};
+
+// One RTM_NEWSTATS message: the link's ifindex and its IFLA_STATS_LINK_64.
+struct LinkStatsReply {
+  uint32_t ifindex = 0;
+  LinkStats stats;
+};
+
+// Parses one RTM_NEWSTATS message (the answer to RTM_GETSTATS with IFLA_STATS_LINK_64 in its
+// filter mask) that lies within `available` bytes. Returns nullopt for any other message type,
+// a truncated or malformed message or attribute, a zero ifindex, and a message without
+// IFLA_STATS_LINK_64 or with one shorter than the eight counters; it never reads outside
+// [nlh, nlh + available).
+std::optional<LinkStatsReply> parse_link_stats(const nlmsghdr* nlh, size_t available);
+
 // Parses an RTM_NEWNSID reply: the NETNSA_NSID value (NETNSA_NSID_NOT_ASSIGNED is -1).
 std::optional<int32_t> parse_nsid(const nlmsghdr* nlh, size_t available);
 
@@ -75,6 +103,14 @@ class NetlinkSocket {
   // One link of the socket's namespace, or nullopt when no link has that ifindex.
   std::optional<Link> get_link(uint32_t ifindex);
 
+  // The statistics of every link of the socket's namespace, by ifindex: one RTM_GETSTATS dump.
+  // Unlike a link dump it asks no nsid of anyone (rtnl_stats_dump fills no IFLA_LINK_NETNSID),
+  // so it costs the same per link whatever the number of namespaces.
+  std::vector<LinkStatsReply> dump_link_stats();
+
+  // One link's statistics, or nullopt when no link has that ifindex.
+  std::optional<LinkStats> get_link_stats(uint32_t ifindex);
+
   // The nsid the socket's namespace has given the namespace behind `netns_fd`, or -1
   // (NETNSA_NSID_NOT_ASSIGNED) when it has none. Assigns nothing.
   int32_t nsid_of(int netns_fd);
@@ -91,6 +127,11 @@ class NetlinkSocket {
   // Error only when the socket itself fails.
   Outcome transact(NetlinkMessage& request,
                    const std::function<void(const nlmsghdr*, size_t)>& on_message);
+  // A whole dump: the request `make_request(0)` builds, each reply message of `type` parsed,
+  // repeated when a concurrent change interrupted it. Throws Error naming `what`.
+  template <typename T>
+  std::vector<T> dump(NetlinkMessage (*make_request)(uint32_t), uint16_t type,
+                      std::optional<T> (*parse)(const nlmsghdr*, size_t), const char* what);
 
   Fd fd_;
   uint32_t seq_ = 0;

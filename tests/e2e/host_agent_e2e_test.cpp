@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -27,6 +28,7 @@
 #include <sstream>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -75,13 +77,27 @@ Clock::time_point run_until_gone(const std::string& veth, const std::function<vo
   return Clock::time_point(Clock::duration(gone_at.load()));
 }
 
-// The traffic series whose host_interface is `veth`.
-std::vector<Series> traffic_of(const std::string& metrics, const std::string& veth) {
+// The container series whose host_interface is `veth`, of the families ending in one of
+// `suffixes`.
+std::vector<Series> series_of(const std::string& metrics, const std::string& veth,
+                              std::initializer_list<std::string_view> suffixes) {
   std::vector<Series> found;
   for (Series& s : parse(metrics))
-    if (s.name.rfind("psnic_container_network_", 0) == 0 && s.labels["host_interface"] == veth)
+    if (s.name.rfind("psnic_container_network_", 0) == 0 && s.labels["host_interface"] == veth &&
+        std::any_of(suffixes.begin(), suffixes.end(),
+                    [&](std::string_view suffix) { return s.name.ends_with(suffix); }))
       found.push_back(std::move(s));
   return found;
+}
+
+// The traffic series (bytes and packets, both ways) whose host_interface is `veth`.
+std::vector<Series> traffic_of(const std::string& metrics, const std::string& veth) {
+  return series_of(metrics, veth, {"_bytes_total", "_packets_total"});
+}
+
+// Its errors and drops series, from the host veth's statistics: while it lives only.
+std::vector<Series> drops_of(const std::string& metrics, const std::string& veth) {
+  return series_of(metrics, veth, {"_errors_total", "_packets_dropped_total"});
 }
 
 // Whether all four traffic series of `veth` are there and name `c`'s eth0: container_id is its
@@ -241,6 +257,8 @@ class HostAgentE2eTest : public E2eTest {
                        << agent.err();
     EXPECT_TRUE(final->covers(before)) << "final " << *final << " counted before " << before;
     EXPECT_EQ(traffic_of(metrics, veth).size(), 4u) << metrics;
+    // A gone link's statistics went with it: no errors or drops series are retired.
+    EXPECT_EQ(drops_of(metrics, veth).size(), 0u) << metrics;
     between();
 
     // Still there, unchanged, well within the grace period (the agent's clock for it starts when
@@ -333,8 +351,11 @@ TEST_F(HostAgentE2eTest, SharedNamespaceIsOneSetOfSeriesNamedForTheContainerThat
   Agent agent;
   ASSERT_TRUE(agent.serving()) << agent.err();
   std::string metrics = expect_named_by(agent, veth, owner, agent.started_at() + kAttachBound);
-  const std::vector<Series> found = traffic_of(metrics, veth);
+  std::vector<Series> found = traffic_of(metrics, veth);
   EXPECT_EQ(found.size(), 4u) << metrics;
+  const std::vector<Series> drops = drops_of(metrics, veth);
+  EXPECT_EQ(drops.size(), 4u) << metrics;
+  found.insert(found.end(), drops.begin(), drops.end());
   for (const Series& s : found) {
     EXPECT_EQ(s.labels.at("container_id"), owner.id()) << metrics;
     EXPECT_EQ(s.labels.at("container_name"), owner.name()) << metrics;

@@ -1,13 +1,12 @@
 // What the endpoint makes of values from containers and from scrapers: label values of any
-// bytes (TrafficCollector, exporter/metrics.cpp) through prometheus-cpp's text format, and the
-// scraper's Accept-Encoding header (accepts_gzip). The exposition stays valid UTF-8, one line per
-// sample, and each label reads back as valid_utf8 of what was given: no value breaks the line or
-// forges a label.
+// bytes (TrafficCollector, exporter/metrics.cpp) through the text format the endpoint writes
+// (write_exposition, exporter/exposition.cpp), and the scraper's Accept-Encoding header
+// (accepts_gzip). The exposition stays valid UTF-8, one line per sample, and each label reads
+// back as valid_utf8 of what was given: no value breaks the line or forges a label.
 //
 // Input: six label values, each ended by a backslash and one other byte (FuzzedDataProvider's
 // strings; "\\\\" is one backslash), then the Accept-Encoding header.
 #include <fuzzer/FuzzedDataProvider.h>
-#include <prometheus/text_serializer.h>
 
 #include <cstdint>
 #include <memory>
@@ -18,6 +17,7 @@
 
 #include "agent/views.h"
 #include "base/text.h"
+#include "exporter/exposition.h"
 #include "exporter/metrics.h"
 #include "exporter/pages.h"
 #include "fuzz_check.h"
@@ -82,7 +82,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return std::optional<psnic_traffic>(traffic);
       },
       snapshot, nullptr);
-  const std::string text = prometheus::TextSerializer().Serialize(collector.Collect());
+  const std::string text = psnic::write_exposition(collector.Collect());
   PSNIC_FUZZ_CHECK(psnic::fuzz::is_utf8(text));
 
   const std::vector<std::pair<std::string, std::string>> expected = {

@@ -1,7 +1,8 @@
 // rtnetlink as the kernel sends it: one datagram of messages back to back (a link dump's reply,
 // a burst of link notifications), walked message by message and attribute by attribute
-// (parse_link_events, parse_link, parse_nsid). The bounds checks must hold whatever the lengths
-// say; a link that parses must come out the same when psnic's own message builder writes it back.
+// (parse_link_events, parse_link, parse_nsid, parse_link_stats). The bounds checks must hold
+// whatever the lengths say; a link that parses must come out the same when psnic's own message
+// builder writes it back.
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
 
@@ -49,6 +50,27 @@ void check_round_trip(const Link& link) {
   PSNIC_FUZZ_CHECK(again && same(*again, link));
 }
 
+// parse(build(stats)) == stats: the eight counters where the kernel puts them.
+void check_stats_round_trip(const psnic::LinkStatsReply& reply) {
+  PSNIC_FUZZ_CHECK(reply.ifindex != 0);
+  psnic::NetlinkMessage message(RTM_NEWSTATS, 0);
+  message.put_header<if_stats_msg>()->ifindex = reply.ifindex;
+  rtnl_link_stats64 kernel{};
+  const psnic::LinkStats& s = reply.stats;
+  kernel.rx_packets = s.rx_packets;
+  kernel.tx_packets = s.tx_packets;
+  kernel.rx_bytes = s.rx_bytes;
+  kernel.tx_bytes = s.tx_bytes;
+  kernel.rx_errors = s.rx_errors;
+  kernel.tx_errors = s.tx_errors;
+  kernel.rx_dropped = s.rx_dropped;
+  kernel.tx_dropped = s.tx_dropped;
+  message.put_raw(IFLA_STATS_LINK_64, &kernel, sizeof kernel);
+  const std::optional<psnic::LinkStatsReply> again =
+      psnic::parse_link_stats(message.header(), message.size());
+  PSNIC_FUZZ_CHECK(again && again->ifindex == reply.ifindex && again->stats == reply.stats);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -66,5 +88,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check_round_trip(*link);
   }
   (void)psnic::parse_nsid(first, size);
+  if (const std::optional<psnic::LinkStatsReply> stats = psnic::parse_link_stats(first, size))
+    check_stats_round_trip(*stats);
+  // A stats dump's datagram, walked as the dump loop walks it.
+  auto remaining = static_cast<ssize_t>(size);
+  for (auto* nlh = first; NLMSG_OK(nlh, remaining); nlh = NLMSG_NEXT(nlh, remaining))
+    if (const std::optional<psnic::LinkStatsReply> stats =
+            psnic::parse_link_stats(nlh, nlh->nlmsg_len))
+      check_stats_round_trip(*stats);
   return 0;
 }

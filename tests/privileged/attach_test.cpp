@@ -99,7 +99,6 @@ TEST_P(AttachTest, CountsExactlyWhatTheKernelCountsOnTheHostVeth) {
   Counters after = Counters::read(program, ifindex, veth.host);
   expect_same_deltas(before, after);
   EXPECT_GT(after.psnic.egress.bytes - before.psnic.egress.bytes, 4u << 20);
-  EXPECT_GE(after.psnic.egress.segments, after.psnic.egress.packets);
   program.untrack(ifindex);
 }
 

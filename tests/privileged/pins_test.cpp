@@ -5,6 +5,7 @@
 #include "kernel/pins.h"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
@@ -18,10 +19,12 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "agent/host_agent.h"
 #include "agent/label_store.h"
 #include "base/error.h"
+#include "kernel/traffic_map.h"
 #include "tests/privileged/traffic_counts.h"
 #include "tests/support/support.h"
 
@@ -304,6 +307,36 @@ TEST_F(PinDirTest, MapPinnedByAnotherLayoutIsNamedWithTheWayOut) {
   pins.reset();
   EXPECT_TRUE(cleanup_pins(path).map);
   EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+// A map pinned by psnic 0.2.0 and before, which counted GSO segments in what is now the
+// reserved field: the same layout, so it is adopted and its counters go on; what the old program
+// left in the reserved field is read as nothing.
+TEST_F(PinDirTest, MapPinnedByAPsnicThatCountedSegmentsIsAdoptedWithItsCounters) {
+  const std::string path = "/sys/fs/bpf/psnictest-segments-" + std::to_string(getpid());
+  std::optional<PinDir> pins(PinDir::open(path));
+  const uint32_t ifindex = 424242;
+  {
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+    Fd map(bpf_map_create(BPF_MAP_TYPE_PERCPU_HASH, "traffic", sizeof(uint32_t),
+                          sizeof(psnic_traffic), PSNIC_MAX_INTERFACES, &opts));
+    ASSERT_TRUE(map.valid()) << strerror(errno);
+    std::vector<psnic_traffic> old(static_cast<size_t>(libbpf_num_possible_cpus()));
+    old[0].egress = {.bytes = 9000, .packets = 1, .reserved = 6};  // one GSO skb of 6 segments
+    ASSERT_EQ(bpf_map_update_elem(map.get(), &ifindex, old.data(), BPF_NOEXIST), 0);
+    ASSERT_EQ(bpf_obj_pin(map.get(), pins->map_path().c_str()), 0);
+  }
+  {
+    TrafficProgram program = TrafficProgram::load(pins->map_path());
+    program.track(ifindex);  // an existing counter is left as it is
+    std::optional<psnic_traffic> adopted = TrafficMap(program.map_fd()).read(ifindex);
+    ASSERT_TRUE(adopted);
+    EXPECT_EQ(adopted->egress.bytes, 9000u);
+    EXPECT_EQ(adopted->egress.packets, 1u);
+    EXPECT_EQ(adopted->egress.reserved, 0u);
+  }
+  pins.reset();
+  EXPECT_TRUE(cleanup_pins(path).map);
 }
 
 // An unmounted /sys/fs/bpf, played by an empty directory on a tmpfs of the test's own, given as

@@ -45,10 +45,8 @@ psnic_traffic traffic(uint64_t in_bytes, uint64_t in_packets, uint64_t out_bytes
   psnic_traffic t{};
   t.ingress.bytes = in_bytes;
   t.ingress.packets = in_packets;
-  t.ingress.segments = in_packets;
   t.egress.bytes = out_bytes;
   t.egress.packets = out_packets;
-  t.egress.segments = out_packets;
   return t;
 }
 
@@ -388,6 +386,129 @@ TEST(ExporterCollector, EmptySnapshotGivesEmptyFamilies) {
   EXPECT_EQ(map.reads, 0);
 }
 
+// ---- Errors and drops from the host peer's statistics ------------------------------------------
+
+const char* const kDropFamilies[] = {
+    "psnic_container_network_receive_errors_total",
+    "psnic_container_network_transmit_errors_total",
+    "psnic_container_network_receive_packets_dropped_total",
+    "psnic_container_network_transmit_packets_dropped_total",
+};
+
+// Stands in for the kernel's statistics: a table, or a failure.
+struct FakeDrops {
+  HostLinkDropsTable table;
+  bool failing = false;
+  mutable int reads = 0;
+  mutable std::vector<uint32_t> asked;
+
+  TrafficCollector::DropsReader reader() const {
+    return [this](const std::vector<uint32_t>& ifindexes) {
+      ++reads;
+      asked = ifindexes;
+      if (failing) throw Error("rtnetlink stats dump", ENOBUFS, "no buffer space");
+      return table;
+    };
+  }
+};
+
+TEST(ExporterCollectorDrops, FourMoreCounterFamiliesAfterTheTrafficOnes) {
+  FakeMap map;
+  map.entries[7] = traffic(1, 2, 3, 4);
+  FakeDrops drops;
+  drops.table[7] = {};
+  TrafficCollector collector(map.reader(), snapshot_of({{7, labels("veth7")}}), nullptr, nullptr,
+                             drops.reader());
+  auto families = collector.Collect();
+  ASSERT_EQ(families.size(), 8u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(families[i].name, kFamilies[i]);
+  for (size_t i = 0; i < 4; ++i) {
+    const auto& family = families[4 + i];
+    EXPECT_EQ(family.name, kDropFamilies[i]);
+    EXPECT_EQ(family.type, prometheus::MetricType::Counter) << family.name;
+    EXPECT_FALSE(family.help.empty()) << family.name;
+    ASSERT_EQ(family.metric.size(), 1u) << family.name;
+    EXPECT_EQ(family.metric[0].label, families[0].metric[0].label) << family.name;
+  }
+  EXPECT_EQ(drops.reads, 1);  // one read per scrape, for every interface
+  EXPECT_EQ(drops.asked, std::vector<uint32_t>{7});
+  test::CommandResult check = promtool_check(serialize(families));
+  EXPECT_EQ(check.status, 0) << check.out << check.err;
+}
+
+TEST(ExporterCollectorDrops, ReceiveIsHostTxTransmitIsHostRx) {
+  FakeMap map;
+  map.entries[7] = traffic(1, 1, 1, 1);
+  FakeDrops drops;
+  drops.table[7] = {/*rx_errors=*/1, /*tx_errors=*/2, /*rx_dropped=*/30, /*tx_dropped=*/40};
+  TrafficCollector collector(map.reader(), snapshot_of({{7, labels("veth7")}}), nullptr, nullptr,
+                             drops.reader());
+  auto families = collector.Collect();
+  auto value = [&](const char* family) {
+    const prometheus::ClientMetric* metric = sample(families, family, "veth7");
+    return metric ? metric->counter.value : -1;
+  };
+  EXPECT_EQ(value("psnic_container_network_receive_errors_total"), 2);
+  EXPECT_EQ(value("psnic_container_network_transmit_errors_total"), 1);
+  EXPECT_EQ(value("psnic_container_network_receive_packets_dropped_total"), 40);
+  EXPECT_EQ(value("psnic_container_network_transmit_packets_dropped_total"), 30);
+}
+
+TEST(ExporterCollectorDrops, AFailedStatisticsReadServesTheTrafficAndIsCounted) {
+  FakeMap map;
+  map.entries[7] = traffic(1, 1, 1, 1);
+  FakeDrops drops;
+  drops.table[7] = {1, 1, 1, 1};
+  drops.failing = true;
+  auto self = std::make_shared<SelfMetrics>();
+  TrafficCollector collector(map.reader(), snapshot_of({{7, labels("veth7")}}), self, nullptr,
+                             drops.reader());
+  std::vector<prometheus::MetricFamily> families;
+  EXPECT_NO_THROW(families = collector.Collect());
+  ASSERT_EQ(families.size(), 8u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(families[i].metric.size(), 1u) << families[i].name;
+  for (size_t i = 4; i < 8; ++i) EXPECT_TRUE(families[i].metric.empty()) << families[i].name;
+  std::string own = serialize(self->registry()->Collect());
+  EXPECT_EQ(value_in(own, "psnic_errors_total{op=\"read_stats\"}"), 1) << own;
+  EXPECT_EQ(value_in(own, "psnic_errors_total{op=\"read_map\"}"), 0) << own;
+  // The next scrape asks again, and serves them once the kernel answers.
+  drops.failing = false;
+  families = collector.Collect();
+  EXPECT_EQ(families[6].metric.size(), 1u);
+}
+
+TEST(ExporterCollectorDrops, FollowTheTrafficSeriesAndAreNeverMadeUp) {
+  FakeMap map;
+  map.entries[7] = traffic(1, 1, 1, 1);
+  map.entries[8] = traffic(1, 1, 1, 1);  // a link the statistics read did not see
+  FakeDrops drops;
+  drops.table[7] = {1, 1, 1, 1};
+  drops.table[9] = {1, 1, 1, 1};   // labelled, not in the map: no traffic series, no drops
+  drops.table[10] = {1, 1, 1, 1};  // not counted by psnic at all
+  RetiredSeries gone{labels("veth5"), traffic(1, 1, 1, 1)};
+  auto retired = std::make_shared<RetiredSnapshot>();
+  retired->publish(std::make_shared<const RetiredTable>(RetiredTable{gone}));
+  TrafficCollector collector(
+      map.reader(), snapshot_of({{7, labels("veth7")}, {8, labels("veth8")}, {9, labels("veth9")}}),
+      nullptr, retired, drops.reader());
+  auto families = collector.Collect();
+  EXPECT_EQ(families[0].metric.size(), 3u);  // veth5 (retired), veth7, veth8
+  for (size_t i = 4; i < 8; ++i) {
+    ASSERT_EQ(families[i].metric.size(), 1u) << families[i].name;
+    EXPECT_EQ(label_value(families[i].metric[0], "host_interface"), "veth7");
+  }
+}
+
+TEST(ExporterCollectorDrops, NotReadWhenNothingIsCounted) {
+  FakeMap map;
+  FakeDrops drops;
+  TrafficCollector collector(map.reader(), std::make_shared<LabelSnapshot>(), nullptr, nullptr,
+                             drops.reader());
+  auto families = collector.Collect();
+  EXPECT_EQ(families.size(), 8u);
+  EXPECT_EQ(drops.reads, 0);
+}
+
 // The agent republishes the retired table while scrape threads read it: each scrape must hold
 // the table it took until it is done with it, and so list one whole generation. (A range-for over
 // `*snapshot->current()` dropped the only reference before the loop ran: a use after free, caught
@@ -481,6 +602,7 @@ TEST(ExporterSelfMetrics, BuildInfoAttachedAndErrors) {
         << text;
   }
   EXPECT_EQ(op_name(ErrorOp::kReadMap), "read_map");
+  EXPECT_EQ(op_name(ErrorOp::kReadStats), "read_stats");
   EXPECT_EQ(op_name(ErrorOp::kCollect), "collect");
   EXPECT_NE(text.find("# TYPE psnic_build_info gauge"), std::string::npos) << text;
   EXPECT_NE(text.find("# TYPE psnic_attached_interfaces gauge"), std::string::npos) << text;

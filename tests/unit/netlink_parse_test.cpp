@@ -249,6 +249,107 @@ TEST(ParseLinkEvents, StopsWhereTheDatagramEndsInsideTheLastPadding) {
   EXPECT_EQ(events[0].link.name, "veth1a2b");
 }
 
+// An RTM_NEWSTATS message as the kernel answers RTM_GETSTATS with IFLA_STATS_LINK_64: the
+// counters numbered so that a field read from the wrong offset shows.
+NetlinkMessage stats_message(uint32_t ifindex, size_t stats_length = sizeof(rtnl_link_stats64),
+                             bool pad_first = false) {
+  NetlinkMessage m(RTM_NEWSTATS, 0);
+  auto* ifsm = m.put_header<if_stats_msg>();
+  ifsm->ifindex = ifindex;
+  ifsm->filter_mask = IFLA_STATS_FILTER_BIT(IFLA_STATS_LINK_64);
+  // nla_reserve_64bit puts an IFLA_STATS_UNSPEC pad first where the payload would be unaligned.
+  if (pad_first) m.put_raw(IFLA_STATS_UNSPEC, nullptr, 0);
+  std::vector<uint64_t> fields(sizeof(rtnl_link_stats64) / 8);
+  for (size_t i = 0; i < fields.size(); ++i) fields[i] = 1000 * (i + 1);
+  m.put_raw(IFLA_STATS_LINK_64, fields.data(), stats_length);
+  return m;
+}
+
+// Parses an exact-size heap copy of the first `length` bytes of the message.
+std::optional<LinkStatsReply> parse_stats(NetlinkMessage& m, size_t length) {
+  auto block = std::make_unique<char[]>(length);
+  std::memcpy(block.get(), m.header(), length);
+  return parse_link_stats(reinterpret_cast<const nlmsghdr*>(block.get()), length);
+}
+std::optional<LinkStatsReply> parse_stats(NetlinkMessage& m) { return parse_stats(m, m.size()); }
+
+const LinkStats kNumberedStats{1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000};
+
+TEST(ParseLinkStats, ReadsTheEightCountersOfIflaStatsLink64) {
+  NetlinkMessage m = stats_message(42);
+  std::optional<LinkStatsReply> reply = parse_stats(m);
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->ifindex, 42u);
+  EXPECT_EQ(reply->stats, kNumberedStats);
+  EXPECT_EQ(reply->stats.rx_dropped, 7000u);
+  EXPECT_EQ(reply->stats.tx_dropped, 8000u);
+}
+
+TEST(ParseLinkStats, SkipsAPadAttributeAndUnknownOnes) {
+  NetlinkMessage m = stats_message(42, sizeof(rtnl_link_stats64), /*pad_first=*/true);
+  m.put_u32(IFLA_STATS_AF_SPEC + 10, 7);
+  std::optional<LinkStatsReply> reply = parse_stats(m);
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->stats, kNumberedStats);
+}
+
+TEST(ParseLinkStats, TakesAnOlderKernelsShorterStructAndANewerOnesLonger) {
+  // 2.6.35's struct had 23 counters; 4.6 added rx_nohandler.
+  for (size_t length : {size_t{23 * 8}, size_t{24 * 8}, sizeof(rtnl_link_stats64)}) {
+    NetlinkMessage m = stats_message(3, length);
+    std::optional<LinkStatsReply> reply = parse_stats(m);
+    ASSERT_TRUE(reply) << length;
+    EXPECT_EQ(reply->stats, kNumberedStats) << length;
+  }
+  NetlinkMessage m(RTM_NEWSTATS, 0);
+  m.put_header<if_stats_msg>()->ifindex = 3;
+  std::vector<uint64_t> longer(sizeof(rtnl_link_stats64) / 8 + 4, 9);
+  m.put_raw(IFLA_STATS_LINK_64, longer.data(), longer.size() * 8);
+  std::optional<LinkStatsReply> reply = parse_stats(m);
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->stats.tx_dropped, 9u);
+}
+
+TEST(ParseLinkStats, RejectsCountersCutShort) {
+  // Fewer bytes than the eight counters: the attribute says so itself...
+  NetlinkMessage short_attr = stats_message(3, 8 * 8 - 1);
+  EXPECT_FALSE(parse_stats(short_attr));
+  // ...or the message ends inside it.
+  NetlinkMessage m = stats_message(3);
+  for (size_t cut : {size_t{1}, size_t{8}, size_t{100}, m.size() - 1}) {
+    EXPECT_FALSE(parse_stats(m, m.size() - cut)) << cut;
+    NetlinkMessage lying = stats_message(3);
+    lying.header()->nlmsg_len = static_cast<uint32_t>(lying.size() - cut);
+    EXPECT_FALSE(parse_stats(lying, lying.header()->nlmsg_len)) << cut;
+  }
+}
+
+TEST(ParseLinkStats, RejectsShorterThanItsHeader) {
+  NetlinkMessage m = stats_message(3);
+  m.header()->nlmsg_len = NLMSG_HDRLEN + sizeof(if_stats_msg) - 1;
+  EXPECT_FALSE(parse_stats(m, m.header()->nlmsg_len));
+  EXPECT_FALSE(parse_stats(m, sizeof(nlmsghdr) - 1));
+}
+
+TEST(ParseLinkStats, RejectsMissingCountersZeroIfindexAndOtherTypes) {
+  NetlinkMessage none(RTM_NEWSTATS, 0);
+  none.put_header<if_stats_msg>()->ifindex = 3;
+  EXPECT_FALSE(parse_stats(none));
+  NetlinkMessage zero = stats_message(0);
+  EXPECT_FALSE(parse_stats(zero));
+  NetlinkMessage other = stats_message(3);
+  other.header()->nlmsg_type = RTM_NEWLINK;
+  EXPECT_FALSE(parse_stats(other));
+}
+
+TEST(ParseLinkStats, RejectsAnAttributeLongerThanTheMessage) {
+  NetlinkMessage m = stats_message(3);
+  auto* attr = reinterpret_cast<nlattr*>(reinterpret_cast<char*>(m.header()) + NLMSG_HDRLEN +
+                                         NLMSG_ALIGN(sizeof(if_stats_msg)));
+  attr->nla_len = static_cast<uint16_t>(attr->nla_len + 8);
+  EXPECT_FALSE(parse_stats(m));
+}
+
 TEST(NetlinkMessage, RefusesToOverflowItsBuffer) {
   NetlinkMessage m(RTM_GETLINK, 0);
   std::string big(600, 'x');
