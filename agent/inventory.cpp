@@ -226,7 +226,10 @@ void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
   tracked.owner.runtime = owner.identity.runtime;
   // A runtime is asked only about what it may know: a container, or a pod. Counting goes on
   // meanwhile; the series waits for the answer (until its export_by), or keeps the labels it has.
-  const bool runtimes_know = !owner.identity.id.empty() || !owner.identity.pod_uid.empty();
+  // containerd's (ctr) container ids are not hex: its cgroup names none, its shim does, so a
+  // process's namespace without an `ip netns` name is asked about too.
+  const bool runtimes_know = !owner.identity.id.empty() || !owner.identity.pod_uid.empty() ||
+                             (owner.pid > 0 && owner.netns_name.empty());
   if (ask_ && runtimes_know && ask_about(owner, known, tracked)) return;
   settle(tracked, pair.host_ifindex, {known, "", owner.identity.runtime});
 }

@@ -39,13 +39,17 @@ constexpr const char* kPodmanOptions =
 constexpr const char* kContainerdSocket = "/var/run/docker/containerd/containerd.sock";
 constexpr const char* kCtrNamespace = "psnictest";
 
-// The series of `veth` in `metrics`, when all four are there with the same labels.
+// The labels of `veth`'s traffic series in `metrics`, when all four are there with the same ones.
 std::optional<std::map<std::string, std::string>> labels_of(const std::string& metrics,
                                                             const std::string& veth) {
   std::optional<std::map<std::string, std::string>> labels;
   int n = 0;
   for (const Series& s : parse(metrics)) {
+    // The four traffic families (bytes and packets, both ways), not the errors and drops ones.
     if (s.name.rfind("psnic_container_network_", 0) != 0) continue;
+    if (!s.name.ends_with("_bytes_total") &&
+        !(s.name.ends_with("_packets_total") && !s.name.ends_with("_dropped_total")))
+      continue;
     auto it = s.labels.find("host_interface");
     if (it == s.labels.end() || it->second != veth) continue;
     if (labels && *labels != s.labels) return std::nullopt;
