@@ -111,11 +111,10 @@ class RuntimesE2eTest : public E2eTest {
     ASSERT_EQ(access(kPodmanSocket, F_OK), 0) << "podman system service did not start";
   }
 
-  // Polls /metrics until `veth`'s series are there with an owner (the agent exports a counted
-  // interface before it is identified, with its host_interface only: which interfaces wait for
-  // their owner before they are first exported is the inventory's, not this test's); their
-  // labels from the first scrape that has them with one, nullopt (and a failure) when none did
-  // by `deadline`. Any name they had there is the one asserted: never a netns name first.
+  // Polls /metrics until `veth`'s series are there with an owner (the inventory exports a new
+  // interface once its owner is named, or after --name-wait); their labels from the first scrape
+  // that has them, nullopt (and a failure) when none did by `deadline`. The name they have there
+  // is the one asserted: never a netns name first.
   std::optional<std::map<std::string, std::string>> first_labels(Agent& agent,
                                                                  const std::string& veth,
                                                                  Clock::time_point deadline) {
