@@ -60,7 +60,8 @@ void HostAgent::run() {
     if (owners_connected) {
       loop.watch(owners->fd(), kOwners);
       owner_retry = kOwnerRetry;
-      log_info("following " + owners->name());
+      // Which runtimes are followed is the source's to log, once per runtime.
+      log_debug("subscribed to " + owners->name());
     } else {
       next_owner_connect = Clock::now() + owner_retry;
       owner_retry = std::min(owner_retry * 2, kMaxOwnerRetry);
@@ -118,8 +119,8 @@ void HostAgent::run() {
         }
         inventory_.owners_changed(changed);
         if (closed) {
-          log_warn(owners->name() + " ended; subscribing again in " +
-                   std::to_string(owner_retry.count()) + " s");
+          log_debug(owners->name() + ": subscribing again in " +
+                    std::to_string(owner_retry.count()) + " s");
           loop.unwatch(owners->fd());
           owners_connected = false;
           next_owner_connect = Clock::now() + owner_retry;

@@ -12,6 +12,19 @@ namespace psnic {
 namespace {
 
 constexpr std::chrono::milliseconds kFirstIdentifyDelay{20};
+
+// netns-<uuid>, as podman (netavark, CNI) names the namespaces it makes in /run/netns.
+bool is_podman_netns_name(std::string_view name) {
+  constexpr std::string_view kPrefix = "netns-";
+  if (!name.starts_with(kPrefix) || name.size() != kPrefix.size() + 36) return false;
+  name.remove_prefix(kPrefix.size());
+  for (size_t i = 0; i < name.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    const char c = name[i];
+    if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
 constexpr std::chrono::milliseconds kMaxIdentifyBackoff{5000};
 // Counted a few at a time, so that a slice ends close to its deadline even at 25 ms per TCX
 // interface.
@@ -190,6 +203,16 @@ void Inventory::retire_left_behind(uint32_t ifindex, Clock::time_point now) {
 void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) {
   auto it = tracked_.find(pair.host_ifindex);
   if (it == tracked_.end()) return;
+  // podman names a container's namespace netns-<uuid> and makes it before the container's first
+  // process, whose cgroup says which container it is: such a namespace with no process in it yet
+  // is given a while for one before it is named by its name alone. Other named namespaces
+  // (`ip netns add NAME`) are named at once.
+  if (owner.pid == 0 && is_podman_netns_name(owner.netns_name) && !it->second.exported) {
+    Tracked& waiting = it->second;
+    if (waiting.empty_since == Clock::time_point{}) waiting.empty_since = now_();
+    // Half the name wait: named by its name before the wait ends, if no process comes.
+    if (now_() - waiting.empty_since < options_.name_wait / 2) return;
+  }
   InterfaceLabels known;
   known.container_id = owner.identity.id;
   known.interface = pair.name;
@@ -203,7 +226,10 @@ void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
   tracked.owner.runtime = owner.identity.runtime;
   // A runtime is asked only about what it may know: a container, or a pod. Counting goes on
   // meanwhile; the series waits for the answer (until its export_by), or keeps the labels it has.
-  const bool runtimes_know = !owner.identity.id.empty() || !owner.identity.pod_uid.empty();
+  // containerd's (ctr) container ids are not hex: its cgroup names none, its shim does, so a
+  // process's namespace without an `ip netns` name is asked about too.
+  const bool runtimes_know = !owner.identity.id.empty() || !owner.identity.pod_uid.empty() ||
+                             (owner.pid > 0 && owner.netns_name.empty());
   if (ask_ && runtimes_know && ask_about(owner, known, tracked)) return;
   settle(tracked, pair.host_ifindex, {known, "", owner.identity.runtime});
 }
@@ -211,8 +237,11 @@ void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
 bool Inventory::ask_about(const NetnsReport& owner, const InterfaceLabels& known,
                           Tracked& tracked) {
   tracked.known = known;
-  std::string key =
-      owner.identity.id.empty() ? "netns:" + std::to_string(owner.netns_inode) : owner.identity.id;
+  // The namespace is part of the key: two namespaces whose cgroups name one container (one of
+  // them forged) get an answer each.
+  std::string key = owner.identity.id.empty()
+                        ? "netns:" + std::to_string(owner.netns_inode)
+                        : owner.identity.id + " netns:" + std::to_string(owner.netns_inode);
   if (auto out = asking_.find(key); out != asking_.end()) {
     tracked.asked = out->second;
     return true;
@@ -492,7 +521,8 @@ void Inventory::owners_changed(const std::vector<std::string>& container_ids) {
       tracked.identified = false;
   // What the runtime says of them from now on is asked anew: an answer to a question asked
   // before the change names nobody.
-  for (const std::string& id : container_ids) asking_.erase(id);
+  for (const std::string& id : container_ids)
+    std::erase_if(asking_, [&](const auto& out) { return out.first.starts_with(id + " "); });
   // A started container's veth may still be waiting for its first process to be named.
   if (unidentified() > 0) {
     identify_backoff_ = kFirstIdentifyDelay;

@@ -31,7 +31,9 @@
 #include "kernel/privileges.h"
 #include "kernel/program.h"
 #include "kernel/traffic_map.h"
+#include "runtime/containerd.h"
 #include "runtime/owner.h"
+#include "runtime/runtimes.h"
 
 namespace {
 
@@ -55,7 +57,9 @@ struct Options {
   bool quiet = false;
   std::string attach_mode = "auto";
   std::string pin_dir{psnic::kDefaultPinDir};
-  std::string docker_socket = "/var/run/docker.sock";
+  std::string docker_socket;  // empty: $DOCKER_HOST's unix socket, else kDefaultDockerSocket
+  std::string podman_socket = "/run/podman/podman.sock";
+  std::string containerd_socket = "/run/containerd/containerd.sock";
   bool no_pin = false;
   bool cleanup = false;
   std::string log_format = "logfmt";
@@ -71,6 +75,21 @@ void print_plain(const std::string& message) { psnic::print_plain_line("psnic-ag
 // What an Error says about its object: its message without "<object>: ".
 std::string cause_of(const psnic::Error& e) {
   return std::string(e.what()).substr(e.object().size() + 2);
+}
+
+constexpr const char* kDefaultDockerSocket = "/var/run/docker.sock";
+
+// --docker-socket, else DOCKER_HOST when it is a unix:// address (as the docker CLI reads it),
+// else Docker's default socket. A tcp:// DOCKER_HOST is not followed: psnic speaks only to a
+// local socket.
+std::string docker_socket(const Options& options) {
+  if (!options.docker_socket.empty()) return options.docker_socket;
+  const char* host = getenv("DOCKER_HOST");
+  constexpr std::string_view kUnix = "unix://";
+  if (host != nullptr && std::string_view(host).starts_with(kUnix) &&
+      std::string_view(host).size() > kUnix.size())
+    return std::string(host + kUnix.size());
+  return kDefaultDockerSocket;
 }
 
 // CLI11 checks, so that a bad value is refused while parsing (one line, status 2), before
@@ -268,7 +287,7 @@ int run(const Options& options) {
     endpoint.web = web;
     server.emplace(options.listen,
                    std::vector<std::shared_ptr<prometheus::Collectable>>{traffic, owner_info,
-                                                                          self->registry()},
+                                                                         self->registry()},
                    std::move(endpoint));
   } catch (const psnic::Error&) {
     if (pins && !map_was_pinned) {
@@ -295,10 +314,19 @@ int run(const Options& options) {
   if (options.pids.empty()) {
     log_serving(options.listen, *server);
     return run_logged([&] {
-      psnic::OwnerDescriber describer(options.docker_socket);
-      psnic::DockerOwnerEvents docker_events(describer, options.docker_socket);
-      psnic::HostAgent agent(program, host_options, labels, retired, self, &describer,
-                             &docker_events, owners);
+      // Each runtime found by itself: asked about the containers its cgroups claim, followed
+      // while its socket answers.
+      psnic::EngineRuntime docker("docker", docker_socket(options));
+      psnic::EngineRuntime podman("podman", options.podman_socket);
+      psnic::ContainerdRuntime containerd(options.containerd_socket);
+      psnic::EngineOwnerEvents docker_events(docker);
+      psnic::EngineOwnerEvents podman_events(podman);
+      psnic::RuntimeHealth health(self);
+      psnic::RuntimeOwners runtimes({&docker, &podman, &containerd}, health);
+      psnic::RuntimeEvents events(
+          {{&docker, &docker_events}, {&podman, &podman_events}, {&containerd, nullptr}}, health);
+      psnic::HostAgent agent(program, host_options, labels, retired, self, &runtimes, &events,
+                             owners);
       agent.run();
     });
   }
@@ -379,10 +407,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.1, 3600.0))
       ->needs(pid);
   app.add_flag("--quiet", options.quiet, "with --pid: print no rate table")->needs(pid);
-  app.add_option("--pin-dir", options.pin_dir,
-                 "bpf filesystem directory where the counters and links are pinned, so that a "
-                 "restarted agent adopts them (a bpf filesystem is mounted on /sys/fs/bpf, and only "
-                 "there, if none is)")
+  app.add_option(
+         "--pin-dir", options.pin_dir,
+         "bpf filesystem directory where the counters and links are pinned, so that a "
+         "restarted agent adopts them (a bpf filesystem is mounted on /sys/fs/bpf, and only "
+         "there, if none is)")
       ->capture_default_str()
       ->check(absolute_path());
   CLI::Option* no_pin =
@@ -393,8 +422,20 @@ int main(int argc, char** argv) {
       ->excludes(pid)
       ->excludes(no_pin);
   app.add_option("--docker-socket", options.docker_socket,
-                 "the Docker daemon's API socket, which names containers (none there: named "
-                 "without it)")
+                 "the Docker daemon's API socket, which names Docker's containers (none there: "
+                 "named without it) [default: $DOCKER_HOST if unix://PATH, else "
+                 "/var/run/docker.sock]")
+      ->type_name("PATH")
+      ->excludes(pid);
+  app.add_option("--podman-socket", options.podman_socket,
+                 "podman's Docker-compatible API socket (`podman system service`), which names "
+                 "podman's containers (none there: named without it)")
+      ->type_name("PATH")
+      ->capture_default_str()
+      ->excludes(pid);
+  app.add_option("--containerd-socket", options.containerd_socket,
+                 "containerd's socket, whose presence psnic_runtime_up reports; containerd's "
+                 "containers are named from their shims' command lines")
       ->type_name("PATH")
       ->capture_default_str()
       ->excludes(pid);

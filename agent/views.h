@@ -125,6 +125,9 @@ class SelfReport {
   virtual void set_pending_owners(double /*n*/) {}
   // Containers in the host's network namespace: no interface of their own, so no series.
   virtual void set_host_network_containers(double /*n*/) {}
+  // Whether a container runtime answers on `socket` (psnic_runtime_up{runtime,socket}).
+  virtual void set_runtime_up(std::string_view /*runtime*/, std::string_view /*socket*/,
+                              bool /*up*/) {}
 };
 
 // When the agent's loop last turned: the loop beats it each time it comes back to wait (and at

@@ -84,7 +84,12 @@ SelfMetrics::SelfMetrics()
               .Help("Containers in the host's network namespace, which have no series of their "
                     "own")
               .Register(*registry_)
-              .Add({})) {
+              .Add({})),
+      runtime_up_(prometheus::BuildGauge()
+                      .Name("psnic_runtime_up")
+                      .Help("Whether a container runtime answers on its socket (1) or not (0), "
+                            "by runtime and socket")
+                      .Register(*registry_)) {
   prometheus::BuildGauge()
       .Name("psnic_build_info")
       .Help("psnic's version, as a label on a constant 1")
@@ -115,6 +120,10 @@ void SelfMetrics::observe_attach_latency(double seconds) { attach_latency_.Obser
 void SelfMetrics::observe_reconcile(double seconds) { reconcile_duration_.Observe(seconds); }
 void SelfMetrics::set_pending_owners(double n) { pending_owners_.Set(n); }
 void SelfMetrics::set_host_network_containers(double n) { host_network_containers_.Set(n); }
+void SelfMetrics::set_runtime_up(std::string_view runtime, std::string_view socket, bool up) {
+  runtime_up_.Add({{"runtime", std::string(runtime)}, {"socket", std::string(socket)}})
+      .Set(up ? 1 : 0);
+}
 
 TrafficCollector::TrafficCollector(Reader read, std::shared_ptr<const LabelSnapshot> labels,
                                    std::shared_ptr<SelfMetrics> self,

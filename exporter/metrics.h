@@ -44,6 +44,7 @@ class SelfMetrics : public SelfReport {
   void observe_reconcile(double seconds) override;
   void set_pending_owners(double n) override;
   void set_host_network_containers(double n) override;
+  void set_runtime_up(std::string_view runtime, std::string_view socket, bool up) override;
 
   // Interfaces attached now, every mode together (the landing page's count).
   double attached_interfaces() const;
@@ -57,6 +58,7 @@ class SelfMetrics : public SelfReport {
   prometheus::Histogram& reconcile_duration_;
   prometheus::Gauge& pending_owners_;
   prometheus::Gauge& host_network_containers_;
+  prometheus::Family<prometheus::Gauge>& runtime_up_;
   mutable std::mutex attached_mutex_;
   std::map<std::string, double, std::less<>> attached_by_mode_;  // what set_attached() was told
 };

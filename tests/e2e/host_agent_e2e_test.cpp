@@ -316,7 +316,7 @@ TEST_F(HostAgentE2eTest, RenamedContainersSeriesTakeTheNewNameWithinASecond) {
   // No reconcile in the test's time: only Docker's event stream can bring the new name.
   Agent agent({"--reconcile-interval", "1h"});
   ASSERT_TRUE(agent.serving()) << agent.err();
-  ASSERT_TRUE(agent.wait_for_log("following docker events on /var/run/docker.sock")) << agent.err();
+  ASSERT_TRUE(agent.wait_for_log("following docker on /var/run/docker.sock")) << agent.err();
   expect_named_by(agent, veth, a, agent.started_at() + kAttachBound);
   auto called = [&](const std::string& name) {
     return [&, name](const std::string& m) {
@@ -582,7 +582,16 @@ TEST_F(HostAgentE2eTest, AHungDockerDaemonDelaysNeitherCountingNorStopping) {
       << " s after it was made:\n"
       << metrics << "\nagent:\n"
       << agent.err();
-  EXPECT_FALSE(agent.logged("following docker events on " + hung.path())) << agent.err();
+  EXPECT_FALSE(agent.logged("following docker on " + hung.path())) << agent.err();
+  // The hung daemon is said once, at warn level, however many containers it concerns.
+  const std::string about_hung = "docker on " + hung.path() + ": ";
+  EXPECT_TRUE(agent.wait_for_log_where([&](const LogRecord& line) {
+    return line.at("msg").rfind(about_hung, 0) == 0;
+  })) << agent.err();
+  size_t said = 0;
+  for (const LogRecord& line : agent.log())
+    said += line.at("msg").rfind(about_hung, 0) == 0 && line.at("level") == "warn";
+  EXPECT_EQ(said, 1u) << agent.err();
 
   const Clock::time_point sent_at = Clock::now();
   ASSERT_EQ(kill(agent.pid(), SIGTERM), 0);
@@ -1071,7 +1080,7 @@ class LabelWatch {
 TEST_F(HostAgentE2eTest, EverySeriesHasOneLabelSetFromItsFirstScrapeToItsContainersRemoval) {
   Agent agent({"--no-pin"});
   ASSERT_TRUE(agent.serving()) << agent.err();
-  ASSERT_TRUE(agent.wait_for_log("following docker events on /var/run/docker.sock")) << agent.err();
+  ASSERT_TRUE(agent.wait_for_log("following docker on /var/run/docker.sock")) << agent.err();
   LabelWatch watch(agent.port());
 
   // A Docker container, through a restart (a new veth: a new series, each with one label set).

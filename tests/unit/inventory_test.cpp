@@ -215,6 +215,11 @@ class InventoryTest : public ::testing::Test {
     NetnsReport owner;
     owner.pid = static_cast<pid_t>(1000 + ifindex);
     owner.identity.id = container_id;
+    owner.interfaces.push_back(eth0_peered_with(ifindex, host));
+    host_.namespaces.push_back(owner);
+  }
+  // eth0 of a namespace, whose host peer is `host`.
+  static InterfacePair eth0_peered_with(uint32_t ifindex, const std::string& host) {
     InterfacePair pair;
     pair.ifindex = 2;
     pair.name = "eth0";
@@ -222,8 +227,7 @@ class InventoryTest : public ::testing::Test {
     pair.placement = Placement::host_peer;
     pair.host_ifindex = ifindex;
     pair.host_name = host;
-    owner.interfaces.push_back(pair);
-    host_.namespaces.push_back(owner);
+    return pair;
   }
   void remove_from_host(uint32_t ifindex) {
     std::erase_if(host_.host_links, [&](const Link& l) { return l.ifindex == ifindex; });
@@ -527,7 +531,7 @@ TEST_F(InventoryTest, AHungRuntimeDelaysTheNamesNeverTheCounting) {
   now_ = inventory.next_deadline();
   inventory.identify_pending();
   ASSERT_EQ(questions_.size(), 1u);
-  EXPECT_EQ(questions_[0].key, kIdA);
+  EXPECT_EQ(questions_[0].owner.identity.id, kIdA);
   EXPECT_EQ(questions_[0].labels.interface, "eth0");
   EXPECT_EQ(inventory.pending(), 1u);
   // Its series waits a while for the answer; found, nothing is looked for again meanwhile.
@@ -551,6 +555,44 @@ TEST_F(InventoryTest, AHungRuntimeDelaysTheNamesNeverTheCounting) {
   EXPECT_EQ(info(kIdA)->labels.container_name, "web");
   EXPECT_EQ(info(kIdA)->image, "busybox:web");
   EXPECT_EQ(inventory.pending(), 0u);
+}
+
+TEST_F(InventoryTest, APodmanNetnsWaitsForItsFirstProcessOtherNamedNamespacesDoNot) {
+  // Named namespaces with no process in them: podman's (netns-<uuid>) and an `ip netns add` one.
+  auto named_namespace = [&](uint32_t ifindex, const std::string& host, const std::string& name) {
+    add_to_host(ifindex, host, "");
+    NetnsReport owner;
+    owner.netns_inode = ifindex;
+    owner.netns_name = name;
+    owner.interfaces.push_back(eth0_peered_with(ifindex, host));
+    host_.namespaces.push_back(owner);
+  };
+  named_namespace(7, "veth7", "netns-7a1d4765-dc9d-f8d1-0f84-8e0fa7ac1804");
+  named_namespace(8, "veth8", "psnictest-x");
+  Inventory& inventory = make();
+  inventory.reconcile();
+  ASSERT_TRUE(live("veth8"));  // the plain one at once, by its name
+  EXPECT_EQ(live("veth8")->container_name, "psnictest-x");
+  EXPECT_TRUE(questions_.empty());
+  EXPECT_FALSE(live("veth7"));  // podman's waits
+  // The container's process comes: its cgroup names it, and podman is asked, not the netns name.
+  host_.namespaces[0].pid = 4242;
+  host_.namespaces[0].identity = {"podman", kIdA, ""};
+  now_ += 40ms;
+  inventory.identify_pending();
+  ASSERT_EQ(questions_.size(), 1u);
+  const OwnerRequest question = take_question();
+  EXPECT_EQ(question.owner.identity.id, kIdA);
+  EXPECT_EQ(question.labels.container_name, "");
+  // One that never gets a process is named by its name after the answer wait.
+  named_namespace(9, "veth9", "netns-11111111-2222-3333-4444-555555555555");
+  inventory.handle_all({added(9, "veth9")}, now_);
+  inventory.identify_pending();
+  EXPECT_FALSE(live("veth9"));
+  now_ += 1s;  // half the name wait
+  inventory.identify_pending();
+  ASSERT_TRUE(live("veth9"));
+  EXPECT_EQ(live("veth9")->container_name, "netns-11111111-2222-3333-4444-555555555555");
 }
 
 TEST_F(InventoryTest, OneQuestionPerOwnerNamesAllItsInterfaces) {

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "runtime/pods.h"
+#include "runtime/runtimes.h"
 #include "tests/support/fake_docker.h"
 
 namespace psnic {
@@ -51,19 +53,21 @@ TEST(FindPod, LooksTheUidUpAmongKubeletsDirectories) {
   rmdir(dir);
 }
 
-TEST(OwnerDescriber, PodFromKubeletDirectoriesWhenNoDockerApplies) {
+TEST(RuntimeOwners, PodFromKubeletDirectoriesWhenNoRuntimeApplies) {
   char dir[] = "/tmp/psnictest-pods-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   std::string pod_dir = std::string(dir) + "/shop_cart-7f9c_" + kUid;
   ASSERT_EQ(mkdir(pod_dir.c_str(), 0700), 0);
-  OwnerDescriber describer("/nonexistent/docker.sock", dir);
+  EngineRuntime docker("docker", "/nonexistent/docker.sock");
+  RuntimeHealth health;
+  RuntimeOwners owners({&docker}, health, dir);
   NetnsReport owner;
   owner.identity.runtime = "containerd";
   owner.identity.id = std::string(64, 'a');
   owner.identity.pod_uid = kUid;
   OwnerFacts facts;
   InterfaceLabels& labels = facts.labels;
-  describer.describe(owner, facts);
+  owners.describe(owner, facts);
   EXPECT_EQ(labels.pod, "cart-7f9c");
   EXPECT_EQ(labels.namespace_name, "shop");
   EXPECT_EQ(labels.container_name, "");
@@ -73,10 +77,10 @@ TEST(OwnerDescriber, PodFromKubeletDirectoriesWhenNoDockerApplies) {
 
 // A container as GET /containers/{id}/json shows it, with what the describer reads.
 std::string container_json(const std::string& id, const std::string& name,
-                           const std::string& network_mode) {
+                           const std::string& network_mode, int pid = 42) {
   return R"({"Id":")" + id + R"(","Name":"/)" + name +
-         R"(","Config":{"Image":"psnic-test:latest","Labels":{}},"State":{"Pid":42},)" +
-         R"("HostConfig":{"NetworkMode":")" + network_mode + R"("}})";
+         R"(","Config":{"Image":"psnic-test:latest","Labels":{}},"State":{"Pid":)" +
+         std::to_string(pid) + R"(},"HostConfig":{"NetworkMode":")" + network_mode + R"("}})";
 }
 
 NetnsReport docker_owner(const std::string& id) {
@@ -87,34 +91,41 @@ NetnsReport docker_owner(const std::string& id) {
 }
 
 // A fake daemon with two containers: web, and sidecar that joined web's network.
-class OwnerDescriberDocker : public ::testing::Test {
+class EngineRuntimeDocker : public ::testing::Test {
  protected:
   void SetUp() override {
     docker.add_container(web, container_json(web, "web", "bridge"));
     docker.add_container(sidecar, container_json(sidecar, "sidecar", "container:" + web));
   }
+  // Fills `facts` as RuntimeOwners does; the verdict.
+  Verdict describe(const NetnsReport& owner, OwnerFacts& facts) {
+    std::string why;
+    return describer.describe(owner, facts, why);
+  }
   const std::string web = std::string(64, 'a');
   const std::string sidecar = std::string(64, 'b');
   test::FakeDocker docker;
-  OwnerDescriber describer{docker.path(), "/nonexistent"};
+  EngineRuntime describer{"docker", docker.path()};
 };
 
-TEST_F(OwnerDescriberDocker, ContainerThatJoinedAnothersNetworkIsNamedAsTheOther) {
+TEST_F(EngineRuntimeDocker, ContainerThatJoinedAnothersNetworkIsNamedAsTheOther) {
   for (const std::string& found : {web, sidecar}) {
     OwnerFacts facts;
     InterfaceLabels& labels = facts.labels;
     labels.container_id = found;
-    describer.describe(docker_owner(found), facts);
+    EXPECT_EQ(describe(docker_owner(found), facts), Verdict::kNamed);
     EXPECT_EQ(labels.container_id, web) << found;
     EXPECT_EQ(labels.container_name, "web") << found;
+    EXPECT_EQ(facts.image, "psnic-test:latest");
+    EXPECT_EQ(facts.runtime, "docker");
   }
 }
 
-TEST_F(OwnerDescriberDocker, KeptAnswersAreAskedOnceAndForgottenWhenTheyChange) {
+TEST_F(EngineRuntimeDocker, KeptAnswersAreAskedOnceAndForgottenWhenTheyChange) {
   auto name_of = [&](const std::string& id) {
     OwnerFacts facts;
     InterfaceLabels& labels = facts.labels;
-    describer.describe(docker_owner(id), facts);
+    describe(docker_owner(id), facts);
     return labels.container_name;
   };
   auto inspections = [&] {
