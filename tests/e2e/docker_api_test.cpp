@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/docker.h"
 #include "base/error.h"
+#include "runtime/docker.h"
 #include "tests/support/support.h"
 
 namespace psnic {

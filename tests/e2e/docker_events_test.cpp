@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/docker.h"
 #include "base/error.h"
+#include "runtime/docker.h"
 #include "tests/e2e/e2e_support.h"
 
 namespace psnic::test::e2e {

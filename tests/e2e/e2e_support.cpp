@@ -128,8 +128,7 @@ void exchange(const Container& a, const Container& b, size_t a_to_b, size_t b_to
   b.send(a, 5001, b_to_a);
 }
 
-Agent::Agent(std::vector<std::string> args, std::vector<std::string> command)
-    : port_(free_port()) {
+Agent::Agent(std::vector<std::string> args, std::vector<std::string> command) : port_(free_port()) {
   char out_path[] = "/tmp/psnictest-agent-out-XXXXXX";
   char err_path[] = "/tmp/psnictest-agent-err-XXXXXX";
   int out_fd = mkstemp(out_path);

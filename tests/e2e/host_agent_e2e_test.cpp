@@ -1028,52 +1028,6 @@ TEST_F(HostAgentE2eTest, AnInterfaceNamedWithBytesThatAreNotUtf8CannotBreakTheEx
       << metrics;
 }
 
-// Scrapes an agent every 25 ms on a thread of its own, from construction to stop(): every label
-// set each host interface's traffic series had, and psnic_container_info's series.
-class LabelWatch {
- public:
-  explicit LabelWatch(uint16_t port)
-      : thread_([this, port](std::stop_token stop) {
-          while (!stop.stop_requested()) {
-            const std::string metrics = scrape(port);
-            std::lock_guard lock(mutex_);
-            for (Series& s : parse(metrics)) {
-              if (s.name.rfind("psnic_container_network_", 0) == 0)
-                seen_[s.labels["host_interface"]].insert(s.labels);
-              else if (s.name == "psnic_container_info")
-                info_.insert(s.labels);
-            }
-            ++scrapes_;
-            std::this_thread::sleep_for(25ms);
-          }
-        }) {}
-
-  void stop() {
-    thread_.request_stop();
-    if (thread_.joinable()) thread_.join();
-  }
-  // The label sets `veth`'s series had.
-  std::set<std::map<std::string, std::string>> of(const std::string& veth) {
-    std::lock_guard lock(mutex_);
-    return seen_[veth];
-  }
-  std::set<std::map<std::string, std::string>> info() {
-    std::lock_guard lock(mutex_);
-    return info_;
-  }
-  size_t scrapes() {
-    std::lock_guard lock(mutex_);
-    return scrapes_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::map<std::string, std::set<std::map<std::string, std::string>>> seen_;
-  std::set<std::map<std::string, std::string>> info_;
-  size_t scrapes_ = 0;
-  std::jthread thread_;  // last: it uses the members above
-};
-
 // Prometheus tells series apart by their labels: one that changed labels would be two series,
 // and rate() over the two a reset. From its first scrape to its container's removal, each
 // interface's series has one label set: named at once, never relabelled.

@@ -153,6 +153,7 @@ TEST_F(RuntimesE2eTest, PodmanContainersAreNamedByPodmanFromTheirFirstScrapeAndC
   ASSERT_TRUE(agent.serving()) << agent.err();
   ASSERT_TRUE(agent.wait_for_log(std::string("following podman on ") + kPodmanSocket))
       << agent.err();
+  LabelWatch watch(agent.port());
   PodmanContainer a('a');
   PodmanContainer b('b');
   ASSERT_FALSE(HasFailure());
@@ -191,6 +192,31 @@ TEST_F(RuntimesE2eTest, PodmanContainersAreNamedByPodmanFromTheirFirstScrapeAndC
   for (const LogRecord& line : agent.log())
     following += line.at("msg") == std::string("following podman on ") + kPodmanSocket;
   EXPECT_EQ(following, 1u) << agent.err();
+
+  // Through a restart (a new netns-<uuid> and a new veth: a series of its own) to removal, each
+  // veth's series had one label set: one series per interface per container life.
+  must("podman restart -t 0 " + a.name);
+  a.pid = chomp(must("podman inspect -f '{{.State.Pid}}' " + a.name));
+  const std::string veth_a2 = host_veth_of(a.pid);
+  ASSERT_NE(veth_a2, "");
+  ASSERT_TRUE(first_labels(agent, veth_a2, Clock::now() + 5s));
+  std::this_thread::sleep_for(300ms);
+  run("podman rm -f -t 0 " + a.name + " " + b.name + " >/dev/null 2>&1");
+  std::this_thread::sleep_for(300ms);
+  watch.stop();
+  for (const auto& [veth, c] : {std::pair{veth_a, &a}, {veth_a2, &a}, {veth_b, &b}}) {
+    const auto seen = watch.of(veth);
+    ASSERT_EQ(seen.size(), 1u) << veth << ": " << ::testing::PrintToString(seen);
+    EXPECT_EQ(seen.begin()->at("container_id"), c->id) << veth;
+    EXPECT_EQ(seen.begin()->at("container_name"), c->name) << veth;
+  }
+  std::set<std::map<std::string, std::string>> info;
+  for (const auto& labels : watch.info())
+    if (labels.at("container_id") == a.id) info.insert(labels);
+  ASSERT_EQ(info.size(), 1u) << ::testing::PrintToString(info);
+  EXPECT_EQ(info.begin()->at("runtime"), "podman");
+  EXPECT_EQ(info.begin()->at("container_name"), a.name);
+  EXPECT_NE(info.begin()->at("image"), "");
 }
 
 // A cgroup hierarchy where root can make a directory and move a process into it.
