@@ -207,12 +207,11 @@ void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
   // process, whose cgroup says which container it is: such a namespace with no process in it yet
   // is given a while for one before it is named by its name alone. Other named namespaces
   // (`ip netns add NAME`) are named at once.
-  if (owner.pid == 0 && is_podman_netns_name(owner.netns_name) && !it->second.exported) {
-    Tracked& waiting = it->second;
-    if (waiting.empty_since == Clock::time_point{}) waiting.empty_since = now_();
-    // Half the name wait: named by its name before the wait ends, if no process comes.
-    if (now_() - waiting.empty_since < options_.name_wait / 2) return;
-  }
+  // Half the name wait from its attach: named by its name before the wait ends, if no process
+  // comes.
+  if (owner.pid == 0 && is_podman_netns_name(owner.netns_name) && !it->second.exported &&
+      now_() < it->second.export_by - options_.name_wait / 2)
+    return;
   InterfaceLabels known;
   known.container_id = owner.identity.id;
   known.interface = pair.name;

@@ -113,9 +113,6 @@ class Inventory {
     // While a runtime's answer is awaited: the question's ticket, and what is known without it.
     uint64_t asked = 0;
     InterfaceLabels known;
-    // When its namespace was first found with podman's kind of name and no process in it
-    // (podman makes the netns before the container's first process): zero until then.
-    Clock::time_point empty_since{};
   };
   struct Retired {
     RetiredSeries series;

@@ -82,22 +82,24 @@ std::string Container::ip(const std::string& args) const {
   return must("nsenter -t " + pid_ + " -n ip " + args);
 }
 
-std::string Container::host_veth() const {
+std::string host_veth_of(const std::string& pid) {
   static const std::regex inside(R"(^(\d+): eth0@if(\d+):)");
   static const std::regex outside(R"(^(\d+): ([^:@ ]+)@if(\d+):)");
   std::smatch m;
-  const std::string eth0 = ip("-o link show dev eth0");
+  const std::string eth0 = must("nsenter -t " + pid + " -n ip -o link show dev eth0");
   if (!std::regex_search(eth0, m, inside)) {
-    ADD_FAILURE() << "no eth0 in " << name_ << ": " << eth0;
+    ADD_FAILURE() << "no eth0 in the namespace of " << pid << ": " << eth0;
     return "";
   }
   const std::string ifindex = m[1], iflink = m[2];
   std::istringstream links(must("ip -o link show type veth"));
   for (std::string line; std::getline(links, line);)
     if (std::regex_search(line, m, outside) && m[1] == iflink && m[3] == ifindex) return m[2];
-  ADD_FAILURE() << "no host veth for eth0 of " << name_;
+  ADD_FAILURE() << "no host veth for eth0 of " << pid;
   return "";
 }
+
+std::string Container::host_veth() const { return host_veth_of(pid_); }
 
 void Container::start_sink(int port) const {
   // Its stdin never ends: busybox nc exits when its stdin ends, half-closing the connection, and

@@ -47,6 +47,11 @@ uint16_t free_port();
 // "127.0.0.1:PORT", what psnic-agent's --listen takes and its "serving" line names.
 std::string listen_address(uint16_t port);
 
+// The host end of eth0 in the network namespace of process `pid`, without psnic: the host veth
+// "N: NAME@ifM:" whose ifindex N is eth0's iflink and whose peer M is eth0's ifindex (both
+// checked: ifindexes collide across namespaces). "" (after a failure) when there is none.
+std::string host_veth_of(const std::string& pid);
+
 // A container sleeping in psnic-test:latest, force-removed on destruction. `options` go to
 // every `docker run` of it ("--network host", say). A failure to start it is a test failure
 // (non-fatal here: check HasFailure() before going on).
@@ -74,8 +79,7 @@ class Container {
   // Runs an iproute2 command in its network namespace, from the host (no `ip` needed inside).
   std::string ip(const std::string& args) const;
 
-  // The host end of eth0, without psnic: the host veth "N: NAME@ifM:" whose ifindex N is eth0's
-  // iflink and whose peer M is eth0's ifindex. "" (after a failure) when there is none.
+  // host_veth_of(its pid).
   std::string host_veth() const;
 
   // A TCP server on `port` that discards what it reads, listening when this returns.

@@ -60,17 +60,6 @@ std::optional<std::map<std::string, std::string>> labels_of(const std::string& m
   return labels;
 }
 
-// The host veth whose peer is eth0 of the network namespace of `pid`.
-std::string host_veth_of(const std::string& pid) {
-  const std::string eth0 = must("nsenter -t " + pid + " -n ip -o link show dev eth0");
-  const size_t at = eth0.find("@if");
-  if (at == std::string::npos) return "";
-  const std::string iflink = eth0.substr(at + 3, eth0.find(':', at) - at - 3);
-  const std::string host = must("ip -o link show | grep '^" + iflink + ": '");
-  const size_t colon = host.find(": ");
-  return host.substr(colon + 2, host.find_first_of("@:", colon + 2) - colon - 2);
-}
-
 class RuntimesE2eTest : public E2eTest {
  protected:
   static void SetUpTestSuite() {

@@ -107,6 +107,13 @@ const prometheus::ClientMetric* sample(const std::vector<prometheus::MetricFamil
   return nullptr;
 }
 
+// The counter value of that sample, -1 when there is none.
+double counter_of(const std::vector<prometheus::MetricFamily>& families, const std::string& family,
+                  const std::string& host) {
+  const prometheus::ClientMetric* metric = sample(families, family, host);
+  return metric ? metric->counter.value : -1;
+}
+
 std::string serialize(const std::vector<prometheus::MetricFamily>& families) {
   return prometheus::TextSerializer().Serialize(families);
 }
@@ -187,10 +194,7 @@ TEST(ExporterCollector, ReceiveIsHostEgressTransmitIsHostIngress) {
                            /*out_packets=*/50);
   TrafficCollector collector(map.reader(), snapshot_of({{7, labels("veth7")}}), nullptr);
   auto families = collector.Collect();
-  auto value = [&](const char* family) {
-    const prometheus::ClientMetric* metric = sample(families, family, "veth7");
-    return metric ? metric->counter.value : -1;
-  };
+  auto value = [&](const char* family) { return counter_of(families, family, "veth7"); };
   EXPECT_EQ(value("psnic_container_network_receive_bytes_total"), 5000);
   EXPECT_EQ(value("psnic_container_network_receive_packets_total"), 50);
   EXPECT_EQ(value("psnic_container_network_transmit_bytes_total"), 1000);
@@ -444,10 +448,7 @@ TEST(ExporterCollectorDrops, ReceiveIsHostTxTransmitIsHostRx) {
   TrafficCollector collector(map.reader(), snapshot_of({{7, labels("veth7")}}), nullptr, nullptr,
                              drops.reader());
   auto families = collector.Collect();
-  auto value = [&](const char* family) {
-    const prometheus::ClientMetric* metric = sample(families, family, "veth7");
-    return metric ? metric->counter.value : -1;
-  };
+  auto value = [&](const char* family) { return counter_of(families, family, "veth7"); };
   EXPECT_EQ(value("psnic_container_network_receive_errors_total"), 2);
   EXPECT_EQ(value("psnic_container_network_transmit_errors_total"), 1);
   EXPECT_EQ(value("psnic_container_network_receive_packets_dropped_total"), 40);
