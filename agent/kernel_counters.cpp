@@ -1,5 +1,7 @@
 #include "agent/kernel_counters.h"
 
+#include "kernel/peer.h"
+
 namespace psnic {
 
 KernelCounters::KernelCounters(const TrafficProgram& program, AttachMode mode, const PinDir* pins)
@@ -63,6 +65,7 @@ void KernelCounters::unpin(uint32_t ifindex) {
   if (pins_ == nullptr) return;
   pins_->unpin_link(ifindex, true);
   pins_->unpin_link(ifindex, false);
+  PeerLink::remove_remnants(program_, ifindex, *pins_);
 }
 
 void KernelCounters::forget(uint32_t ifindex) {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Counts the traffic of host-side container interfaces, per interface and direction. An
- * observer: it reads skb->len and skb->ifindex, writes nothing and always lets the packet go on
- * (TC_ACT_UNSPEC, which is TCX_NEXT for TCX links). */
+ * observer: it reads skb->len and skb->ifindex (and, at a container-side device, that device's
+ * namespace), writes nothing and always lets the packet go on (TC_ACT_UNSPEC, which is TCX_NEXT
+ * for TCX links). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
@@ -10,6 +11,28 @@
 #ifndef TC_ACT_UNSPEC
 #define TC_ACT_UNSPEC (-1)
 #endif
+
+/* Container-side devices counted at their own ingress: psnic_peer_key -> host ifindex. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PSNIC_MAX_INTERFACES);
+	__type(key, struct psnic_peer_key);
+	__type(value, __u32);
+} peers SEC(".maps");
+
+/* Host ifindexes whose container receive is counted at the container-side device: their egress
+ * hook leaves it alone, or the ordinary path (host veth transmit -> peer receive) would be
+ * counted twice. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PSNIC_MAX_INTERFACES);
+	__type(key, __u32);
+	__type(value, __u8);
+} received_at_peer SEC(".maps");
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
 static __always_inline void count(struct psnic_counters *c, struct __sk_buff *skb)
 {
@@ -36,6 +59,33 @@ int psnic_egress(struct __sk_buff *skb)
 	__u32 ifindex = skb->ifindex;
 	struct psnic_traffic *t = bpf_map_lookup_elem(&traffic, &ifindex);
 
+	if (t && !bpf_map_lookup_elem(&received_at_peer, &ifindex))
+		count(&t->egress, skb);
+	return TC_ACT_UNSPEC;
+}
+
+/* On a container-side device's ingress: the container's receive, on every path into it. A packet
+ * the host veth transmits arrives here (veth_xmit -> the peer's receive), and so does one that a
+ * program on another device moved with bpf_redirect_peer (the host veth never transmits it; the
+ * core receive loop runs again with the peer as skb->dev). Counted as the host peer's egress, so
+ * the traffic map and what reads it stay as they are.
+ *
+ * bpf_get_netns_cookie(skb) is no shortcut here: for tc programs it answers the namespace of
+ * skb->sk, or the initial one without a socket (net/core/filter.c), never the device's. */
+SEC("tc")
+int psnic_peer_ingress(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	struct psnic_peer_key key = {};
+	struct psnic_traffic *t;
+	__u32 *host;
+
+	key.netns_cookie = kskb->dev->nd_net.net->net_cookie;
+	key.ifindex = skb->ifindex;
+	host = bpf_map_lookup_elem(&peers, &key);
+	if (!host)
+		return TC_ACT_UNSPEC;
+	t = bpf_map_lookup_elem(&traffic, host);
 	if (t)
 		count(&t->egress, skb);
 	return TC_ACT_UNSPEC;
