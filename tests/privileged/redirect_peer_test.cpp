@@ -420,7 +420,8 @@ TEST_F(PinnedRedirectPeerTest, AdoptedAfterARestartAndRemovedByCleanup) {
   EXPECT_NE(access(path_.c_str(), F_OK), 0);
 }
 
-// A container gone while no agent ran: its namespace and device went, the pinned link is defunct.
+// A container gone while no agent ran: its namespace destroyed, its device with it, the pinned
+// link defunct.
 // The next agent adopts nothing and leaves no pin or map entry behind.
 TEST_F(PinnedRedirectPeerTest, ADefunctLinkIsNotAdoptedAndLeavesNoPin) {
   {
@@ -429,7 +430,12 @@ TEST_F(PinnedRedirectPeerTest, ADefunctLinkIsNotAdoptedAndLeavesNoPin) {
     PeerLink peer = attach_peer(program, &pins);
     peer.release();
   }
-  test::must("ip link del " + container_.host);  // the container-side eth0 goes with it
+  // The namespace goes: the kernel tears it down in a work queue, unregistering its eth0 and,
+  // with it, the host veth (one batch), which is the sign to wait for.
+  test::must("ip netns del " + container_.ns.name());
+  for (int i = 0; i < 100 && test::host_ifindex(container_.host) != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(test::host_ifindex(container_.host), 0u) << container_.host << " still there";
   PinDir pins = PinDir::open(path_);
   TrafficProgram program = TrafficProgram::load(pins.map_path());
   EXPECT_EQ(PeerLink::adopt(program, host_veth_ifindex_, container_.host, pins), std::nullopt);
