@@ -122,6 +122,7 @@ std::vector<AttachRequest> Inventory::adopt_pinned(const std::vector<AttachReque
     }
     if (adopted) {
       track(request);
+      tracked_.at(request.ifindex).at_peer = counters_.at_peer(request.ifindex);
       // An adopted series goes on with the labels it was exported with.
       std::optional<InterfaceLabels> stored = counters_.stored_labels(request.ifindex);
       if (stored && stored->host_interface == request.name) {
@@ -231,6 +232,38 @@ void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
                              (owner.pid > 0 && owner.netns_name.empty());
   if (ask_ && runtimes_know && ask_about(owner, known, tracked)) return;
   settle(tracked, pair.host_ifindex, {known, "", owner.identity.runtime});
+}
+
+void Inventory::count_at_peer(const NetnsReport& owner, const InterfacePair& pair) {
+  auto it = tracked_.find(pair.host_ifindex);
+  if (it == tracked_.end() || it->second.at_peer || it->second.peer_given_up) return;
+  Tracked& tracked = it->second;
+  const std::string& name = tracked.labels.host_interface;
+  try {
+    counters_.count_at_peer({pair.host_ifindex, name, owner.netns_inode, owner.pid,
+                             owner.netns_name, pair.ifindex, pair.kind});
+    tracked.at_peer = true;
+    log_info(name + ": receive counted at its peer " + pair.name + "'s ingress",
+             {{"interface", name}});
+    return;
+  } catch (const Error& e) {
+    const int errnum = e.errnum();
+    // Not here by design (tc mode, the kernel, the peer's kind), or a namespace that cannot be
+    // opened now (its last process gone, a new one may come): no error of psnic's.
+    const bool by_design = errnum == ENOTSUP || errnum == EOPNOTSUPP;
+    const bool for_now = errnum == ESRCH || errnum == ENOENT || errnum == ENODEV;
+    if (!for_now) tracked.peer_given_up = true;
+    if (!by_design && !for_now && self_) self_->count_error(ErrorOp::kAttach);
+    // Said once per cause, not once per interface and pass: the cause is the message without
+    // the interface's name.
+    std::string cause = e.what();
+    if (cause.starts_with(name + ": ")) cause.erase(0, name.size() + 2);
+    if (peer_causes_logged_.insert(cause).second)
+      log_warn(std::string(e.what()) +
+                   "; receive counted at the host interface's egress, which traffic moved with "
+                   "bpf_redirect_peer skips (said once for this cause)",
+               {{"interface", name}});
+  }
 }
 
 bool Inventory::ask_about(const NetnsReport& owner, const InterfaceLabels& known,
@@ -409,6 +442,9 @@ void Inventory::reconcile(std::chrono::milliseconds budget) {
           if (self_) self_->count_error(ErrorOp::kAttach);
           log_warn(e.what(), {{"interface", link.name}});
         }
+        // A peer link removed hands the receive back to the host egress: hooked anew below.
+        Tracked& tracked = tracked_.at(link.ifindex);
+        if (tracked.at_peer && !counters_.at_peer(link.ifindex)) tracked.at_peer = false;
       }
     }
     if (first_pass_ && counters_.pin_path() != nullptr) missing = adopt_pinned(missing);
@@ -429,7 +465,10 @@ void Inventory::reconcile(std::chrono::milliseconds budget) {
 
     for (const NetnsReport& owner : batch.namespaces)
       for (const InterfacePair& pair : owner.interfaces)
-        if (pair.placement == Placement::host_peer) name_owner(owner, pair);
+        if (pair.placement == Placement::host_peer) {
+          count_at_peer(owner, pair);
+          name_owner(owner, pair);
+        }
     if (unidentified() == 0) next_identify_ = {};  // all found by this pass: no lookup is due
   } catch (const Error& e) {
     if (self_) self_->count_error(ErrorOp::kReconcile);
@@ -495,7 +534,9 @@ void Inventory::identify_now() {
       for (const InterfacePair& pair : owner.interfaces)
         if (pair.placement == Placement::host_peer) {
           auto it = tracked_.find(pair.host_ifindex);
-          if (it != tracked_.end() && !it->second.identified) name_owner(owner, pair);
+          if (it == tracked_.end() || it->second.identified) continue;
+          count_at_peer(owner, pair);
+          name_owner(owner, pair);
         }
   } catch (const Error& e) {
     if (self_) self_->count_error(ErrorOp::kIdentify);

@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -113,6 +114,10 @@ class Inventory {
     // While a runtime's answer is awaited: the question's ticket, and what is known without it.
     uint64_t asked = 0;
     InterfaceLabels known;
+    // Where its receive is counted: at its container-side peer's ingress once hooked there;
+    // until then (and for good once that failed for a lasting cause) at the host egress.
+    bool at_peer = false;
+    bool peer_given_up = false;
   };
   struct Retired {
     RetiredSeries series;
@@ -131,6 +136,11 @@ class Inventory {
   // counted, under the labels that agent stored, for the grace period; then drops it.
   void retire_left_behind(uint32_t ifindex, Clock::time_point now);
   void name_owner(const NetnsReport& owner, const InterfacePair& pair);
+  // Moves a counted interface's receive to its container-side peer once its namespace is known
+  // (PeerLink: bpf_redirect_peer traffic skips the host egress). A failure leaves it at the host
+  // egress, logged once per cause; a namespace that cannot be opened now is tried again by the
+  // next pass.
+  void count_at_peer(const NetnsReport& owner, const InterfacePair& pair);
   // Asks the runtime about `owner` for `tracked` (joining a question about it already out).
   // False when it cannot be asked.
   bool ask_about(const NetnsReport& owner, const InterfaceLabels& known, Tracked& tracked);
@@ -156,7 +166,8 @@ class Inventory {
   std::map<uint32_t, Tracked> tracked_;  // by host ifindex
   std::vector<AttachRequest> backlog_;   // host peers found by a reconcile, not yet counted
   std::vector<Retired> retired_;
-  std::map<std::string, uint64_t> asking_;  // owner key -> ticket of the question out about it
+  std::set<std::string> peer_causes_logged_;  // why receives stay at the host egress, said once
+  std::map<std::string, uint64_t> asking_;    // owner key -> ticket of the question out about it
   uint64_t last_ticket_ = 0;
   bool first_pass_ = true;
   Clock::time_point next_reconcile_{};

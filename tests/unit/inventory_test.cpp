@@ -17,6 +17,7 @@
 #include "agent/counters.h"
 #include "agent/views.h"
 #include "base/error.h"
+#include "tests/support/captured_stderr.h"
 
 namespace psnic {
 namespace {
@@ -60,16 +61,29 @@ class FakeCounters : public Counters {
   void detach(uint32_t ifindex) override {
     calls.push_back("detach " + std::to_string(ifindex));
     hooked.erase(ifindex);
+    at_peers.erase(ifindex);
     counters.erase(ifindex);
     stored.erase(ifindex);
   }
   bool intact(uint32_t ifindex) const override {
-    return hooked.count(ifindex) && !removed_by_another_tool.count(ifindex);
+    return hooked.count(ifindex) && !removed_by_another_tool.count(ifindex) &&
+           !peer_removed_by_another_tool.count(ifindex);
   }
   void reattach(uint32_t ifindex) override {
     calls.push_back("reattach " + std::to_string(ifindex));
     removed_by_another_tool.erase(ifindex);
+    if (peer_removed_by_another_tool.erase(ifindex)) at_peers.erase(ifindex);
   }
+  void count_at_peer(const PeerRequest& p) override {
+    peer_calls.push_back(p.host_name + " -> " + std::to_string(p.ifindex) + " in netns " +
+                         std::to_string(p.netns_inode) + " of " + std::to_string(p.pid));
+    if (!hooked.count(p.host_ifindex)) throw Error(p.host_name, ENODEV, "not counted");
+    if (auto it = peer_failing.find(p.host_ifindex); it != peer_failing.end())
+      throw Error(p.host_name + ": peer's ingress", it->second,
+                  "failed (" + std::to_string(it->second) + ")");
+    at_peers.insert(p.host_ifindex);
+  }
+  bool at_peer(uint32_t ifindex) const override { return at_peers.count(ifindex) != 0; }
   std::optional<psnic_traffic> read(uint32_t ifindex) const override {
     auto it = counters.find(ifindex);
     if (it == counters.end()) return std::nullopt;
@@ -79,6 +93,7 @@ class FakeCounters : public Counters {
     if (!left_counting.count(r.ifindex)) return false;
     calls.push_back("adopt " + r.name);
     hooked[r.ifindex] = r.name;
+    if (left_at_peer.count(r.ifindex)) at_peers.insert(r.ifindex);
     counters.try_emplace(r.ifindex, psnic_traffic{});
     return true;
   }
@@ -122,6 +137,12 @@ class FakeCounters : public Counters {
   std::set<uint32_t> pinned_links;
   std::map<uint32_t, int> failing;  // ifindex -> errno of its attach
   std::vector<std::string> calls;
+  // Receive counted at the container-side peer (PeerLink), apart from `calls`.
+  std::set<uint32_t> at_peers;
+  std::set<uint32_t> left_at_peer;  // an earlier pinned agent's peer links, adoptable
+  std::set<uint32_t> peer_removed_by_another_tool;
+  std::map<uint32_t, int> peer_failing;  // host ifindex -> errno of its peer's attach
+  std::vector<std::string> peer_calls;
 };
 
 struct FakeSelf : SelfReport {
@@ -214,6 +235,7 @@ class InventoryTest : public ::testing::Test {
     if (container_id.empty()) return;
     NetnsReport owner;
     owner.pid = static_cast<pid_t>(1000 + ifindex);
+    owner.netns_inode = 4026530000u + static_cast<uint8_t>(container_id[0]);  // one per container
     owner.identity.id = container_id;
     owner.interfaces.push_back(eth0_peered_with(ifindex, host));
     host_.namespaces.push_back(owner);
@@ -833,6 +855,99 @@ TEST_F(InventoryTest, AnInterfaceGoneWithinItsWaitIsExportedRetiredWithWhatIsKno
   EXPECT_EQ(retired()[0].final.ingress.bytes, 100u);
 }
 
+// ---- Receive counted at the container-side peer (bpf_redirect_peer) -----------------------------
+
+TEST_F(InventoryTest, ReceiveMovesToThePeerOnceItsNamespaceIsKnownAndOnlyOnce) {
+  add_to_host(7, "veth7", kIdA);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  // Counted at the host first (attach), then at the peer the pass found: eth0 (ifindex 2) in
+  // the namespace of PID 1007.
+  EXPECT_EQ(counters_.calls, std::vector<std::string>{"attach veth7"});
+  EXPECT_EQ(counters_.peer_calls,
+            std::vector<std::string>{"veth7 -> 2 in netns 4026530097 of 1007"});
+  EXPECT_TRUE(counters_.at_peer(7));
+  answer_all();
+  inventory.reconcile();
+  inventory.identify_pending();
+  EXPECT_EQ(counters_.peer_calls.size(), 1u);
+  // Gone: detached, its peer link with it.
+  inventory.handle_all({deleted(7, "veth7")}, now_);
+  EXPECT_FALSE(counters_.at_peer(7));
+}
+
+TEST_F(InventoryTest, ANotifiedPeerIsHookedAtItsPeerWhenItsOwnerIsFound) {
+  Inventory& inventory = make();
+  inventory.reconcile();
+  add_to_host(7, "veth7", "");
+  inventory.handle_all({added(7, "veth7")}, now_);
+  now_ = inventory.next_deadline();
+  inventory.identify_pending();
+  EXPECT_TRUE(counters_.peer_calls.empty());  // its namespace not known yet
+  remove_from_host(7);
+  add_to_host(7, "veth7", kIdA);
+  now_ = inventory.next_deadline();
+  inventory.identify_pending();
+  EXPECT_EQ(counters_.peer_calls,
+            std::vector<std::string>{"veth7 -> 2 in netns 4026530097 of 1007"});
+  EXPECT_TRUE(counters_.at_peer(7));
+}
+
+TEST_F(InventoryTest, APeerThatCannotBeHookedStaysAtTheHostLoggedOncePerCause) {
+  for (uint32_t ifindex : {7u, 8u, 9u}) {
+    add_to_host(ifindex, "veth" + std::to_string(ifindex), kIdA);
+    counters_.peer_failing[ifindex] = EPERM;
+  }
+  add_to_host(10, "veth10", kIdB);
+  counters_.peer_failing[10] = EOPNOTSUPP;  // tc mode, a netkit peer: not an error
+  test::CapturedStderr stderr_;
+  Inventory& inventory = make();
+  inventory.reconcile();
+  inventory.reconcile();
+  const std::string printed = stderr_.read();
+  // Counted, at the host egress, all four.
+  EXPECT_EQ(inventory.attached(), 4u);
+  EXPECT_TRUE(counters_.at_peers.empty());
+  // One line per cause, not per interface and pass.
+  auto lines_with = [&](const std::string& text) {
+    size_t n = 0;
+    for (size_t at = printed.find(text); at != std::string::npos; at = printed.find(text, at + 1))
+      ++n;
+    return n;
+  };
+  EXPECT_EQ(lines_with("peer's ingress: failed (" + std::to_string(EPERM) + ")"), 1u) << printed;
+  EXPECT_EQ(lines_with("peer's ingress: failed (" + std::to_string(EOPNOTSUPP) + ")"), 1u)
+      << printed;
+  EXPECT_EQ(lines_with("bpf_redirect_peer skips"), 2u) << printed;
+  // Each failure that is psnic's is counted; none is tried again by later passes.
+  EXPECT_EQ(self_->errors[ErrorOp::kAttach], 3);
+  EXPECT_EQ(counters_.peer_calls.size(), 4u);
+}
+
+TEST_F(InventoryTest, ANamespaceThatCannotBeOpenedNowIsTriedAgainByTheNextPass) {
+  add_to_host(7, "veth7", kIdA);
+  counters_.peer_failing[7] = ESRCH;  // its process exited, its namespace not named
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_FALSE(counters_.at_peer(7));
+  counters_.peer_failing.clear();
+  inventory.reconcile();
+  EXPECT_TRUE(counters_.at_peer(7));
+  EXPECT_EQ(counters_.peer_calls.size(), 2u);
+  EXPECT_EQ(self_->errors[ErrorOp::kAttach], 0);
+}
+
+TEST_F(InventoryTest, APeerLinkAnotherToolRemovedIsHookedAgainByTheNextPass) {
+  add_to_host(7, "veth7", kIdA);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  counters_.peer_removed_by_another_tool.insert(7);
+  inventory.reconcile();
+  EXPECT_EQ(counters_.calls, (std::vector<std::string>{"attach veth7", "reattach 7"}));
+  EXPECT_EQ(counters_.peer_calls.size(), 2u);
+  EXPECT_TRUE(counters_.at_peer(7));
+}
+
 // ---- A pinned agent's first pass ---------------------------------------------------------------
 
 class PinnedInventoryTest : public InventoryTest {
@@ -919,6 +1034,26 @@ TEST_F(PinnedInventoryTest, CountersAndPinsOfInterfacesGoneWhileNoAgentRanAreDro
   counters_.counters[12] = traffic(1);
   inventory.reconcile();
   EXPECT_TRUE(counters_.calls.empty());
+}
+
+TEST_F(PinnedInventoryTest, AnAdoptedPeerLinkIsKeptAndNotMadeAgain) {
+  add_to_host(7, "veth7", kIdA);
+  left_counting_veth7("eth0");
+  counters_.left_at_peer.insert(7);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_EQ(counters_.calls, std::vector<std::string>{"adopt veth7"});
+  EXPECT_TRUE(counters_.at_peer(7));
+  EXPECT_TRUE(counters_.peer_calls.empty());
+}
+
+TEST_F(PinnedInventoryTest, APairAdoptedWithoutItsPeerLinkIsHookedAtItsPeer) {
+  add_to_host(7, "veth7", kIdA);
+  left_counting_veth7("eth0");
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_EQ(counters_.peer_calls.size(), 1u);
+  EXPECT_TRUE(counters_.at_peer(7));
 }
 
 }  // namespace
