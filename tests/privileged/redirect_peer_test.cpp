@@ -32,6 +32,7 @@
 #include "kernel/pins.h"
 #include "kernel/program.h"
 #include "redirect_peer.skel.h"
+#include "tests/e2e/e2e_support.h"
 #include "tests/privileged/traffic_counts.h"
 #include "tests/support/support.h"
 #include "traffic.h"
@@ -443,6 +444,117 @@ TEST_F(PinnedRedirectPeerTest, ADefunctLinkIsNotAdoptedAndLeavesNoPin) {
   psnic_peer_key key{}, next{};
   EXPECT_NE(bpf_map_get_next_key(program.peers_fd(), nullptr, &next), 0);
   EXPECT_NE(bpf_map_lookup_elem(program.received_at_peer_fd(), &host_veth_ifindex_, &key), 0);
+}
+
+// The real psnic-agent on the same topology: it counts the host veth as every host veth, learns
+// the container's namespace when it names the owner, and then counts the container's receive at
+// eth0's ingress. The exported receive series must equal eth0's rx statistics, read in its
+// namespace, on both paths; a restart adopts the link; --cleanup and a --no-pin exit leave
+// nothing.
+class AgentRedirectPeerTest : public PinnedRedirectPeerTest {
+ protected:
+  // The exported receive of the container's host veth, and eth0's rx statistics, moved by one
+  // send, with the agent's scrape read after the traffic settled.
+  void expect_exported_receive_exact(test::e2e::Agent& agent, bool redirected_path) {
+    settle();
+    const InsideStatistics inside_before = InsideStatistics::read(container_.ns, "eth0");
+    const std::optional<test::e2e::Counts> before =
+        test::e2e::agent_counts(test::e2e::scrape(agent.port()), container_.host);
+    ASSERT_TRUE(before.has_value());
+    const uint64_t redirected_before = redirected();
+    const uint64_t host_tx_before = test::link_statistic(container_.host, "tx_bytes");
+    EXPECT_EQ(redirected_path ? send_from_outside() : send_from_host(), kDatagrams);
+    settle();
+    const InsideStatistics inside_after = InsideStatistics::read(container_.ns, "eth0");
+    const std::optional<test::e2e::Counts> after =
+        test::e2e::agent_counts(test::e2e::scrape(agent.port()), container_.host);
+    ASSERT_TRUE(after.has_value());
+    const test::e2e::Counts exported = *after - *before;
+    const uint64_t rx_bytes = inside_after.rx_bytes - inside_before.rx_bytes;
+    const uint64_t rx_packets = inside_after.rx_packets - inside_before.rx_packets;
+    const uint64_t host_tx = test::link_statistic(container_.host, "tx_bytes") - host_tx_before;
+    std::printf(
+        "psnic-agent, %s, %d datagrams of %zu bytes: container eth0 rx +%llu packets / %llu "
+        "bytes; exported receive +%llu packets / %llu bytes; host veth tx +%llu bytes\n",
+        redirected_path ? "redirect_peer" : "ordinary path", kDatagrams, kPayload,
+        static_cast<unsigned long long>(rx_packets), static_cast<unsigned long long>(rx_bytes),
+        static_cast<unsigned long long>(exported.receive_packets),
+        static_cast<unsigned long long>(exported.receive_bytes),
+        static_cast<unsigned long long>(host_tx));
+    EXPECT_GE(rx_bytes, kDatagrams * kFrame);
+    EXPECT_EQ(exported.receive_bytes, rx_bytes);
+    EXPECT_EQ(exported.receive_packets, rx_packets);
+    if (redirected_path) {
+      EXPECT_GE(redirected() - redirected_before, static_cast<uint64_t>(kDatagrams));
+      EXPECT_LT(host_tx, kFrame);  // the host veth never transmitted them
+    }
+  }
+  // One program on eth0's ingress, the one `agent` loaded.
+  void expect_agents_link_on_the_peer(const test::e2e::Agent& agent) const {
+    const std::vector<uint32_t> chain = container_ingress_chain();
+    ASSERT_EQ(chain.size(), 1u);
+    EXPECT_TRUE(test::e2e::bpf_ids(agent.pid()).count("prog " + std::to_string(chain[0])));
+  }
+  // The agent's log line saying the container's receive is counted at eth0.
+  std::string at_peer_line() const {
+    return container_.host + ": receive counted at its peer eth0's ingress";
+  }
+  std::vector<std::string> pinned_args() const { return {"--pin-dir", path_}; }
+};
+
+TEST_F(AgentRedirectPeerTest, ExportedReceiveEqualsTheContainersRxOnBothPathsAcrossARestart) {
+  test::e2e::Counts before_restart;
+  {
+    test::e2e::Agent agent(pinned_args());
+    ASSERT_TRUE(agent.serving()) << agent.err();
+    ASSERT_TRUE(agent.wait_for_log(at_peer_line())) << agent.err();
+    expect_agents_link_on_the_peer(agent);
+    expect_exported_receive_exact(agent, /*redirected_path=*/true);
+    expect_exported_receive_exact(agent, /*redirected_path=*/false);
+    const std::optional<test::e2e::Counts> counts =
+        test::e2e::agent_counts(test::e2e::scrape(agent.port()), container_.host);
+    ASSERT_TRUE(counts.has_value());
+    before_restart = *counts;
+    EXPECT_EQ(agent.interrupt(), 0);
+  }
+  // Stopped, pinned: the link stays, counting with no agent.
+  ASSERT_EQ(container_ingress_chain().size(), 1u);
+  {
+    test::e2e::Agent agent(pinned_args());
+    ASSERT_TRUE(agent.serving()) << agent.err();
+    ASSERT_TRUE(agent.wait_for_log("adopted " + container_.host + " (tcx)")) << agent.err();
+    // Adopted: one link, running this agent's program, the counter going on.
+    expect_agents_link_on_the_peer(agent);
+    const std::optional<test::e2e::Counts> counts =
+        test::e2e::agent_counts(test::e2e::scrape(agent.port()), container_.host);
+    ASSERT_TRUE(counts.has_value());
+    EXPECT_TRUE(counts->covers(before_restart)) << *counts << " after " << before_restart;
+    EXPECT_FALSE(agent.logged(at_peer_line()));  // not attached anew
+    expect_exported_receive_exact(agent, /*redirected_path=*/true);
+    expect_exported_receive_exact(agent, /*redirected_path=*/false);
+    EXPECT_EQ(agent.interrupt(), 0);
+  }
+  // --cleanup removes the peer link, its pins and maps with the rest.
+  const test::CommandResult cleaned = test::e2e::run_cleanup(path_);
+  EXPECT_EQ(cleaned.status, 0) << cleaned.err;
+  EXPECT_TRUE(container_ingress_chain().empty());
+  EXPECT_TRUE(test::tcx_chain(host_veth_ifindex_, test::kTcxEgress).empty());
+  EXPECT_TRUE(test::tcx_chain(host_veth_ifindex_, test::kTcxIngress).empty());
+  EXPECT_NE(access(path_.c_str(), F_OK), 0);
+}
+
+// An ephemeral agent takes its peer link with it when it stops.
+TEST_F(AgentRedirectPeerTest, ANoPinAgentLeavesNothingOnThePeer) {
+  {
+    test::e2e::Agent agent({"--no-pin"});
+    ASSERT_TRUE(agent.serving()) << agent.err();
+    ASSERT_TRUE(agent.wait_for_log(at_peer_line())) << agent.err();
+    expect_agents_link_on_the_peer(agent);
+    expect_exported_receive_exact(agent, /*redirected_path=*/true);
+    EXPECT_EQ(agent.interrupt(), 0);
+  }
+  EXPECT_TRUE(container_ingress_chain().empty());
+  EXPECT_TRUE(test::tcx_chain(host_veth_ifindex_, test::kTcxEgress).empty());
 }
 
 }  // namespace
