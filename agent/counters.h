@@ -18,8 +18,8 @@
 namespace psnic {
 
 // A counted host interface's container-side peer, as the resolver found it: its namespace (to
-// be opened again by PID or by `ip netns` name, and recognised by its inode) and its ifindex
-// and kind there.
+// be opened again by PID or by `ip netns` name, and recognised by its inode) and its ifindex,
+// kind and name there.
 struct PeerRequest {
   uint32_t host_ifindex = 0;
   std::string host_name;
@@ -28,6 +28,7 @@ struct PeerRequest {
   std::string netns_name;
   uint32_t ifindex = 0;
   std::string kind;
+  std::string name;
 };
 
 class Counters {

@@ -133,7 +133,8 @@ void HostAgent::run() {
       if (owners && !owners_connected && !subscribing && now >= next_owner_connect)
         connect_owners();
       if (inventory_.reconcile_due(now)) inventory_.reconcile(kSlice);
-      if (inventory_.backlog() > 0) inventory_.attach_backlog(Clock::now() + kSlice);
+      if (inventory_.backlog() > 0 || inventory_.peers_waiting() > 0)
+        inventory_.attach_backlog(Clock::now() + kSlice);
       if (inventory_.identify_due(now)) inventory_.identify_pending();
       inventory_.export_overdue(now);
       inventory_.expire_retired(now);

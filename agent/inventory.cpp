@@ -182,6 +182,7 @@ void Inventory::retire(uint32_t ifindex, Clock::time_point now) {
            {{"interface", labels.host_interface}, {"container_id", labels.container_id}});
   const uint64_t asked = it->second.asked;
   tracked_.erase(it);
+  std::erase_if(peer_backlog_, [&](const PeerRequest& r) { return r.host_ifindex == ifindex; });
   // A question nobody waits for any more is not joined by a later interface (a namespace inode
   // or an ifindex used again): that one asks anew.
   if (asked != 0 && std::none_of(tracked_.begin(), tracked_.end(),
@@ -237,32 +238,44 @@ void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
 void Inventory::count_at_peer(const NetnsReport& owner, const InterfacePair& pair) {
   auto it = tracked_.find(pair.host_ifindex);
   if (it == tracked_.end() || it->second.at_peer || it->second.peer_given_up) return;
-  Tracked& tracked = it->second;
-  const std::string& name = tracked.labels.host_interface;
-  try {
-    counters_.count_at_peer({pair.host_ifindex, name, owner.netns_inode, owner.pid,
-                             owner.netns_name, pair.ifindex, pair.kind});
-    tracked.at_peer = true;
-    log_info(name + ": receive counted at its peer " + pair.name + "'s ingress",
-             {{"interface", name}});
+  if (std::any_of(peer_backlog_.begin(), peer_backlog_.end(),
+                  [&](const PeerRequest& r) { return r.host_ifindex == pair.host_ifindex; }))
     return;
-  } catch (const Error& e) {
-    const int errnum = e.errnum();
-    // Not here by design (tc mode, the kernel, the peer's kind), or a namespace that cannot be
-    // opened now (its last process gone, a new one may come): no error of psnic's.
-    const bool by_design = errnum == ENOTSUP || errnum == EOPNOTSUPP;
-    const bool for_now = errnum == ESRCH || errnum == ENOENT || errnum == ENODEV;
-    if (!for_now) tracked.peer_given_up = true;
-    if (!by_design && !for_now && self_) self_->count_error(ErrorOp::kAttach);
-    // Said once per cause, not once per interface and pass: the cause is the message without
-    // the interface's name.
-    std::string cause = e.what();
-    if (cause.starts_with(name + ": ")) cause.erase(0, name.size() + 2);
-    if (peer_causes_logged_.insert(cause).second)
-      log_warn(std::string(e.what()) +
-                   "; receive counted at the host interface's egress, which traffic moved with "
-                   "bpf_redirect_peer skips (said once for this cause)",
+  peer_backlog_.push_back({pair.host_ifindex, it->second.labels.host_interface, owner.netns_inode,
+                           owner.pid, owner.netns_name, pair.ifindex, pair.kind, pair.name});
+}
+
+void Inventory::hook_peers(Clock::time_point until) {
+  while (!peer_backlog_.empty() && now_() < until) {
+    const PeerRequest request = peer_backlog_.front();
+    peer_backlog_.erase(peer_backlog_.begin());
+    auto it = tracked_.find(request.host_ifindex);
+    if (it == tracked_.end() || it->second.at_peer || it->second.peer_given_up) continue;
+    Tracked& tracked = it->second;
+    const std::string& name = tracked.labels.host_interface;
+    try {
+      counters_.count_at_peer(request);
+      tracked.at_peer = true;
+      log_info(name + ": receive counted at its peer " + request.name + "'s ingress",
                {{"interface", name}});
+    } catch (const Error& e) {
+      const int errnum = e.errnum();
+      // Not here by design (tc mode, the kernel, the peer's kind), or a namespace that cannot be
+      // opened now (its last process gone, a new one may come): no error of psnic's.
+      const bool by_design = errnum == ENOTSUP || errnum == EOPNOTSUPP;
+      const bool for_now = errnum == ESRCH || errnum == ENOENT || errnum == ENODEV;
+      if (!for_now) tracked.peer_given_up = true;
+      if (!by_design && !for_now && self_) self_->count_error(ErrorOp::kAttach);
+      // Said once per cause, not once per interface and pass: the cause is the message without
+      // the interface's name.
+      std::string cause = e.what();
+      if (cause.starts_with(name + ": ")) cause.erase(0, name.size() + 2);
+      if (peer_causes_logged_.insert(cause).second)
+        log_warn(std::string(e.what()) +
+                     "; receive counted at the host interface's egress, which traffic moved with "
+                     "bpf_redirect_peer skips (said once for this cause)",
+                 {{"interface", name}});
+    }
   }
 }
 
@@ -407,6 +420,7 @@ void Inventory::attach_backlog(Clock::time_point until) {
     backlog_.erase(backlog_.begin(), backlog_.begin() + n);
     counted |= count(chunk, nullptr);
   }
+  hook_peers(until);
   if (!counted) return;
   if (backlog_.empty()) {
     // All counted: name their owners now rather than at the end of a long backoff.
@@ -469,6 +483,7 @@ void Inventory::reconcile(std::chrono::milliseconds budget) {
           count_at_peer(owner, pair);
           name_owner(owner, pair);
         }
+    hook_peers(budgeted ? start + budget : Clock::time_point::max());
     if (unidentified() == 0) next_identify_ = {};  // all found by this pass: no lookup is due
   } catch (const Error& e) {
     if (self_) self_->count_error(ErrorOp::kReconcile);
@@ -571,7 +586,7 @@ void Inventory::owners_changed(const std::vector<std::string>& container_ids) {
 }
 
 Inventory::Clock::time_point Inventory::next_deadline() const {
-  if (!backlog_.empty()) return now_();
+  if (!backlog_.empty() || !peer_backlog_.empty()) return now_();
   Clock::time_point next = next_reconcile_;
   if (next_identify_ != Clock::time_point{}) next = std::min(next, next_identify_);
   for (const Retired& r : retired_) next = std::min(next, r.expires);

@@ -62,7 +62,8 @@ class Inventory {
   // seconds, and the loop must go on hearing of new links and stop signals meanwhile.) A pinned
   // agent's first pass adopts what an earlier agent left.
   void reconcile(std::chrono::milliseconds budget = std::chrono::milliseconds::max());
-  // Counts what reconcile() left in the backlog, until `until`.
+  // Counts what reconcile() left in the backlog, then hooks the container-side peers waiting,
+  // until `until`.
   void attach_backlog(Clock::time_point until);
   // Link notifications received at `seen`, in order; new host peers are counted together.
   void handle_all(const std::vector<LinkEvent>& events, Clock::time_point seen);
@@ -96,6 +97,8 @@ class Inventory {
   size_t unexported() const;
   size_t retired() const { return retired_.size(); }
   size_t backlog() const { return backlog_.size(); }
+  // Counted interfaces whose container-side peer is to be hooked (PeerLink), by attach_backlog.
+  size_t peers_waiting() const { return peer_backlog_.size(); }
 
  private:
   // A counted interface. Its series is exported once its owner is named (or at `export_by`
@@ -136,11 +139,13 @@ class Inventory {
   // counted, under the labels that agent stored, for the grace period; then drops it.
   void retire_left_behind(uint32_t ifindex, Clock::time_point now);
   void name_owner(const NetnsReport& owner, const InterfacePair& pair);
-  // Moves a counted interface's receive to its container-side peer once its namespace is known
-  // (PeerLink: bpf_redirect_peer traffic skips the host egress). A failure leaves it at the host
-  // egress, logged once per cause; a namespace that cannot be opened now is tried again by the
-  // next pass.
+  // Queues a counted interface's receive to move to its container-side peer, now that its
+  // namespace is known (PeerLink: bpf_redirect_peer traffic skips the host egress).
   void count_at_peer(const NetnsReport& owner, const InterfacePair& pair);
+  // Hooks the peers queued, until `until` (each is a TCX attach: an RCU grace period). A failure
+  // leaves the interface at the host egress, logged once per cause; a namespace that cannot be
+  // opened now is tried again by the next pass.
+  void hook_peers(Clock::time_point until);
   // Asks the runtime about `owner` for `tracked` (joining a question about it already out).
   // False when it cannot be asked.
   bool ask_about(const NetnsReport& owner, const InterfaceLabels& known, Tracked& tracked);
@@ -163,8 +168,9 @@ class Inventory {
   Now now_;
   std::shared_ptr<OwnerSnapshot> owners_;
 
-  std::map<uint32_t, Tracked> tracked_;  // by host ifindex
-  std::vector<AttachRequest> backlog_;   // host peers found by a reconcile, not yet counted
+  std::map<uint32_t, Tracked> tracked_;    // by host ifindex
+  std::vector<AttachRequest> backlog_;     // host peers found by a reconcile, not yet counted
+  std::vector<PeerRequest> peer_backlog_;  // counted interfaces whose peer is to be hooked
   std::vector<Retired> retired_;
   std::set<std::string> peer_causes_logged_;  // why receives stay at the host egress, said once
   std::map<std::string, uint64_t> asking_;    // owner key -> ticket of the question out about it

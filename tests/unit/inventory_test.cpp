@@ -81,6 +81,7 @@ class FakeCounters : public Counters {
     if (auto it = peer_failing.find(p.host_ifindex); it != peer_failing.end())
       throw Error(p.host_name + ": peer's ingress", it->second,
                   "failed (" + std::to_string(it->second) + ")");
+    now_ += attach_cost;
     at_peers.insert(p.host_ifindex);
   }
   bool at_peer(uint32_t ifindex) const override { return at_peers.count(ifindex) != 0; }
@@ -552,6 +553,7 @@ TEST_F(InventoryTest, AHungRuntimeDelaysTheNamesNeverTheCounting) {
   EXPECT_EQ(counters_.calls, std::vector<std::string>{"attach veth7"});  // counted at once
   now_ = inventory.next_deadline();
   inventory.identify_pending();
+  inventory.attach_backlog(now_ + 1ms);  // its peer, queued when its namespace was found
   ASSERT_EQ(questions_.size(), 1u);
   EXPECT_EQ(questions_[0].owner.identity.id, kIdA);
   EXPECT_EQ(questions_[0].labels.interface, "eth0");
@@ -888,9 +890,35 @@ TEST_F(InventoryTest, ANotifiedPeerIsHookedAtItsPeerWhenItsOwnerIsFound) {
   add_to_host(7, "veth7", kIdA);
   now_ = inventory.next_deadline();
   inventory.identify_pending();
+  // Queued, and hooked by the loop's next turn: a TCX attach each, never all in one step.
+  EXPECT_TRUE(counters_.peer_calls.empty());
+  EXPECT_EQ(inventory.peers_waiting(), 1u);
+  EXPECT_EQ(inventory.next_deadline(), now_);
+  inventory.attach_backlog(now_ + 50ms);
+  EXPECT_EQ(inventory.peers_waiting(), 0u);
   EXPECT_EQ(counters_.peer_calls,
             std::vector<std::string>{"veth7 -> 2 in netns 4026530097 of 1007"});
   EXPECT_TRUE(counters_.at_peer(7));
+}
+
+// Each peer is a TCX attach of its own (an RCU grace period): a pass out of time leaves them
+// queued, for the loop's next turns, a slice at a time.
+TEST_F(InventoryTest, PeersAreHookedWithinTheTimeGivenAndTheRestWait) {
+  for (uint32_t ifindex : {7u, 8u, 9u})
+    add_to_host(ifindex, "veth" + std::to_string(ifindex), kIdA);
+  counters_.attach_cost = 10ms;
+  Inventory& inventory = make();
+  inventory.reconcile(25ms);
+  EXPECT_EQ(inventory.attached(), 3u);  // one chunk, over the budget
+  EXPECT_TRUE(counters_.at_peers.empty());
+  EXPECT_EQ(inventory.peers_waiting(), 3u);
+  EXPECT_EQ(inventory.next_deadline(), now_);
+  inventory.attach_backlog(now_ + 15ms);
+  EXPECT_EQ(counters_.at_peers, (std::set<uint32_t>{7, 8}));
+  EXPECT_EQ(inventory.peers_waiting(), 1u);
+  inventory.attach_backlog(now_ + 15ms);
+  EXPECT_EQ(counters_.at_peers.size(), 3u);
+  EXPECT_EQ(inventory.peers_waiting(), 0u);
 }
 
 TEST_F(InventoryTest, APeerThatCannotBeHookedStaysAtTheHostLoggedOncePerCause) {
