@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -555,6 +556,38 @@ TEST_F(AgentRedirectPeerTest, ANoPinAgentLeavesNothingOnThePeer) {
   }
   EXPECT_TRUE(container_ingress_chain().empty());
   EXPECT_TRUE(test::tcx_chain(host_veth_ifindex_, test::kTcxEgress).empty());
+}
+
+// Where the peer cannot be hooked (here: tc mode) the receive stays at the host veth's egress,
+// as before: exact on the ordinary path, blind to bpf_redirect_peer, and the agent says why once
+// for all its interfaces (the topology's two veths among them), not per interface.
+TEST_F(AgentRedirectPeerTest, InTcModeReceiveStaysAtTheHostEgressSaidOnce) {
+  test::e2e::Agent agent({"--no-pin", "--attach-mode", "tc"});
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  auto says_tc_mode = [](const test::LogRecord& r) {
+    return r.at("msg").find("tc mode hooks host interfaces only") != std::string::npos;
+  };
+  ASSERT_TRUE(agent.wait_for_log_where(says_tc_mode)) << agent.err();
+  settle();
+  settle();  // the agent's first reconcile has passed both veths
+  const std::vector<test::LogRecord> log = agent.log();
+  EXPECT_EQ(std::count_if(log.begin(), log.end(), says_tc_mode), 1) << agent.err();
+  EXPECT_TRUE(container_ingress_chain().empty());
+  const std::optional<test::e2e::Counts> before =
+      test::e2e::agent_counts(test::e2e::scrape(agent.port()), container_.host);
+  ASSERT_TRUE(before.has_value());
+  const test::e2e::Counts kernel_before = test::e2e::kernel_counts(container_.host);
+  EXPECT_EQ(send_from_host(), kDatagrams);
+  EXPECT_EQ(send_from_outside(), kDatagrams);
+  settle();
+  const std::optional<test::e2e::Counts> after =
+      test::e2e::agent_counts(test::e2e::scrape(agent.port()), container_.host);
+  ASSERT_TRUE(after.has_value());
+  // The host veth's tx: the ordinary path's datagrams, none of the redirected ones.
+  const test::e2e::Counts kernel = test::e2e::kernel_counts(container_.host) - kernel_before;
+  EXPECT_EQ((*after - *before).receive_bytes, kernel.receive_bytes);
+  EXPECT_LT(kernel.receive_bytes, 2 * kDatagrams * kFrame);
+  EXPECT_EQ(agent.interrupt(), 0);
 }
 
 }  // namespace
