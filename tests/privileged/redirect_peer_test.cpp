@@ -590,5 +590,35 @@ TEST_F(AgentRedirectPeerTest, InTcModeReceiveStaysAtTheHostEgressSaidOnce) {
   EXPECT_EQ(agent.interrupt(), 0);
 }
 
+// A container going while the agent runs: its interface is retired, and its peer link's pin and
+// map entries go with it (the maps themselves stay pinned for the other interfaces).
+TEST_F(AgentRedirectPeerTest, AContainerGoneTakesItsPeerLinksPinAndMapEntries) {
+  test::e2e::Agent agent(pinned_args());
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  ASSERT_TRUE(agent.wait_for_log(at_peer_line())) << agent.err();
+  const std::string pin = path_ + "/links/" + std::to_string(host_veth_ifindex_) + "_peer";
+  EXPECT_EQ(access(pin.c_str(), F_OK), 0);
+  test::must("ip netns del " + container_.ns.name());
+  ASSERT_TRUE(agent.wait_for_log_where([&](const test::LogRecord& r) {
+    return r.at("msg").starts_with("detached " + container_.host + " (gone");
+  })) << agent.err();
+  EXPECT_NE(access(pin.c_str(), F_OK), 0);
+  Fd peers(bpf_obj_get((path_ + "/peers").c_str()));
+  Fd received_at_peer(bpf_obj_get((path_ + "/received_at_peer").c_str()));
+  ASSERT_TRUE(peers.valid() && received_at_peer.valid());
+  psnic_peer_key key{}, next{};
+  const psnic_peer_key* previous = nullptr;
+  while (bpf_map_get_next_key(peers.get(), previous, &next) == 0) {
+    uint32_t host = 0;
+    bpf_map_lookup_elem(peers.get(), &next, &host);
+    EXPECT_NE(host, host_veth_ifindex_);
+    key = next;
+    previous = &key;
+  }
+  uint8_t flag = 0;
+  EXPECT_NE(bpf_map_lookup_elem(received_at_peer.get(), &host_veth_ifindex_, &flag), 0);
+  EXPECT_EQ(agent.interrupt(), 0);
+}
+
 }  // namespace
 }  // namespace psnic
