@@ -709,7 +709,7 @@ class ExpediteE2eTest : public HostAgentE2eTest {
     if (machine_value_.empty()) return;
     const std::string now = rcu_expedited();
     EXPECT_EQ(now, machine_value_) << "/sys/kernel/rcu_expedited not given back its value";
-    if (now != machine_value_) RcuExpeditedAt restore(machine_value_);
+    if (now != machine_value_) set_rcu_expedited(machine_value_);
   }
 
   // Starts an agent with --expedite-attach on `pin_dir` while more than kExpediteAbove veths

@@ -186,7 +186,7 @@ class ExpeditedHostAgentTest : public HostAgentTest {
     if (machine_value_.empty()) return;
     const std::string now = test::rcu_expedited();
     EXPECT_EQ(now, machine_value_) << kRcuExpeditedKnob << " not given back its value";
-    if (now != machine_value_) test::RcuExpeditedAt restore(machine_value_);
+    if (now != machine_value_) test::set_rcu_expedited(machine_value_);
   }
 
   // Runs `step` while a thread reads the knob every 0.1 ms: whether it was ever "1" meanwhile.

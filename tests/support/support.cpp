@@ -277,14 +277,14 @@ size_t psnic_programs(const std::string& name) {
 
 namespace {
 constexpr const char* kRcuExpedited = "/sys/kernel/rcu_expedited";
+}  // namespace
 
-void write_rcu_expedited(const std::string& value) {
+void set_rcu_expedited(const std::string& value) {
   std::ofstream knob(kRcuExpedited);
   knob << value << "\n";
   knob.flush();
   EXPECT_TRUE(knob.good()) << "writing " << value << " to " << kRcuExpedited;
 }
-}  // namespace
 
 std::string rcu_expedited() {
   std::ifstream knob(kRcuExpedited);
@@ -295,11 +295,11 @@ std::string rcu_expedited() {
 
 RcuExpeditedAt::RcuExpeditedAt(const std::string& value) : saved_(rcu_expedited()) {
   EXPECT_FALSE(saved_.empty()) << kRcuExpedited << " cannot be read";
-  write_rcu_expedited(value);
+  set_rcu_expedited(value);
 }
 
 RcuExpeditedAt::~RcuExpeditedAt() {
-  if (!saved_.empty()) write_rcu_expedited(saved_);
+  if (!saved_.empty()) set_rcu_expedited(saved_);
 }
 
 std::vector<std::string> make_host_veths(const TestNetns& ns, size_t count) {

@@ -130,6 +130,8 @@ unsigned host_ifindex(const std::string& name);
 // The host's /sys/kernel/rcu_expedited, which --expedite-attach sets while a backlog is
 // attached, as it reads ("0"). A test that changes it holds an RcuExpeditedAt.
 std::string rcu_expedited();
+// Writes `value` to it (a test's TearDown giving the machine its value back).
+void set_rcu_expedited(const std::string& value);
 
 // Holds the host's rcu_expedited at `value` (for a test that needs ordinary grace periods to see
 // psnic set the knob), then gives it back the exact value it had, also when the test fails.
