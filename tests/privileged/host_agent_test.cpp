@@ -244,7 +244,9 @@ TEST_F(ExpeditedHostAgentTest, AFewInterfacesLeaveTheKnobAlone) {
   auto agent = std::make_unique<HostAgent>(*program_, options, labels_, retired_, nullptr, nullptr);
   // Other tests' veths may be on the host: only a host with few is this test's case.
   bool set = knob_set_during([&] { agent->reconcile(); });
-  if (agent->attached() <= kExpediteAbove) EXPECT_FALSE(set);
+  if (agent->attached() <= kExpediteAbove) {
+    EXPECT_FALSE(set);
+  }
   EXPECT_EQ(test::psnic_programs(veth.host), 2u);
   EXPECT_EQ(test::rcu_expedited(), "0");
 }
