@@ -148,7 +148,6 @@ if [ "${1:-}" = expedite ]; then
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", a / b}'; }
   up_plain=$(median plain 2); up_exp=$(median expedite 2)
   down_plain=$(median plain 3); down_exp=$(median expedite 3)
-  rm -f "$results"
   echo "## psnic-agent ($AGENT), --no-pin, $N veths (rcu_expedited was $knob_before, held at 0 meanwhile), without and with --expedite-attach, alternated in $ROUNDS rounds (kernel $(uname -r), nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg))"
   echo
   echo "| measure, median of $ROUNDS | without | with --expedite-attach | without / with |"
@@ -157,6 +156,7 @@ if [ "${1:-}" = expedite ]; then
   echo "| SIGTERM to exit, all detached | $down_plain s | $down_exp s | $(ratio "$down_plain" "$down_exp")x |"
   echo
   echo "Every run (s): start without $(all plain 2); with $(all expedite 2). Stop without $(all plain 3); with $(all expedite 3)."
+  rm -f "$results"
   exit 0
 fi
 
