@@ -477,15 +477,15 @@ int main(int argc, char** argv) {
   app.add_flag(
          "--expedite-attach", options.expedite_attach,
          "TCX only: while more than " + std::to_string(psnic::kExpediteAbove) +
-             " interfaces wait to be attached (a cold start, a reconcile's backlog) or detached "
-             "(--no-pin's exit), set the host-wide "
-             "/sys/kernel/rcu_expedited to 1, and restore its value at once after. Each TCX attach "
-             "and detach waits for an RCU grace period (~12 ms; two per interface): 1000 veths "
-             "take "
-             "~30 s unexpedited, under 2 s expedited. The price: expedited grace periods interrupt "
-             "every CPU, for every kernel user of RCU on the host, while it is set. Its value is "
-             "recorded in --pin-dir while set; a restarted agent or --cleanup restores it after a "
-             "crash. Off by default")
+             " interfaces wait to be attached (a cold start, a reconcile's backlog, a burst of "
+             "new veths) or detached (--no-pin's exit), set the host-wide "
+             "/sys/kernel/rcu_expedited from 0 to 1, and restore it at once after (a non-zero "
+             "value is someone else's: left alone). Each TCX attach and detach waits for an RCU "
+             "grace period (~12 ms, under the RTNL lock): a cold start with 1100 veths measured "
+             "43 s without, 1.2 s with it. The price: while it is set, every RCU grace period on "
+             "the host is expedited, each interrupting every CPU. Its value is recorded in "
+             "--pin-dir while set; a restarted agent or --cleanup restores it after a crash. Off "
+             "by default")
       ->excludes(pid)
       ->excludes(cleanup_flag);
   app.add_option("--docker-socket", options.docker_socket,
