@@ -52,6 +52,7 @@ Inventory::Inventory(Counters& counters, Discover discover, Options options,
       owners_(std::move(owners)) {}
 
 Inventory::~Inventory() {
+  if (options_.expedite) options_.expedite->end();
   tracked_.clear();
   retired_.clear();
   publish();
@@ -366,6 +367,14 @@ void Inventory::export_overdue(Clock::time_point now) {
   if (changed) publish();
 }
 
+void Inventory::expedite_for(size_t waiting) {
+  if (options_.expedite && waiting > kExpediteAbove) options_.expedite->begin();
+}
+
+void Inventory::expedite_done() {
+  if (options_.expedite && backlog_.empty()) options_.expedite->end();
+}
+
 void Inventory::attach_backlog(Clock::time_point until) {
   bool counted = false;
   while (!backlog_.empty() && now_() < until) {
@@ -374,6 +383,7 @@ void Inventory::attach_backlog(Clock::time_point until) {
     backlog_.erase(backlog_.begin(), backlog_.begin() + n);
     counted |= count(chunk, nullptr);
   }
+  expedite_done();
   if (!counted) return;
   if (backlog_.empty()) {
     // All counted: name their owners now rather than at the end of a long backoff.
@@ -419,6 +429,7 @@ void Inventory::reconcile(std::chrono::milliseconds budget) {
     if (backlog_.size() > 100 && budgeted)
       log_info("attaching " + std::to_string(backlog_.size()) + " interfaces (" +
                attach_mode_name(counters_.mode()) + ")");
+    expedite_for(backlog_.size());
     attach_backlog(budgeted ? start + budget : Clock::time_point::max());
 
     // Links that vanished without a notification reaching psnic (an overrun socket).
@@ -470,9 +481,11 @@ void Inventory::handle_all(const std::vector<LinkEvent>& events, Clock::time_poi
     }
   }
   if (!fresh.empty()) {
+    expedite_for(fresh.size());
     count(fresh, &seen);
     changed = true;
   }
+  expedite_done();  // also when these notifications took the backlog's last links out of it
   if (changed) publish();
 }
 

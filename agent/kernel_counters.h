@@ -42,6 +42,9 @@ class KernelCounters final : public Counters {
   void forget(uint32_t ifindex) override;
   std::optional<InterfaceLabels> stored_labels(uint32_t ifindex) const override;
   void store_labels(uint32_t ifindex, const InterfaceLabels& labels) override;
+  // Stops counting every interface now (an ephemeral agent's exit): hooks detached, keys
+  // removed. A pinned one's are left counting for the next agent all the same.
+  void stop_all();
 
  private:
   const TrafficProgram& program_;

@@ -193,10 +193,13 @@ std::vector<uint32_t> PinDir::pinned_ifindexes() const {
   return {found.begin(), found.end()};
 }
 
-CleanupReport cleanup_pins(const std::string& path) {
+CleanupReport cleanup_pins(const std::string& path, const std::string& rcu_knob) {
   CleanupReport report;
   std::optional<PinDir> pins = PinDir::open_existing(path);
   if (!pins) return report;
+  // First: the host's setting matters more than psnic's leftovers. A record that cannot be
+  // written back stays, and with it the directory.
+  report.rcu_expedited = restore_expedited(rcu_knob, pins->rcu_expedited_record_path());
 
   // The filters first: while the map is pinned, its id tells psnic's filters from those of
   // another psnic (a --pid agent) that must stay.

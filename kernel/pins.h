@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "kernel/expedite.h"
 
 namespace psnic {
 
@@ -14,6 +15,8 @@ namespace psnic {
 //   PIN_DIR/traffic                          the traffic map
 //   PIN_DIR/labels                           the labels of each counter (agent/label_store.h)
 //   PIN_DIR/links/<ifindex>_ingress|_egress  the TCX links (tc filters outlive their agent anyway)
+//   PIN_DIR/rcu_expedited                    while --expedite-attach holds the host's knob: its
+//                                            value before (kernel/expedite.h)
 // Only psnic writes there. The directory is locked while an agent or --cleanup uses it.
 inline constexpr const char* kDefaultPinDir = "/sys/fs/bpf/psnic";
 // Where a host's bpf filesystem belongs (systemd mounts it there at boot). The one place psnic
@@ -35,6 +38,7 @@ class PinDir {
   bool mounted_bpffs() const { return mounted_bpffs_; }
   std::string map_path() const { return path_ + "/traffic"; }
   std::string labels_path() const { return path_ + "/labels"; }
+  std::string rcu_expedited_record_path() const { return path_ + "/rcu_expedited"; }
   std::string link_path(uint32_t ifindex, bool ingress) const;
 
   // Pins a TCX link, replacing a stale pin of the same name. Throws Error.
@@ -64,11 +68,16 @@ struct CleanupReport {
   size_t tc_filters = 0;   // cls_bpf filters running a program that writes the pinned map
   bool map = false;        // the traffic map's pin
   bool directory = false;  // PIN_DIR itself
+  // The value given back to the RCU knob, which an agent that died while expediting grace
+  // periods recorded there; nullopt when there was no record (or it could not be written back).
+  std::optional<std::string> rcu_expedited;
 };
 
 // Removes everything a pinned agent left: its tc filters on the host's interfaces, its TCX link
-// pins (which detaches the links), the map pin and the directory. Refuses (Error EBUSY) while an
-// agent runs on it. A missing directory is nothing to do.
-CleanupReport cleanup_pins(const std::string& path);
+// pins (which detaches the links), the map pin and the directory; and gives `rcu_knob` back the
+// value an agent that died while expediting grace periods recorded. Refuses (Error EBUSY) while
+// an agent runs on it. A missing directory is nothing to do.
+CleanupReport cleanup_pins(const std::string& path,
+                           const std::string& rcu_knob = kRcuExpeditedKnob);
 
 }  // namespace psnic

@@ -698,6 +698,119 @@ TEST_F(HostAgentE2eTest, KilledAgentsSuccessorCountsOnWithTheTrafficSentMeanwhil
   EXPECT_FALSE(std::filesystem::exists(pins.dir()));
 }
 
+// --expedite-attach in psnic-agent itself, on the host's real /sys/kernel/rcu_expedited. Each
+// test holds the knob at 0 (RcuExpeditedAt gives the machine's value back whatever happens), and
+// TearDown checks that it was.
+class ExpediteE2eTest : public HostAgentE2eTest {
+ protected:
+  static constexpr size_t kVeths = 150;  // a backlog well above kExpediteAbove (50)
+
+  void SetUp() override {
+    HostAgentE2eTest::SetUp();
+    if (IsSkipped()) return;
+    machine_value_ = rcu_expedited();
+    ASSERT_FALSE(machine_value_.empty()) << "/sys/kernel/rcu_expedited cannot be read";
+  }
+  void TearDown() override {
+    if (machine_value_.empty()) return;
+    const std::string now = rcu_expedited();
+    EXPECT_EQ(now, machine_value_) << "/sys/kernel/rcu_expedited not given back its value";
+    if (now != machine_value_) set_rcu_expedited(machine_value_);
+  }
+
+  // Starts an agent with --expedite-attach on `pin_dir` while more than kExpediteAbove veths
+  // wait, and kills it (SIGKILL) as soon as the knob reads 1: what a crash leaves.
+  void kill_while_expediting(const std::string& pin_dir) {
+    Agent agent({"--pin-dir", pin_dir, "--expedite-attach"});
+    bool set = false;
+    for (auto end = Clock::now() + 20s; !set && Clock::now() < end;) {
+      set = rcu_expedited() == "1";
+      if (!set) std::this_thread::sleep_for(200us);
+    }
+    kill(agent.pid(), SIGKILL);
+    EXPECT_EQ(agent.wait_exit(5s), 128 + SIGKILL);
+    ASSERT_TRUE(set) << agent.err();
+    EXPECT_EQ(rcu_expedited(), "1");
+    std::error_code error;
+    EXPECT_EQ(std::filesystem::read_symlink(pin_dir + "/rcu_expedited", error).string(), "0")
+        << error.message() << "\n"
+        << agent.err();
+  }
+  static bool knob_logged(const LogRecord& line, const std::string& what,
+                          const std::string& value) {
+    return line.at("msg").starts_with("/sys/kernel/rcu_expedited " + what) && line.count("value") &&
+           line.at("value") == value;
+  }
+
+  std::string machine_value_;
+};
+
+TEST_F(ExpediteE2eTest, TheNextAgentGivesBackWhatAKilledOneLeft) {
+  RcuExpeditedAt ordinary("0");
+  PinsCleanup pins("/sys/fs/bpf/" + unique_name('j'));
+  TestNetns ns('k');  // gone before the pins: --cleanup has no links left to detach
+  make_host_veths(ns, kVeths);
+  ASSERT_FALSE(HasFailure());
+  kill_while_expediting(pins.dir());
+  ASSERT_FALSE(HasFailure());
+
+  Agent next({"--pin-dir", pins.dir()});
+  const std::optional<LogRecord> restored = next.wait_for_log_where(
+      [](const LogRecord& line) { return knob_logged(line, "restored to 0", "0"); });
+  EXPECT_TRUE(restored) << next.err();
+  EXPECT_EQ(rcu_expedited(), "0");
+  EXPECT_FALSE(std::filesystem::is_symlink(pins.dir() + "/rcu_expedited"));
+  EXPECT_EQ(next.interrupt(), 0) << next.err();
+}
+
+TEST_F(ExpediteE2eTest, CleanupGivesBackWhatAKilledAgentLeft) {
+  RcuExpeditedAt ordinary("0");
+  PinsCleanup pins("/sys/fs/bpf/" + unique_name('h'));
+  TestNetns ns('g');
+  make_host_veths(ns, kVeths);
+  ASSERT_FALSE(HasFailure());
+  kill_while_expediting(pins.dir());
+  ASSERT_FALSE(HasFailure());
+
+  const test::CommandResult cleanup = run_cleanup(pins.dir());
+  EXPECT_EQ(cleanup.status, 0) << cleanup.err;
+  EXPECT_NE(cleanup.err.find("; /sys/kernel/rcu_expedited restored to 0\n"), std::string::npos)
+      << cleanup.err;
+  EXPECT_EQ(rcu_expedited(), "0");
+  EXPECT_FALSE(std::filesystem::exists(pins.dir()));
+}
+
+// An ephemeral agent: set for its cold start and for its exit's detaching, one line each time
+// it is set and restored; the directory made for the record goes with it.
+TEST_F(ExpediteE2eTest, AnUnpinnedAgentExpeditesItsStartAndItsExit) {
+  RcuExpeditedAt ordinary("0");
+  const std::string records = "/sys/fs/bpf/" + unique_name('f');
+  PinsCleanup pins(records);
+  TestNetns ns('e');
+  const std::vector<std::string> veths = make_host_veths(ns, kVeths);
+  ASSERT_FALSE(HasFailure());
+  Agent agent({"--no-pin", "--pin-dir", records, "--expedite-attach"});
+  const std::optional<LogRecord> started = agent.wait_for_log_where(
+      [](const LogRecord& line) { return knob_logged(line, "restored to 0", "0"); }, 20s);
+  ASSERT_TRUE(started) << agent.err();
+  EXPECT_EQ(rcu_expedited(), "0");
+  for (const std::string& veth : veths) EXPECT_EQ(psnic_programs(veth), 2u) << veth;
+
+  kill(agent.pid(), SIGTERM);
+  EXPECT_EQ(agent.wait_exit(30s), 0) << agent.err();
+  EXPECT_EQ(rcu_expedited(), "0");
+  size_t set = 0;
+  size_t restored = 0;
+  for (const LogRecord& line : agent.log()) {
+    set += knob_logged(line, "set to 1 (was 0)", "1") && line.at("previous") == "0";
+    restored += knob_logged(line, "restored to 0", "0");
+  }
+  EXPECT_EQ(set, 2u) << agent.err();
+  EXPECT_EQ(restored, 2u) << agent.err();
+  for (const std::string& veth : veths) EXPECT_EQ(psnic_programs(veth), 0u) << veth;
+  EXPECT_FALSE(std::filesystem::exists(records));
+}
+
 TEST_F(HostAgentE2eTest, CleanupWhileAnAgentRunsIsRefusedInOneLine) {
   Agent agent;
   ASSERT_TRUE(agent.serving()) << agent.err();
