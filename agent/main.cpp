@@ -56,6 +56,7 @@ struct Options {
   double interval = 5;
   bool quiet = false;
   std::string attach_mode = "auto";
+  std::string split = "none";
   std::string pin_dir{psnic::kDefaultPinDir};
   std::string docker_socket;  // empty: $DOCKER_HOST's unix socket, else kDefaultDockerSocket
   std::string podman_socket = "/run/podman/podman.sock";
@@ -150,14 +151,17 @@ void log_serving(const std::string& listen, const psnic::MetricsServer& server) 
 // --cleanup is a command of its own, not a run of the agent: its report is its result.
 int cleanup(const Options& options) {
   psnic::CleanupReport report = psnic::cleanup_pins(options.pin_dir);
-  if (!report.map && !report.directory && report.links == 0 && report.tc_filters == 0) {
+  if (!report.map && !report.split_map && !report.directory && report.links == 0 &&
+      report.tc_filters == 0) {
     print_plain("nothing pinned in " + options.pin_dir);
     return 0;
   }
+  std::string maps = report.map ? "the traffic map" : "";
+  if (report.split_map) maps += std::string(maps.empty() ? "" : " and ") + "the traffic_proto map";
   print_plain("removed from " + options.pin_dir + ": " +
               psnic::counted(report.links, "tcx link pin") + ", " +
               psnic::counted(report.tc_filters, "tc filter") + ", " +
-              (report.map ? "the traffic map" : "no traffic map"));
+              (maps.empty() ? "no traffic map" : maps));
   return 0;
 }
 
@@ -249,7 +253,10 @@ int run(const Options& options) {
                       ", where the host had none");
     map_was_pinned = access(pins->map_path().c_str(), F_OK) == 0;
   }
-  psnic::TrafficProgram program = psnic::TrafficProgram::load(pins ? pins->map_path() : "");
+  // Checked while parsing.
+  const psnic::Split split = *psnic::parse_split(options.split);
+  psnic::TrafficProgram program = psnic::TrafficProgram::load(
+      pins ? pins->map_path() : "", split, pins ? pins->split_map_path() : "");
   if (!mode) mode = psnic::probe_attach_mode(program);
 
   psnic::HostAgentOptions host_options;
@@ -268,7 +275,7 @@ int run(const Options& options) {
   // for the host agent and --pid alike.
   auto drops = std::make_shared<psnic::LinkDropsReader>();
   auto traffic = std::make_shared<psnic::TrafficCollector>(
-      [map](uint32_t ifindex) { return map->read(ifindex); }, labels, self, retired,
+      [map](uint32_t ifindex) { return map->read_counts(ifindex); }, labels, self, retired,
       [drops](const std::vector<uint32_t>& ifindexes) { return drops->read(ifindexes); });
   auto owners = std::make_shared<psnic::OwnerSnapshot>();
   auto owner_info = std::make_shared<psnic::OwnerInfoCollector>(owners);
@@ -443,6 +450,14 @@ int main(int argc, char** argv) {
                  "auto (TCX when the kernel has it, else tc), tcx, or tc")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "tcx", "tc"}));
+  app.add_option("--split", options.split,
+                 "count each interface's traffic split by: none, or protocol (a protocol label, "
+                 "tcp, udp, icmp or other, on the four traffic counters: four times the series, "
+                 "and a few ns more per packet). An agent restarted with the other setting "
+                 "starts the counters anew, as series of the other label set")
+      ->type_name("BY")
+      ->capture_default_str()
+      ->check(one_of(psnic::parse_split, "none, protocol"));
   app.add_option("--log-format", options.log_format,
                  "how each log line on stderr is written: logfmt (key=value pairs) or json (one "
                  "object per line)")

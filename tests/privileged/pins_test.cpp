@@ -155,8 +155,8 @@ TEST_P(PinnedAgentTest, InterfaceGoneWhileNoAgentRanIsRetiredWithItsFinalValuesA
   ASSERT_TRUE(series.has_value()) << host << " not exported for its grace period";
   EXPECT_EQ(series->labels.container_name, ns);
   EXPECT_EQ(series->labels.interface, "eth0");
-  EXPECT_GE(series->final.egress.bytes, 15u * 600u);
-  EXPECT_LE(series->final.egress.bytes, sent);
+  EXPECT_GE(series->final.all.egress.bytes, 15u * 600u);
+  EXPECT_LE(series->final.all.egress.bytes, sent);
   // Nothing of it stays: no counter, no pin.
   EXPECT_FALSE(tracked(ifindex));
   std::vector<uint32_t> pinned = pins_->pinned_ifindexes();
@@ -194,7 +194,7 @@ TEST_P(PinnedAgentTest, IfindexReusedWhileNoAgentRanStartsItsOwnCounter) {
   // The first one's counter is exported under its own name for the grace period.
   const std::optional<RetiredSeries> old = retired(first);
   ASSERT_TRUE(old.has_value());
-  EXPECT_GE(old->final.egress.packets, 5u);
+  EXPECT_GE(old->final.all.egress.packets, 5u);
 }
 
 TEST_P(PinnedAgentTest, NextAgentInTheOtherModeReplacesThePairWithoutCountingTwice) {
