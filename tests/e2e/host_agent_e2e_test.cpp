@@ -239,7 +239,8 @@ class HostAgentE2eTest : public E2eTest {
     EXPECT_EQ(cleanup.status, 0) << cleanup.err;
     EXPECT_EQ(cleanup.err.rfind("psnic-agent: removed from " + agent.pin_dir() + ": ", 0), 0u)
         << cleanup.err;
-    EXPECT_NE(cleanup.err.find(", the traffic map\n"), std::string::npos) << cleanup.err;
+    EXPECT_NE(cleanup.err.find(", the traffic map and the traffic_proto map\n"), std::string::npos)
+        << cleanup.err;
     EXPECT_FALSE(std::filesystem::exists(agent.pin_dir())) << agent.pin_dir();
     for (const std::string& id : held) EXPECT_FALSE(still_loaded(id)) << id;
     for (const std::string& veth : veths) {
@@ -754,7 +755,7 @@ TEST_F(HostAgentE2eTest, BadArgumentsAreRefusedBeforeAnythingIsPinned) {
   const std::vector<std::pair<std::string, std::string>> bad{
       {"--retire-after", "abc"}, {"--retire-after", "1m30"}, {"--reconcile-interval", "0"},
       {"--health-timeout", "x"}, {"--listen", "foo"},        {"--log-level", "verbose"},
-      {"--log-format", "text"},
+      {"--log-format", "text"},  {"--split", "foo"},         {"--split", "Protocol"},
   };
   for (const auto& [flag, value] : bad) {
     const std::string listen = flag == "--listen" ? "" : " --listen 127.0.0.1:0";
@@ -764,6 +765,9 @@ TEST_F(HostAgentE2eTest, BadArgumentsAreRefusedBeforeAnythingIsPinned) {
     EXPECT_EQ(r.err.rfind("psnic-agent: " + flag + ": " + value + ": ", 0), 0u) << r.err;
     EXPECT_FALSE(std::filesystem::exists(pins.dir())) << flag << " " << value;
   }
+  // The allowed values are named.
+  EXPECT_EQ(run(agent + " --listen 127.0.0.1:0 --split foo").err,
+            "psnic-agent: --split: foo: not one of none, protocol (see --help)\n");
   // The rate table is --pid's: without it, its flags would do nothing.
   for (const std::string flag : {"--interval 2", "--quiet"}) {
     test::CommandResult r = run(agent + " --listen 127.0.0.1:0 " + flag);
