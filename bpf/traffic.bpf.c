@@ -19,16 +19,6 @@
 #define TC_ACT_UNSPEC (-1)
 #endif
 
-/* The split's counters: one psnic_traffic per protocol in one value, so that a packet costs one
- * lookup. A map of its own, so that `traffic` keeps the layout an older psnic pinned. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, PSNIC_MAX_INTERFACES);
-	__type(key, __u32);
-	__type(value, struct psnic_traffic_split);
-} traffic_proto SEC(".maps");
-
 static __always_inline void count(struct psnic_counters *c, struct __sk_buff *skb)
 {
 	/* A GSO skb is one packet of its whole length, as the kernel's interface statistics count
