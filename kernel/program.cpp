@@ -34,8 +34,6 @@ void empty_map(int fd) {
 
 }  // namespace
 
-const char* split_name(Split split) { return split == Split::protocol ? "protocol" : "none"; }
-
 std::optional<Split> parse_split(std::string_view text) {
   if (text == "none") return Split::none;
   if (text == "protocol") return Split::protocol;

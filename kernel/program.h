@@ -15,9 +15,7 @@ namespace psnic {
 // What the counters are split by (psnic-agent --split): nothing, or the protocol of each packet
 // (tcp, udp, icmp, other), which counts each interface's traffic four times over.
 enum class Split { none, protocol };
-// "none", "protocol".
-const char* split_name(Split split);
-// nullopt for any other text.
+// "none", "protocol"; nullopt for any other text.
 std::optional<Split> parse_split(std::string_view text);
 
 // The loaded counter: one program pair and its map, shared by every interface psnic counts.
