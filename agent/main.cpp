@@ -255,8 +255,8 @@ int run(const Options& options) {
   }
   // Checked while parsing.
   const psnic::Split split = *psnic::parse_split(options.split);
-  psnic::TrafficProgram program = psnic::TrafficProgram::load(
-      pins ? pins->map_path() : "", split, pins ? pins->split_map_path() : "");
+  psnic::TrafficProgram program = psnic::TrafficProgram::load(pins ? pins->map_path() : "", split,
+                                                              pins ? pins->split_map_path() : "");
   if (!mode) mode = psnic::probe_attach_mode(program);
 
   psnic::HostAgentOptions host_options;

@@ -373,7 +373,8 @@ std::optional<Counts> agent_counts(const std::string& metrics, const std::string
   std::map<std::string, std::string> labels{{"host_interface", veth}};
   if (!id.empty()) labels["container_id"] = id;
   const std::vector<std::string> protocols =
-      split ? std::vector<std::string>{"tcp", "udp", "icmp", "other"} : std::vector<std::string>{""};
+      split ? std::vector<std::string>{"tcp", "udp", "icmp", "other"}
+            : std::vector<std::string>{""};
   uint64_t values[4] = {};
   for (int i = 0; i < 4; ++i) {
     for (const std::string& protocol : protocols) {

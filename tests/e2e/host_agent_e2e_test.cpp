@@ -440,9 +440,9 @@ TEST_F(HostAgentE2eTest, SplitByProtocolCountsExactlyAndCleanupRemovesBothMaps) 
   EXPECT_GE(counted.transmit_bytes, 1000000u) << counted;
   EXPECT_GE(counted.receive_bytes, 500000u) << counted;
   // The exchange is TCP: most of it is under protocol="tcp".
-  const std::optional<double> tcp = value_of(
-      final.metrics, "psnic_container_network_transmit_bytes_total",
-      {{"host_interface", veth}, {"protocol", "tcp"}});
+  const std::optional<double> tcp =
+      value_of(final.metrics, "psnic_container_network_transmit_bytes_total",
+               {{"host_interface", veth}, {"protocol", "tcp"}});
   ASSERT_TRUE(tcp) << final.metrics;
   EXPECT_GE(*tcp, 1000000.0);
   stop(agent, held, {veth}, 1);

@@ -152,8 +152,9 @@ TEST_P(SplitTrafficTest, SumsOverProtocolEqualTheKernelsStatisticsToTheByte) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, SplitTrafficTest,
-                         ::testing::Values(AttachMode::tcx, AttachMode::tc),
-                         [](const auto& info) { return std::string(attach_mode_name(info.param)); });
+                         ::testing::Values(AttachMode::tcx, AttachMode::tc), [](const auto& info) {
+                           return std::string(attach_mode_name(info.param));
+                         });
 
 }  // namespace
 }  // namespace psnic

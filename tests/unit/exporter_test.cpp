@@ -279,8 +279,7 @@ TEST(ExporterCollectorSplit, FourSeriesPerFamilyWithAProtocolLabelAfterTheSix) {
       protocols.push_back(label_value(metric, "protocol"));
       EXPECT_EQ(label_value(metric, "host_interface"), "veth7");
     }
-    EXPECT_EQ(protocols, (std::vector<std::string>{"tcp", "udp", "icmp", "other"}))
-        << family.name;
+    EXPECT_EQ(protocols, (std::vector<std::string>{"tcp", "udp", "icmp", "other"})) << family.name;
   }
   // Receive is the host's egress, per protocol as unsplit.
   const std::string text = serialize(families);
@@ -323,7 +322,9 @@ TEST(ExporterCollectorSplit, RetiredSplitSeriesKeepTheirProtocolsAndDropsStayUns
   TrafficCollector collector(
       [&](uint32_t ifindex) -> std::optional<TrafficCounts> { return entries.at(ifindex); },
       snapshot_of({{7, labels("veth7")}}), nullptr, retired,
-      [](const std::vector<uint32_t>&) { return HostLinkDropsTable{{7, HostLinkDrops{1, 2, 3, 4}}}; });
+      [](const std::vector<uint32_t>&) {
+        return HostLinkDropsTable{{7, HostLinkDrops{1, 2, 3, 4}}};
+      });
   auto families = collector.Collect();
   ASSERT_EQ(families.size(), 8u);
   for (size_t f = 0; f < 4; ++f) {
