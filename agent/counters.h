@@ -10,7 +10,7 @@
 
 #include "agent/views.h"
 #include "base/error.h"
-#include "bpf/traffic.h"
+#include "bpf/traffic_counts.h"
 #include "kernel/attach.h"
 
 namespace psnic {
@@ -36,7 +36,7 @@ class Counters {
   // Throws Error.
   virtual void reattach(uint32_t ifindex) = 0;
   // The interface's counter; nullopt when it has none. Throws Error when the map cannot be read.
-  virtual std::optional<psnic_traffic> read(uint32_t ifindex) const = 0;
+  virtual std::optional<TrafficCounts> read(uint32_t ifindex) const = 0;
 
   // A pinned agent's first pass. Takes over what an earlier agent left counting on the
   // interface: true when it did (the counter continues). Throws Error.

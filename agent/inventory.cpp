@@ -157,7 +157,7 @@ std::vector<AttachRequest> Inventory::adopt_pinned(const std::vector<AttachReque
   return fresh;
 }
 
-std::optional<psnic_traffic> Inventory::final_values(uint32_t ifindex) {
+std::optional<TrafficCounts> Inventory::final_values(uint32_t ifindex) {
   try {
     return counters_.read(ifindex);
   } catch (const Error&) {
@@ -171,7 +171,7 @@ void Inventory::retire(uint32_t ifindex, Clock::time_point now) {
   if (it == tracked_.end()) return;
   const InterfaceLabels& labels = it->second.labels;
   // The last values are read before the counter goes, and exported for the grace period.
-  std::optional<psnic_traffic> final = final_values(ifindex);
+  std::optional<TrafficCounts> final = final_values(ifindex);
   counters_.detach(ifindex);
   // A series gone within its wait is exported now, retired, with what is known of its owner:
   // what it counted is not lost.
@@ -190,7 +190,7 @@ void Inventory::retire(uint32_t ifindex, Clock::time_point now) {
 }
 
 void Inventory::retire_left_behind(uint32_t ifindex, Clock::time_point now) {
-  std::optional<psnic_traffic> final = final_values(ifindex);
+  std::optional<TrafficCounts> final = final_values(ifindex);
   std::optional<InterfaceLabels> labels = counters_.stored_labels(ifindex);
   if (final && labels && !labels->host_interface.empty()) {
     retired_.push_back({{*labels, *final}, {*labels, "", ""}, now + options_.retire_after});

@@ -131,7 +131,7 @@ class Inventory {
   void track(const AttachRequest& request);
   std::vector<AttachRequest> adopt_pinned(const std::vector<AttachRequest>& candidates);
   // The counter's last values, read before it goes; nullopt when absent or unreadable.
-  std::optional<psnic_traffic> final_values(uint32_t ifindex);
+  std::optional<TrafficCounts> final_values(uint32_t ifindex);
   void retire(uint32_t ifindex, Clock::time_point now);
   // Exports the counter an earlier agent left for an interface that is no longer the one it
   // counted, under the labels that agent stored, for the grace period; then drops it.

@@ -33,7 +33,9 @@ class KernelCounters final : public Counters {
   void detach(uint32_t ifindex) override;
   bool intact(uint32_t ifindex) const override;
   void reattach(uint32_t ifindex) override;
-  std::optional<psnic_traffic> read(uint32_t ifindex) const override { return map_.read(ifindex); }
+  std::optional<TrafficCounts> read(uint32_t ifindex) const override {
+    return map_.read_counts(ifindex);
+  }
   bool adopt(const AttachRequest& request) override;
   void remove_remnants(uint32_t ifindex) override;
   std::vector<uint32_t> counted() const override { return program_.tracked(); }

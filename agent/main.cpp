@@ -57,6 +57,7 @@ struct Options {
   double interval = 5;
   bool quiet = false;
   std::string attach_mode = "auto";
+  std::string split = "none";
   std::string pin_dir{psnic::kDefaultPinDir};
   std::string docker_socket;  // empty: $DOCKER_HOST's unix socket, else kDefaultDockerSocket
   std::string podman_socket = "/run/podman/podman.sock";
@@ -152,18 +153,20 @@ void log_serving(const std::string& listen, const psnic::MetricsServer& server) 
 // --cleanup is a command of its own, not a run of the agent: its report is its result.
 int cleanup(const Options& options) {
   psnic::CleanupReport report = psnic::cleanup_pins(options.pin_dir);
-  if (!report.map && !report.directory && report.links == 0 && report.tc_filters == 0 &&
-      !report.rcu_expedited) {
+  if (!report.map && !report.split_map && !report.directory && report.links == 0 &&
+      report.tc_filters == 0 && !report.rcu_expedited) {
     print_plain("nothing pinned in " + options.pin_dir);
     return 0;
   }
-  print_plain(
-      "removed from " + options.pin_dir + ": " + psnic::counted(report.links, "tcx link pin") +
-      ", " + psnic::counted(report.tc_filters, "tc filter") + ", " +
-      (report.map ? "the traffic map" : "no traffic map") +
-      (report.rcu_expedited
-           ? std::string("; ") + psnic::kRcuExpeditedKnob + " restored to " + *report.rcu_expedited
-           : ""));
+  std::string maps = report.map ? "the traffic map" : "";
+  if (report.split_map) maps += std::string(maps.empty() ? "" : " and ") + "the traffic_proto map";
+  print_plain("removed from " + options.pin_dir + ": " +
+              psnic::counted(report.links, "tcx link pin") + ", " +
+              psnic::counted(report.tc_filters, "tc filter") + ", " +
+              (maps.empty() ? "no traffic map" : maps) +
+              (report.rcu_expedited ? std::string("; ") + psnic::kRcuExpeditedKnob +
+                                          " restored to " + *report.rcu_expedited
+                                    : ""));
   return 0;
 }
 
@@ -257,7 +260,10 @@ int run(const Options& options) {
     // An agent killed while it expedited grace periods left the host's knob set: put it back.
     psnic::restore_expedited(psnic::kRcuExpeditedKnob, pins->rcu_expedited_record_path());
   }
-  psnic::TrafficProgram program = psnic::TrafficProgram::load(pins ? pins->map_path() : "");
+  // Checked while parsing.
+  const psnic::Split split = *psnic::parse_split(options.split);
+  psnic::TrafficProgram program = psnic::TrafficProgram::load(pins ? pins->map_path() : "", split,
+                                                              pins ? pins->split_map_path() : "");
   if (!mode) mode = psnic::probe_attach_mode(program);
 
   // --expedite-attach: the knob's value is recorded in the pin directory while it is set. An
@@ -314,7 +320,7 @@ int run(const Options& options) {
   // for the host agent and --pid alike.
   auto drops = std::make_shared<psnic::LinkDropsReader>();
   auto traffic = std::make_shared<psnic::TrafficCollector>(
-      [map](uint32_t ifindex) { return map->read(ifindex); }, labels, self, retired,
+      [map](uint32_t ifindex) { return map->read_counts(ifindex); }, labels, self, retired,
       [drops](const std::vector<uint32_t>& ifindexes) { return drops->read(ifindexes); });
   auto owners = std::make_shared<psnic::OwnerSnapshot>();
   auto owner_info = std::make_shared<psnic::OwnerInfoCollector>(owners);
@@ -510,6 +516,14 @@ int main(int argc, char** argv) {
                  "auto (TCX when the kernel has it, else tc), tcx, or tc")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "tcx", "tc"}));
+  app.add_option("--split", options.split,
+                 "count each interface's traffic split by: none, or protocol (a protocol label, "
+                 "tcp, udp, icmp or other, on the four traffic counters: four times the series, "
+                 "and a few ns more per packet). An agent restarted with the other setting "
+                 "starts the counters anew, as series of the other label set")
+      ->type_name("BY")
+      ->capture_default_str()
+      ->check(one_of(psnic::parse_split, "none, protocol"));
   app.add_option("--log-format", options.log_format,
                  "how each log line on stderr is written: logfmt (key=value pairs) or json (one "
                  "object per line)")

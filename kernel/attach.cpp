@@ -56,6 +56,7 @@ void remove_remnants(const TrafficProgram& program, uint32_t ifindex, const PinD
   pins.unpin_link(ifindex, true);
   pins.unpin_link(ifindex, false);
   remove_tc_filters_of_map(ifindex, program.ids().map);
+  remove_tc_filters_of_map(ifindex, program.ids().idle_map);
 }
 
 CountedInterface CountedInterface::attach(const TrafficProgram& program, uint32_t ifindex,

@@ -13,6 +13,7 @@ namespace psnic {
 // Where a pinned agent keeps what must outlive it, so that an agent started after SIGTERM or
 // kill -9 adopts it (counters continue, nothing is attached twice):
 //   PIN_DIR/traffic                          the traffic map
+//   PIN_DIR/traffic_proto                    the traffic map split by protocol (--split protocol)
 //   PIN_DIR/labels                           the labels of each counter (agent/label_store.h)
 //   PIN_DIR/links/<ifindex>_ingress|_egress  the TCX links (tc filters outlive their agent anyway)
 //   PIN_DIR/rcu_expedited                    while --expedite-attach holds the host's knob: its
@@ -37,6 +38,7 @@ class PinDir {
   // Whether open() mounted a bpf filesystem (on its mount point) to make the directory.
   bool mounted_bpffs() const { return mounted_bpffs_; }
   std::string map_path() const { return path_ + "/traffic"; }
+  std::string split_map_path() const { return path_ + "/traffic_proto"; }
   std::string labels_path() const { return path_ + "/labels"; }
   std::string rcu_expedited_record_path() const { return path_ + "/rcu_expedited"; }
   std::string link_path(uint32_t ifindex, bool ingress) const;
@@ -67,6 +69,7 @@ struct CleanupReport {
   size_t links = 0;        // TCX link pins
   size_t tc_filters = 0;   // cls_bpf filters running a program that writes the pinned map
   bool map = false;        // the traffic map's pin
+  bool split_map = false;  // the traffic_proto map's pin
   bool directory = false;  // PIN_DIR itself
   // The value given back to the RCU knob, which an agent that died while expediting grace
   // periods recorded there; nullopt when there was no record (or it could not be written back).

@@ -3,31 +3,51 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 struct traffic_bpf;
 
 namespace psnic {
 
-// The loaded counter: one program pair (psnic_ingress, psnic_egress) and the traffic map, shared
-// by every interface psnic counts. Per-interface state is a map key, not a program.
+// What the counters are split by (psnic-agent --split): nothing, or the protocol of each packet
+// (tcp, udp, icmp, other), which counts each interface's traffic four times over.
+enum class Split { none, protocol };
+// "none", "protocol"; nullopt for any other text.
+std::optional<Split> parse_split(std::string_view text);
+
+// The loaded counter: one program pair and its map, shared by every interface psnic counts.
+// Per-interface state is a map key, not a program. Unsplit, psnic_ingress/psnic_egress count into
+// the traffic map (psnic_traffic values); split by protocol, psnic_split_in/psnic_split_eg count
+// into traffic_proto (psnic_traffic_split values). Both maps exist either way.
 class TrafficProgram {
  public:
-  // Opens and loads the skeleton. With `map_pin`, the traffic map pinned there is reused (its
-  // counters continue), or pinned there when absent. Throws Error; without the privilege to load
-  // BPF the message says what is missing, and a pinned map of another layout is named.
-  static TrafficProgram load(const std::string& map_pin = {});
+  // Opens and loads the skeleton with the pair `split` names (the other pair is not loaded).
+  // With `map_pin` and `split_map_pin`, the maps pinned there are reused (the counting one's
+  // counters continue), or pinned there when absent. The map the other setting counts into is
+  // emptied: its counters stopped when its programs were replaced, and an agent that comes back
+  // to that setting must start them anew rather than continue stale ones. Throws Error; without
+  // the privilege to load BPF the message says what is missing, and a pinned map of another
+  // layout is named.
+  static TrafficProgram load(const std::string& map_pin = {}, Split split = Split::none,
+                             const std::string& split_map_pin = {});
 
+  Split split() const { return split_; }
   int ingress_fd() const;
   int egress_fd() const;
+  // The map the loaded pair counts into: traffic, or traffic_proto when split.
   int map_fd() const;
+  // The other one, which counts nothing.
+  int idle_map_fd() const;
 
   // What the kernel calls the loaded objects, read once at load: their ids, and the programs'
   // tags (a hash of their code: the same code loaded twice has the same tag).
   using Tag = std::array<uint8_t, 8>;
   struct Ids {
     uint32_t map = 0, ingress = 0, egress = 0;
+    uint32_t idle_map = 0;  // idle_map_fd()'s: an earlier agent's programs may write it
     Tag ingress_tag{}, egress_tag{};
   };
   const Ids& ids() const { return ids_; }
@@ -44,9 +64,10 @@ class TrafficProgram {
   struct Destroy {
     void operator()(traffic_bpf* skeleton) const;
   };
-  explicit TrafficProgram(traffic_bpf* skeleton) : skeleton_(skeleton) {}
+  TrafficProgram(traffic_bpf* skeleton, Split split) : skeleton_(skeleton), split_(split) {}
 
   std::unique_ptr<traffic_bpf, Destroy> skeleton_;
+  Split split_;
   Ids ids_;
 };
 

@@ -100,18 +100,24 @@ std::vector<Series> drops_of(const std::string& metrics, const std::string& veth
   return series_of(metrics, veth, {"_errors_total", "_packets_dropped_total"});
 }
 
-// Whether all four traffic series of `veth` are there and name `c`'s eth0: container_id is its
-// full id, container_name empty (psnic reads the cgroup, not dockerd) or its name.
+// Whether all four traffic series of `veth` are there (four per family with --split protocol) and
+// name `c`'s eth0: container_id is its full id, container_name empty (psnic reads the cgroup,
+// not dockerd) or its name.
 bool named(const std::string& metrics, const std::string& veth, const Container& c) {
   const std::vector<Series> found = traffic_of(metrics, veth);
-  if (found.size() != 4) return false;
+  // With --split protocol, four series per family, each with a protocol label.
+  const auto split = std::count_if(found.begin(), found.end(),
+                                   [](const Series& s) { return s.labels.count("protocol"); });
+  if (!(found.size() == 4 && split == 0) && !(found.size() == 16 && split == 16)) return false;
   for (const Series& s : found) {
+    std::map<std::string, std::string> labels = s.labels;
+    labels.erase("protocol");
     std::map<std::string, std::string> expected{
         {"container_id", c.id()}, {"container_name", ""}, {"pod", ""},
         {"namespace", ""},        {"interface", "eth0"},  {"host_interface", veth}};
-    if (s.labels != expected) {
+    if (labels != expected) {
       expected["container_name"] = c.name();
-      if (s.labels != expected) return false;
+      if (labels != expected) return false;
     }
   }
   return true;
@@ -239,7 +245,8 @@ class HostAgentE2eTest : public E2eTest {
     EXPECT_EQ(cleanup.status, 0) << cleanup.err;
     EXPECT_EQ(cleanup.err.rfind("psnic-agent: removed from " + agent.pin_dir() + ": ", 0), 0u)
         << cleanup.err;
-    EXPECT_NE(cleanup.err.find(", the traffic map\n"), std::string::npos) << cleanup.err;
+    EXPECT_NE(cleanup.err.find(", the traffic map and the traffic_proto map\n"), std::string::npos)
+        << cleanup.err;
     EXPECT_FALSE(std::filesystem::exists(agent.pin_dir())) << agent.pin_dir();
     for (const std::string& id : held) EXPECT_FALSE(still_loaded(id)) << id;
     for (const std::string& veth : veths) {
@@ -409,6 +416,36 @@ TEST_F(HostAgentE2eTest, CountsExactlyWhatTheKernelCountsOnEachHostVeth) {
   }
 
   stop(agent, held, {veth_a, veth_b}, 2);
+}
+
+// The pinned host agent with --split protocol: four series per family, whose sums count exactly
+// what the kernel counts; SIGINT leaves them pinned and --cleanup (in stop()) removes both maps.
+TEST_F(HostAgentE2eTest, SplitByProtocolCountsExactlyAndCleanupRemovesBothMaps) {
+  Container a('s');
+  Container b('t');
+  ASSERT_FALSE(HasFailure());
+  const std::string veth = a.host_veth();
+  ASSERT_FALSE(HasFailure());
+  Agent agent({"--split", "protocol"});
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  expect_named_by(agent, veth, a, agent.started_at() + kAttachBound);
+  const std::set<std::string> held = held_by(agent);
+  const Snapshot base = quiet_snapshot(agent.port(), veth, /*split=*/true);
+  ASSERT_FALSE(HasFailure()) << base.metrics;
+  exchange(a, b, 1000000, 500000);
+  ASSERT_FALSE(HasFailure());
+  const Snapshot final = quiet_snapshot(agent.port(), veth, /*split=*/true);
+  ASSERT_FALSE(HasFailure()) << final.metrics;
+  const Counts counted = expect_counted_as_kernel(base, final);
+  EXPECT_GE(counted.transmit_bytes, 1000000u) << counted;
+  EXPECT_GE(counted.receive_bytes, 500000u) << counted;
+  // The exchange is TCP: most of it is under protocol="tcp".
+  const std::optional<double> tcp =
+      value_of(final.metrics, "psnic_container_network_transmit_bytes_total",
+               {{"host_interface", veth}, {"protocol", "tcp"}});
+  ASSERT_TRUE(tcp) << final.metrics;
+  EXPECT_GE(*tcp, 1000000.0);
+  stop(agent, held, {veth}, 1);
 }
 
 TEST_F(HostAgentE2eTest, RestartedContainerGetsItsNewVethCountedAndTheOldOneRetired) {
@@ -867,7 +904,7 @@ TEST_F(HostAgentE2eTest, BadArgumentsAreRefusedBeforeAnythingIsPinned) {
   const std::vector<std::pair<std::string, std::string>> bad{
       {"--retire-after", "abc"}, {"--retire-after", "1m30"}, {"--reconcile-interval", "0"},
       {"--health-timeout", "x"}, {"--listen", "foo"},        {"--log-level", "verbose"},
-      {"--log-format", "text"},
+      {"--log-format", "text"},  {"--split", "foo"},         {"--split", "Protocol"},
   };
   for (const auto& [flag, value] : bad) {
     const std::string listen = flag == "--listen" ? "" : " --listen 127.0.0.1:0";
@@ -877,6 +914,9 @@ TEST_F(HostAgentE2eTest, BadArgumentsAreRefusedBeforeAnythingIsPinned) {
     EXPECT_EQ(r.err.rfind("psnic-agent: " + flag + ": " + value + ": ", 0), 0u) << r.err;
     EXPECT_FALSE(std::filesystem::exists(pins.dir())) << flag << " " << value;
   }
+  // The allowed values are named.
+  EXPECT_EQ(run(agent + " --listen 127.0.0.1:0 --split foo").err,
+            "psnic-agent: --split: foo: not one of none, protocol (see --help)\n");
   // The rate table is --pid's: without it, its flags would do nothing.
   for (const std::string flag : {"--interval 2", "--quiet"}) {
     test::CommandResult r = run(agent + " --listen 127.0.0.1:0 " + flag);

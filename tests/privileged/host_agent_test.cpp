@@ -114,8 +114,8 @@ TEST_F(HostAgentTest, VanishedInterfaceKeepsItsFinalValuesThenGoes) {
   EXPECT_EQ(live(host), std::nullopt);
   const std::optional<RetiredSeries> series = retired(host);
   ASSERT_TRUE(series.has_value());
-  EXPECT_GE(series->final.egress.bytes, 20u * 500u);
-  EXPECT_LE(series->final.egress.bytes, sent);
+  EXPECT_GE(series->final.all.egress.bytes, 20u * 500u);
+  EXPECT_LE(series->final.all.egress.bytes, sent);
   EXPECT_EQ(series->labels.interface, "eth0");
   agent->expire_retired(HostAgent::Clock::now() + std::chrono::seconds(61));
   EXPECT_EQ(retired(host), std::nullopt);

@@ -75,7 +75,7 @@ class FakeCounters : public Counters {
     calls.push_back("reattach " + std::to_string(ifindex));
     removed_by_another_tool.erase(ifindex);
   }
-  std::optional<psnic_traffic> read(uint32_t ifindex) const override {
+  std::optional<TrafficCounts> read(uint32_t ifindex) const override {
     auto it = counters.find(ifindex);
     if (it == counters.end()) return std::nullopt;
     return it->second;
@@ -399,8 +399,8 @@ TEST_F(InventoryTest, VanishedInterfaceIsExportedWithItsFinalValuesForItsGracePe
   EXPECT_EQ(counters_.calls.back(), "detach 7");
   ASSERT_EQ(retired().size(), 1u);
   EXPECT_EQ(retired()[0].labels.container_id, kIdA);
-  EXPECT_EQ(retired()[0].final.ingress.bytes, 500u);
-  EXPECT_EQ(retired()[0].final.egress.bytes, 1000u);
+  EXPECT_EQ(retired()[0].final.all.ingress.bytes, 500u);
+  EXPECT_EQ(retired()[0].final.all.egress.bytes, 1000u);
   EXPECT_EQ(inventory.next_deadline(), gone_at + 10s);
 
   inventory.expire_retired(gone_at + 10s - 1ms);
@@ -477,7 +477,7 @@ TEST_F(InventoryTest, IfindexReusedByANewInterfaceStartsItsOwnSeries) {
   EXPECT_EQ(live("vethnew")->container_id, kIdB);
   ASSERT_EQ(retired().size(), 1u);
   EXPECT_EQ(retired()[0].labels.host_interface, "veth7");
-  EXPECT_EQ(retired()[0].final.ingress.bytes, 500u);
+  EXPECT_EQ(retired()[0].final.all.ingress.bytes, 500u);
 }
 
 TEST_F(InventoryTest, HooksAnotherToolRemovedAreAttachedAgainAndTheCounterContinues) {
@@ -845,7 +845,7 @@ TEST_F(InventoryTest, AnInterfaceGoneWithinItsWaitIsExportedRetiredWithWhatIsKno
   ASSERT_EQ(retired().size(), 1u);  // what it counted is not lost
   EXPECT_EQ(retired()[0].labels.container_id, kIdA);
   EXPECT_EQ(retired()[0].labels.interface, "eth0");
-  EXPECT_EQ(retired()[0].final.ingress.bytes, 100u);
+  EXPECT_EQ(retired()[0].final.all.ingress.bytes, 100u);
 }
 
 // ---- A pinned agent's first pass ---------------------------------------------------------------
@@ -907,7 +907,7 @@ TEST_F(PinnedInventoryTest, IfindexReusedWhileNoAgentRanRetiresTheOldCounter) {
   EXPECT_EQ(counters_.counters.at(7).ingress.bytes, 0u);
   ASSERT_EQ(retired().size(), 1u);
   EXPECT_EQ(retired()[0].labels.host_interface, "vethold");
-  EXPECT_EQ(retired()[0].final.ingress.bytes, 500u);
+  EXPECT_EQ(retired()[0].final.all.ingress.bytes, 500u);
   answer_all();
   EXPECT_EQ(live("vethnew")->container_id, kIdB);
 }
@@ -928,7 +928,7 @@ TEST_F(PinnedInventoryTest, CountersAndPinsOfInterfacesGoneWhileNoAgentRanAreDro
             (std::vector<std::string>{"adopt veth7", "unpin 8", "forget 8", "forget 9"}));
   ASSERT_EQ(retired().size(), 1u);
   EXPECT_EQ(retired()[0].labels.host_interface, "veth8");
-  EXPECT_EQ(retired()[0].final.ingress.bytes, 800u);
+  EXPECT_EQ(retired()[0].final.all.ingress.bytes, 800u);
   // Only on the first pass.
   counters_.calls.clear();
   counters_.counters[12] = traffic(1);
