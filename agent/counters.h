@@ -12,7 +12,7 @@
 
 #include "agent/views.h"
 #include "base/error.h"
-#include "bpf/traffic.h"
+#include "bpf/traffic_counts.h"
 #include "kernel/attach.h"
 
 namespace psnic {
@@ -52,7 +52,7 @@ class Counters {
   // Throws Error.
   virtual void reattach(uint32_t ifindex) = 0;
   // The interface's counter; nullopt when it has none. Throws Error when the map cannot be read.
-  virtual std::optional<psnic_traffic> read(uint32_t ifindex) const = 0;
+  virtual std::optional<TrafficCounts> read(uint32_t ifindex) const = 0;
 
   // Counts a counted interface's receive at its container-side peer's ingress (PeerLink), on
   // the ordinary and the bpf_redirect_peer path alike, and no longer at the host egress. Throws

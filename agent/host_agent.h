@@ -13,6 +13,7 @@
 #include "agent/runtime_worker.h"
 #include "agent/views.h"
 #include "kernel/attach.h"
+#include "kernel/expedite.h"
 #include "kernel/pins.h"
 #include "kernel/program.h"
 #include "resolver/netlink.h"
@@ -33,6 +34,10 @@ struct HostAgentOptions {
   LoopHeartbeat* heartbeat = nullptr;
   // Called on the loop's thread at each SIGHUP (the main reloads the web config). May be empty.
   std::function<void()> reload;
+  // --expedite-attach: expedited RCU grace periods while a large backlog is attached (see
+  // Inventory::Options::expedite) and, for an ephemeral agent, while it detaches more than
+  // kExpediteAbove interfaces as it goes. May be null; must outlive the agent.
+  ExpeditedGracePeriods* expedite = nullptr;
 };
 
 // `psnic-agent` on its own: counts every host peer (veth, netkit) on the host, follows links as
@@ -54,6 +59,9 @@ class HostAgent {
             std::shared_ptr<OwnerSnapshot> facts = nullptr);
   HostAgent(const HostAgent&) = delete;
   HostAgent& operator=(const HostAgent&) = delete;
+  // Ephemeral: detaches everything it counted (with expedited grace periods when there are more
+  // than kExpediteAbove interfaces and options.expedite allows). Pinned: leaves it all counting.
+  ~HostAgent();
 
   // The inventory's steps, on the real host (see Inventory): run() takes them as events and
   // timers come; the privileged tests take them one at a time.

@@ -52,6 +52,7 @@ Inventory::Inventory(Counters& counters, Discover discover, Options options,
       owners_(std::move(owners)) {}
 
 Inventory::~Inventory() {
+  if (options_.expedite) options_.expedite->end();
   tracked_.clear();
   retired_.clear();
   publish();
@@ -157,7 +158,7 @@ std::vector<AttachRequest> Inventory::adopt_pinned(const std::vector<AttachReque
   return fresh;
 }
 
-std::optional<psnic_traffic> Inventory::final_values(uint32_t ifindex) {
+std::optional<TrafficCounts> Inventory::final_values(uint32_t ifindex) {
   try {
     return counters_.read(ifindex);
   } catch (const Error&) {
@@ -171,7 +172,7 @@ void Inventory::retire(uint32_t ifindex, Clock::time_point now) {
   if (it == tracked_.end()) return;
   const InterfaceLabels& labels = it->second.labels;
   // The last values are read before the counter goes, and exported for the grace period.
-  std::optional<psnic_traffic> final = final_values(ifindex);
+  std::optional<TrafficCounts> final = final_values(ifindex);
   counters_.detach(ifindex);
   // A series gone within its wait is exported now, retired, with what is known of its owner:
   // what it counted is not lost.
@@ -191,7 +192,7 @@ void Inventory::retire(uint32_t ifindex, Clock::time_point now) {
 }
 
 void Inventory::retire_left_behind(uint32_t ifindex, Clock::time_point now) {
-  std::optional<psnic_traffic> final = final_values(ifindex);
+  std::optional<TrafficCounts> final = final_values(ifindex);
   std::optional<InterfaceLabels> labels = counters_.stored_labels(ifindex);
   if (final && labels && !labels->host_interface.empty()) {
     retired_.push_back({{*labels, *final}, {*labels, "", ""}, now + options_.retire_after});
@@ -412,6 +413,14 @@ void Inventory::export_overdue(Clock::time_point now) {
   if (changed) publish();
 }
 
+void Inventory::expedite_for(size_t waiting) {
+  if (options_.expedite && waiting > kExpediteAbove) options_.expedite->begin();
+}
+
+void Inventory::expedite_done() {
+  if (options_.expedite && backlog_.empty()) options_.expedite->end();
+}
+
 void Inventory::attach_backlog(Clock::time_point until) {
   bool counted = false;
   while (!backlog_.empty() && now_() < until) {
@@ -421,6 +430,7 @@ void Inventory::attach_backlog(Clock::time_point until) {
     counted |= count(chunk, nullptr);
   }
   hook_peers(until);
+  expedite_done();
   if (!counted) return;
   if (backlog_.empty()) {
     // All counted: name their owners now rather than at the end of a long backoff.
@@ -469,6 +479,7 @@ void Inventory::reconcile(std::chrono::milliseconds budget) {
     if (backlog_.size() > 100 && budgeted)
       log_info("attaching " + std::to_string(backlog_.size()) + " interfaces (" +
                attach_mode_name(counters_.mode()) + ")");
+    expedite_for(backlog_.size());
     attach_backlog(budgeted ? start + budget : Clock::time_point::max());
 
     // Links that vanished without a notification reaching psnic (an overrun socket).
@@ -524,9 +535,11 @@ void Inventory::handle_all(const std::vector<LinkEvent>& events, Clock::time_poi
     }
   }
   if (!fresh.empty()) {
+    expedite_for(fresh.size());
     count(fresh, &seen);
     changed = true;
   }
+  expedite_done();  // also when these notifications took the backlog's last links out of it
   if (changed) publish();
 }
 

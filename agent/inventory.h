@@ -11,6 +11,7 @@
 #include "agent/counters.h"
 #include "agent/owner_source.h"
 #include "agent/views.h"
+#include "kernel/expedite.h"
 #include "resolver/netlink.h"
 #include "resolver/resolver.h"
 
@@ -43,6 +44,10 @@ class Inventory {
     // /proc, and its runtime's answer) before it is exported with what is known then. Counting
     // starts at once either way; a hung daemon delays the series, never the counts.
     std::chrono::milliseconds name_wait{2000};
+    // --expedite-attach: held while more than kExpediteAbove interfaces wait to be counted (a
+    // cold start, a reconcile's backlog, a burst of new links), until none waits. Null: never.
+    // Must outlive the inventory.
+    ExpeditedGracePeriods* expedite = nullptr;
   };
 
   // `self`, `owners` and `ask` may be null (no runtime: owners are named by the resolver
@@ -53,7 +58,8 @@ class Inventory {
             std::shared_ptr<OwnerSnapshot> owners = nullptr);
   Inventory(const Inventory&) = delete;
   Inventory& operator=(const Inventory&) = delete;
-  // Publishes empty views: what the counters do with the interfaces is theirs to decide.
+  // Publishes empty views: what the counters do with the interfaces is theirs to decide. Gives
+  // back expedited grace periods if it holds them.
   ~Inventory();
 
   // A full pass: count every host peer not counted (or whose hooks another tool removed), name
@@ -133,7 +139,7 @@ class Inventory {
   void track(const AttachRequest& request);
   std::vector<AttachRequest> adopt_pinned(const std::vector<AttachRequest>& candidates);
   // The counter's last values, read before it goes; nullopt when absent or unreadable.
-  std::optional<psnic_traffic> final_values(uint32_t ifindex);
+  std::optional<TrafficCounts> final_values(uint32_t ifindex);
   void retire(uint32_t ifindex, Clock::time_point now);
   // Exports the counter an earlier agent left for an interface that is no longer the one it
   // counted, under the labels that agent stored, for the grace period; then drops it.
@@ -155,6 +161,10 @@ class Inventory {
   // Gives `tracked` these labels, logging and storing them when they changed.
   void relabel(Tracked& tracked, uint32_t ifindex, InterfaceLabels labels);
   size_t unidentified() const;
+  // Expedited grace periods while more than kExpediteAbove interfaces are about to be counted
+  // (`waiting`); given back once the backlog is empty.
+  void expedite_for(size_t waiting);
+  void expedite_done();
   void identify_now();
   void publish();
 

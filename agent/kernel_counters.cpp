@@ -16,7 +16,9 @@ KernelCounters::KernelCounters(const TrafficProgram& program, AttachMode mode, c
   if (pins_ != nullptr) label_store_.emplace(LabelStore::open(*pins_));
 }
 
-KernelCounters::~KernelCounters() {
+KernelCounters::~KernelCounters() { stop_all(); }
+
+void KernelCounters::stop_all() {
   if (pins_ != nullptr) {
     for (auto& [ifindex, peer] : peers_) peer.release();
     for (auto& [ifindex, counted] : counting_) counted.release();

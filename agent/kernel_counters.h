@@ -35,7 +35,9 @@ class KernelCounters final : public Counters {
   void detach(uint32_t ifindex) override;
   bool intact(uint32_t ifindex) const override;
   void reattach(uint32_t ifindex) override;
-  std::optional<psnic_traffic> read(uint32_t ifindex) const override { return map_.read(ifindex); }
+  std::optional<TrafficCounts> read(uint32_t ifindex) const override {
+    return map_.read_counts(ifindex);
+  }
   void count_at_peer(const PeerRequest& peer) override;
   bool at_peer(uint32_t ifindex) const override { return peers_.count(ifindex) != 0; }
   bool adopt(const AttachRequest& request) override;
@@ -46,6 +48,9 @@ class KernelCounters final : public Counters {
   void forget(uint32_t ifindex) override;
   std::optional<InterfaceLabels> stored_labels(uint32_t ifindex) const override;
   void store_labels(uint32_t ifindex, const InterfaceLabels& labels) override;
+  // Stops counting every interface now (an ephemeral agent's exit): hooks detached, keys
+  // removed. A pinned one's are left counting for the next agent all the same.
+  void stop_all();
 
  private:
   const TrafficProgram& program_;

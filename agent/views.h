@@ -12,7 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "bpf/traffic.h"
+#include "bpf/traffic_counts.h"
 
 namespace psnic {
 
@@ -71,7 +71,7 @@ using LabelSnapshot = Snapshot<LabelTable>;
 // entry was dropped) until its grace period ends, so that Prometheus scrapes its last increments.
 struct RetiredSeries {
   InterfaceLabels labels;
-  psnic_traffic final{};
+  TrafficCounts final;
 };
 using RetiredTable = std::vector<RetiredSeries>;
 using RetiredSnapshot = Snapshot<RetiredTable>;

@@ -1,6 +1,9 @@
 // ns per packet of psnic's tc program against a program that does nothing, and against the
 // program as it was while it also counted GSO segments (bench/segments.bpf.c), all timed by the
 // kernel with BPF_PROG_TEST_RUN on the same 64-byte and 1500-byte Ethernet + IPv4 + TCP frames.
+// Then --split protocol's table: per frame kind (IPv4/IPv6 TCP, UDP, ICMP, a fragment, a VLAN
+// tag, a truncated header, a GSO skb), the empty program, psnic unsplit, psnic split, and the
+// split parsed with bpf_skb_load_bytes (bench/split_load_bytes.bpf.c), taking turns.
 //
 // psnic_ingress runs with the loopback's key inserted, so every run takes the counting path (the
 // bench checks the counters at the end; the segments program likewise). Each call runs a program
@@ -18,18 +21,21 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "empty.skel.h"
 #include "segments.skel.h"
+#include "split_load_bytes.skel.h"
 #include "traffic.h"
 #include "traffic.skel.h"
 
@@ -50,6 +56,9 @@ struct EmptyDeleter {
 };
 struct SegmentsDeleter {
   void operator()(segments_bpf* skeleton) const { segments_bpf__destroy(skeleton); }
+};
+struct LoadBytesDeleter {
+  void operator()(split_load_bytes_bpf* skeleton) const { split_load_bytes_bpf__destroy(skeleton); }
 };
 
 using Bytes = std::vector<uint8_t>;
@@ -95,13 +104,47 @@ Bytes ipv4_tcp_frame(size_t size) {
   return frame;
 }
 
+// Ethernet (with an 802.1Q tag when `vlan`) + an IPv4 (`version` 4) or IPv6 header carrying
+// `protocol` + zeroes, `size` bytes in all. No checksums: the programs read only the headers.
+Bytes ip_frame(int version, uint8_t protocol, size_t size, bool vlan = false) {
+  Bytes frame(size);
+  const uint8_t macs[12] = {0x02, 0, 0, 0, 0, 0x0b, 0x02, 0, 0, 0, 0, 0x0a};
+  std::copy(std::begin(macs), std::end(macs), frame.begin());
+  size_t l3 = 14;
+  if (vlan) {
+    put16(frame, 12, 0x8100);
+    put16(frame, 14, 100);
+    l3 = 18;
+  }
+  put16(frame, l3 - 2, version == 4 ? 0x0800 : 0x86dd);
+  if (version == 4) {
+    frame[l3] = 0x45;
+    put16(frame, l3 + 2, static_cast<uint16_t>(size - l3));
+    frame[l3 + 8] = 64;
+    frame[l3 + 9] = protocol;
+  } else {
+    frame[l3] = 0x60;
+    put16(frame, l3 + 4, static_cast<uint16_t>(size - l3 - 40));
+    frame[l3 + 6] = protocol;
+    frame[l3 + 7] = 64;
+  }
+  return frame;
+}
+
 // One BPF_PROG_TEST_RUN call of kRepeat runs: the kernel's average ns per run, or -1.
-double ns_per_run(int prog_fd, const Bytes& frame, const char* name) {
+// With `gso_segs`, the skb is a GSO one of that many segments of `gso_size` bytes.
+double ns_per_run(int prog_fd, const Bytes& frame, const char* name, uint32_t gso_segs = 0,
+                  uint32_t gso_size = 0) {
   bpf_test_run_opts opts{};
   opts.sz = sizeof(opts);
   opts.data_in = frame.data();
   opts.data_size_in = static_cast<uint32_t>(frame.size());
   opts.repeat = kRepeat;
+  __sk_buff ctx{};
+  ctx.gso_segs = gso_segs;
+  ctx.gso_size = gso_size;
+  opts.ctx_in = &ctx;
+  opts.ctx_size_in = sizeof(ctx);
   if (int err = bpf_prog_test_run_opts(prog_fd, &opts); err < 0) {
     std::fprintf(stderr, "bpf_bench: %s: BPF_PROG_TEST_RUN: %s\n", name, std::strerror(-err));
     return -1;
@@ -150,6 +193,19 @@ std::string load_average() {
   return one + " " + five + " " + fifteen;
 }
 
+// Inserts the loopback's key, with the zeroed per-CPU `values`, in each map: the programs count
+// only keys user space made.
+bool insert_loopback_key(std::initializer_list<int> map_fds, const void* values) {
+  for (int fd : map_fds) {
+    if (bpf_map_update_elem(fd, &kLoopback, values, BPF_NOEXIST) < 0) {
+      std::fprintf(stderr, "bpf_bench: map: cannot insert the loopback's key: %s\n",
+                   std::strerror(errno));
+      return false;
+    }
+  }
+  return true;
+}
+
 int run() {
   std::unique_ptr<traffic_bpf, TrafficDeleter> traffic(traffic_bpf__open_and_load());
   if (!traffic) {
@@ -170,13 +226,7 @@ int run() {
   const int segments_map_fd = bpf_map__fd(segments->maps.traffic);
   const size_t cpus = static_cast<size_t>(libbpf_num_possible_cpus());
   std::vector<psnic_traffic> per_cpu(cpus);
-  for (int fd : {map_fd, segments_map_fd}) {
-    if (bpf_map_update_elem(fd, &kLoopback, per_cpu.data(), BPF_NOEXIST) < 0) {
-      std::fprintf(stderr, "bpf_bench: traffic map: cannot insert the loopback's key: %s\n",
-                   std::strerror(errno));
-      return 2;
-    }
-  }
+  if (!insert_loopback_key({map_fd, segments_map_fd}, per_cpu.data())) return 2;
 
   struct Program {
     const char* name;
@@ -245,6 +295,104 @@ int run() {
         median_difference(ns[f][kSegments], ns[f][kPsnic]));
   }
 
+  // --split protocol: the empty program, psnic unsplit and psnic split by protocol, side by side
+  // on one frame after another, each frame's three taking turns over kRounds rounds.
+  std::unique_ptr<split_load_bytes_bpf, LoadBytesDeleter> load_bytes(
+      split_load_bytes_bpf__open_and_load());
+  if (!load_bytes) {
+    std::fprintf(stderr, "bpf_bench: psnic_split_lb: cannot load: %s\n", std::strerror(errno));
+    return 2;
+  }
+  const int split_map_fd = bpf_map__fd(traffic->maps.traffic_proto);
+  std::vector<psnic_traffic_split> split_per_cpu(cpus);
+  if (!insert_loopback_key({split_map_fd, bpf_map__fd(load_bytes->maps.traffic_proto)},
+                           split_per_cpu.data()))
+    return 2;
+  struct SplitFrame {
+    const char* name;
+    Bytes frame;
+    int protocol;  // the slot it must count in
+    uint32_t gso_segs = 0, gso_size = 0;
+  };
+  Bytes fragment = ip_frame(4, 17, 100);
+  put16(fragment, 14 + 6, 0x2000 | 185);  // more fragments, offset 1480: no UDP header here
+  Bytes truncated = ip_frame(4, 6, 34);
+  truncated[14] = 0x4f;  // says a 60-byte header; 20 are there
+  const SplitFrame split_frames[] = {
+      {"IPv4 TCP", ip_frame(4, 6, 64), PSNIC_PROTOCOL_TCP},
+      {"IPv4 UDP", ip_frame(4, 17, 64), PSNIC_PROTOCOL_UDP},
+      {"IPv4 ICMP", ip_frame(4, 1, 64), PSNIC_PROTOCOL_ICMP},
+      {"IPv6 TCP", ip_frame(6, 6, 86), PSNIC_PROTOCOL_TCP},
+      {"IPv6 UDP", ip_frame(6, 17, 86), PSNIC_PROTOCOL_UDP},
+      {"IPv6 ICMPv6", ip_frame(6, 58, 86), PSNIC_PROTOCOL_ICMP},
+      {"IPv4 fragment", fragment, PSNIC_PROTOCOL_UDP},
+      {"VLAN IPv4 TCP", ip_frame(4, 6, 68, /*vlan=*/true), PSNIC_PROTOCOL_TCP},
+      {"truncated IPv4", truncated, PSNIC_PROTOCOL_OTHER},
+      // A test run takes at most a page (3712 bytes of frame): a 64 KB GSO skb is refused
+      // (EINVAL), so the GSO row is the largest one it takes, as a GSO skb of 2 segments.
+      {"GSO TCP 3.5KB", ipv4_tcp_frame(3500), PSNIC_PROTOCOL_TCP, 2, 1448},
+  };
+  const Program split_programs[] = {
+      programs[kEmpty],
+      programs[kPsnic],
+      {"psnic_split_in", bpf_program__fd(traffic->progs.psnic_split_in)},
+      {"psnic_split_lb", bpf_program__fd(load_bytes->progs.psnic_split_lb)},
+  };
+  constexpr size_t kSplit = 2, kLoadBytes = 3, kSplitPrograms = 4;
+  std::printf(
+      "\n--split protocol: ns per packet, medians of %d rounds (min-max), ratio of the medians to "
+      "the empty program; the last column is the split parsed with bpf_skb_load_bytes instead "
+      "of direct packet access\n%-15s %18s %18s %7s %18s %7s %18s %7s\n",
+      kRounds, "frame", "empty", "psnic (split off)", "ratio", "psnic (split on)", "ratio",
+      "load_bytes split", "ratio");
+  std::array<uint64_t, PSNIC_PROTOCOLS> split_expected{};
+  uint64_t split_runs = 0;
+  uint64_t psnic_split_table_runs = 0;
+  bool split_met = true;
+  for (const SplitFrame& f : split_frames) {
+    std::vector<double> ns_of[kSplitPrograms];
+    for (const Program& program : split_programs)  // warm-up, not reported
+      if (ns_per_run(program.fd, f.frame, program.name, f.gso_segs, f.gso_size) < 0) return 2;
+    split_runs += kRepeat;
+    split_expected[f.protocol] += kRepeat;
+    psnic_split_table_runs += kRepeat;  // psnic_ingress is in this table too
+    for (int round = 0; round < kRounds; ++round) {
+      for (size_t i = 0; i < kSplitPrograms; ++i) {
+        const size_t p = (static_cast<size_t>(round) + i) % kSplitPrograms;
+        const double result = ns_per_run(split_programs[p].fd, f.frame, split_programs[p].name,
+                                         f.gso_segs, f.gso_size);
+        if (result < 0) return 2;
+        ns_of[p].push_back(result);
+      }
+      split_runs += kRepeat;
+      split_expected[f.protocol] += kRepeat;
+      psnic_split_table_runs += kRepeat;
+    }
+    Spread of[kSplitPrograms];
+    for (size_t p = 0; p < kSplitPrograms; ++p) of[p] = spread(ns_of[p]);
+    char cell[kSplitPrograms][32];
+    for (size_t p = 0; p < kSplitPrograms; ++p)
+      std::snprintf(cell[p], sizeof cell[p], "%.1f (%.0f-%.0f)", of[p].median, of[p].min,
+                    of[p].max);
+    const double off = of[kPsnic].median / of[kEmpty].median;
+    const double on = of[kSplit].median / of[kEmpty].median;
+    split_met = split_met && on <= kTargetRatio;
+    std::printf("%-15s %18s %18s %6.2fx %18s %6.2fx %18s %6.2fx\n", f.name, cell[kEmpty],
+                cell[kPsnic], off, cell[kSplit], on, cell[kLoadBytes],
+                of[kLoadBytes].median / of[kEmpty].median);
+  }
+  std::printf("split on, target <= %.0fx the empty program on every frame: %s\n", kTargetRatio,
+              split_met ? "met" : "NOT met");
+  // The split program counted every run, each frame in its protocol's slot.
+  bool split_counted = bpf_map_lookup_elem(split_map_fd, &kLoopback, split_per_cpu.data()) == 0;
+  for (int p = 0; split_counted && p < PSNIC_PROTOCOLS; ++p) {
+    uint64_t counted = 0;
+    for (const psnic_traffic_split& cpu : split_per_cpu) counted += cpu.protocol[p].ingress.packets;
+    split_counted = counted == split_expected[p];
+  }
+  std::printf("psnic_split_in counted %llu runs, each in its frame's protocol: %s\n",
+              static_cast<unsigned long long>(split_runs), split_counted ? "yes" : "MISMATCH");
+
   // The measured runs must have counted: one packet per run, all on the loopback's key (the
   // segments program's too, in its own map).
   bool all_counted = true;
@@ -253,13 +401,13 @@ int run() {
     uint64_t counted = 0;
     if (bpf_map_lookup_elem(fd, &kLoopback, per_cpu.data()) == 0)
       for (const psnic_traffic& cpu : per_cpu) counted += cpu.ingress.packets;
+    const uint64_t runs = psnic_runs + (fd == map_fd ? psnic_split_table_runs : 0);
     std::printf("%s%s counted %llu packets in %llu runs: %s\n", fd == map_fd ? "\n" : "", name,
-                static_cast<unsigned long long>(counted),
-                static_cast<unsigned long long>(psnic_runs),
-                counted == psnic_runs ? "every run took the counting path" : "MISMATCH");
-    all_counted = all_counted && counted == psnic_runs;
+                static_cast<unsigned long long>(counted), static_cast<unsigned long long>(runs),
+                counted == runs ? "every run took the counting path" : "MISMATCH");
+    all_counted = all_counted && counted == runs;
   }
-  return all_counted ? 0 : 1;  // a missed target is reported, not an error
+  return all_counted && split_counted ? 0 : 1;  // a missed target is reported, not an error
 }
 
 }  // namespace

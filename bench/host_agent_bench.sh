@@ -18,6 +18,12 @@
 # /var/run/docker.sock, bind-mounted there in a mount namespace of its own (so that revisions
 # without --docker-socket are measured alike); "no daemon" is a plain file there, which refuses
 # every connection at once.
+# `host_agent_bench.sh expedite` measures the cold start and the stop side by side (issue 12):
+# N (default 1100) namespaces with veths exist when an unpinned agent (--no-pin, so that every
+# run starts cold and its SIGTERM detaches everything) starts; the time until all are counted,
+# then from SIGTERM to exit; alternated without and with --expedite-attach in ROUNDS rounds
+# (default 3). /sys/kernel/rcu_expedited is held at 0 (ordinary grace periods) for the run,
+# checked to read 0 after each agent exits, and given back its value on exit.
 # Everything made is named psnictest-hab-* / psnictesth* (pins in /sys/fs/bpf/psnictest-hab),
 # and removed on exit. Needs root.
 # Environment: PSNIC_AGENT (default build/release/psnic-agent), N (default 1000), ATTACH_MODE
@@ -26,6 +32,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AGENT=${PSNIC_AGENT:-build/release/psnic-agent}
+N_GIVEN=${N:-}
 N=${N:-1000}
 ATTACH_MODE=${ATTACH_MODE:-auto}
 LATENCY_ROUNDS=100
@@ -88,6 +95,70 @@ attach_latencies() {  # FIRST COUNT FILE
     echo $(( (t1 - t0) / 1000 )) | awk '{printf "%.3f\n", $1/1000}' >>"$3"
   done
 }
+
+# Makes namespaces psnictest-hab-FIRST.. FIRST+COUNT-1, each with a veth to the host.
+make_veths() {  # FIRST COUNT
+  for i in $(seq "$1" $(($1 + $2 - 1))); do echo "netns add psnictest-hab-$i"; done >"$batch"
+  for i in $(seq "$1" $(($1 + $2 - 1))); do
+    echo "link add $(veth_name "$i") type veth peer name eth0 netns psnictest-hab-$i"
+  done >>"$batch"
+  ip -batch "$batch"
+}
+# The interfaces the agent counts, by its own psnic_attached_interfaces.
+attached_now() {
+  scrape | awk '$1 ~ /^psnic_attached_interfaces/ {n += $2} END {print n + 0}'
+}
+
+if [ "${1:-}" = expedite ]; then
+  N=${N_GIVEN:-1100}
+  ROUNDS=${ROUNDS:-3}
+  knob=/sys/kernel/rcu_expedited
+  # The comparison needs ordinary grace periods: the knob is held at 0 for the run and given back
+  # its exact value on exit, whatever happens.
+  knob_before=$(cat $knob)
+  trap 'echo "$knob_before" >'"$knob"'; cleanup' EXIT
+  echo 0 >$knob
+  echo "making $N namespaces with veths..." >&2
+  make_veths 0 "$N"
+  # Everything counted beside the bench's own veths (other host peers on the machine).
+  results=$(mktemp /tmp/psnictest-hab-exp.XXXXXX)
+  for round in $(seq 1 "$ROUNDS"); do
+    for kind in plain expedite; do
+      args=(--no-pin)
+      [ "$kind" = plain ] || args+=(--expedite-attach)
+      start=$(date +%s%N)
+      start_agent "${args[@]}"
+      until [ "$(attached_now)" -ge "$N" ]; do
+        [ $(($(date +%s%N) - start)) -lt 120000000000 ] || { echo "$kind: not all attached after 120 s" >&2; exit 1; }
+        sleep 0.01
+      done
+      up=$(( $(date +%s%N) - start ))
+      t0=$(date +%s%N)
+      kill -TERM "$agent"; wait "$agent" 2>/dev/null || true; agent=""
+      down=$(( $(date +%s%N) - t0 ))
+      [ "$(cat $knob)" = 0 ] || { echo "$kind: $knob reads $(cat $knob) after the agent exited" >&2; exit 1; }
+      echo "$kind $up $down" >>"$results"
+      echo "round $round, $kind: start $(awk -v ns=$up 'BEGIN {printf "%.2f", ns / 1e9}') s, stop $(awk -v ns=$down 'BEGIN {printf "%.2f", ns / 1e9}') s" >&2
+    done
+  done
+  median() {  # kind column: seconds
+    awk -v k="$1" -v c="$2" '$1 == k {print $c / 1e9}' "$results" | percentile 0.5
+  }
+  all() { awk -v k="$1" -v c="$2" '$1 == k {printf "%s%.2f", sep, $c / 1e9; sep = ", "}' "$results"; }
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", a / b}'; }
+  up_plain=$(median plain 2); up_exp=$(median expedite 2)
+  down_plain=$(median plain 3); down_exp=$(median expedite 3)
+  echo "## psnic-agent ($AGENT), --no-pin, $N veths (rcu_expedited was $knob_before, held at 0 meanwhile), without and with --expedite-attach, alternated in $ROUNDS rounds (kernel $(uname -r), nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo
+  echo "| measure, median of $ROUNDS | without | with --expedite-attach | without / with |"
+  echo "|---|---:|---:|---:|"
+  echo "| start to all $N counted | $up_plain s | $up_exp s | $(ratio "$up_plain" "$up_exp")x |"
+  echo "| SIGTERM to exit, all detached | $down_plain s | $down_exp s | $(ratio "$down_plain" "$down_exp")x |"
+  echo
+  echo "Every run (s): start without $(all plain 2); with $(all expedite 2). Stop without $(all plain 3); with $(all expedite 3)."
+  rm -f "$results"
+  exit 0
+fi
 
 if [ "${1:-}" = hung-daemon ]; then
   HUNG_DAEMON=${HUNG_DAEMON:-build/release/hung_daemon}
@@ -164,11 +235,7 @@ rm -f "$latencies"
 
 # 2. Scale.
 echo "making $N namespaces with veths..." >&2
-for i in $(seq "$LATENCY_ROUNDS" $((LATENCY_ROUNDS + N - 1))); do echo "netns add psnictest-hab-$i"; done >"$batch"
-for i in $(seq "$LATENCY_ROUNDS" $((LATENCY_ROUNDS + N - 1))); do
-  echo "link add $(veth_name "$i") type veth peer name eth0 netns psnictest-hab-$i"
-done >>"$batch"
-ip -batch "$batch"
+make_veths "$LATENCY_ROUNDS" "$N"
 total=$((LATENCY_ROUNDS + N))
 # Starts the agent; sets `elapsed` to the seconds until it counts all $total interfaces. With
 # `late`, one more veth is made 0.2 s into the start and `late_ms` is the time until its series

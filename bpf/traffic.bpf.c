@@ -1,11 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Counts the traffic of host-side container interfaces, per interface and direction. An
- * observer: it reads skb->len and skb->ifindex (and, at a container-side device, that device's
- * namespace), writes nothing and always lets the packet go on (TC_ACT_UNSPEC, which is TCX_NEXT
- * for TCX links). */
+/* Counts the traffic of host-side container interfaces, per interface and direction, and with
+ * --split protocol per protocol too. An observer: it reads skb->len and skb->ifindex (at a
+ * container-side device, that device's namespace; for the split, skb->protocol and the packet's
+ * headers), writes nothing and always lets the packet go on (TC_ACT_UNSPEC, which is TCX_NEXT
+ * for TCX links).
+ *
+ * Two program pairs, one loaded: psnic_ingress/psnic_egress count into `traffic`, and
+ * psnic_split_in/psnic_split_eg into `traffic_proto`. Separate programs rather than one with a
+ * switch, so that the unsplit pair is exactly the code it was (no cost, and the tag an older
+ * psnic's programs have), and so that a link running one pair's code is told from the other's
+ * by its tag when an agent adopts it (a rodata switch leaves the tag alike). The container's
+ * receive is counted at the container-side device's ingress where the agent could hook it
+ * (psnic_peer_ingress, or psnic_peer_split with the split), and the host egress programs then
+ * skip that interface. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
+#include "protocol.bpf.h"
 #include "traffic_map.bpf.h"
 
 #ifndef TC_ACT_UNSPEC
@@ -72,22 +83,67 @@ int psnic_egress(struct __sk_buff *skb)
  *
  * bpf_get_netns_cookie(skb) is no shortcut here: for tc programs it answers the namespace of
  * skb->sk, or the initial one without a socket (net/core/filter.c), never the device's. */
-SEC("tc")
-int psnic_peer_ingress(struct __sk_buff *skb)
+/* The host ifindex whose counter a container-side device's receive goes to, or null when psnic
+ * does not count that device. */
+static __always_inline __u32 *peer_host(struct __sk_buff *skb)
 {
 	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
 	struct psnic_peer_key key = {};
-	struct psnic_traffic *t;
-	__u32 *host;
 
 	key.netns_cookie = kskb->dev->nd_net.net->net_cookie;
 	key.ifindex = skb->ifindex;
-	host = bpf_map_lookup_elem(&peers, &key);
+	return bpf_map_lookup_elem(&peers, &key);
+}
+
+SEC("tc")
+int psnic_peer_ingress(struct __sk_buff *skb)
+{
+	__u32 *host = peer_host(skb);
+	struct psnic_traffic *t;
+
 	if (!host)
 		return TC_ACT_UNSPEC;
 	t = bpf_map_lookup_elem(&traffic, host);
 	if (t)
 		count(&t->egress, skb);
+	return TC_ACT_UNSPEC;
+}
+
+/* psnic_peer_ingress with --split protocol: the host peer's egress of the packet's protocol. */
+SEC("tc")
+int psnic_peer_split(struct __sk_buff *skb)
+{
+	__u32 *host = peer_host(skb);
+	struct psnic_traffic_split *t;
+
+	if (!host)
+		return TC_ACT_UNSPEC;
+	t = bpf_map_lookup_elem(&traffic_proto, host);
+	if (t)
+		count(&t->protocol[psnic_protocol_of(skb)].egress, skb);
+	return TC_ACT_UNSPEC;
+}
+
+SEC("tc")
+int psnic_split_in(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct psnic_traffic_split *t = bpf_map_lookup_elem(&traffic_proto, &ifindex);
+
+	/* Parsed only for an interface psnic counts. */
+	if (t)
+		count(&t->protocol[psnic_protocol_of(skb)].ingress, skb);
+	return TC_ACT_UNSPEC;
+}
+
+SEC("tc")
+int psnic_split_eg(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct psnic_traffic_split *t = bpf_map_lookup_elem(&traffic_proto, &ifindex);
+
+	if (t && !bpf_map_lookup_elem(&received_at_peer, &ifindex))
+		count(&t->protocol[psnic_protocol_of(skb)].egress, skb);
 	return TC_ACT_UNSPEC;
 }
 

@@ -35,3 +35,20 @@ struct psnic_peer_key {
 	__u32 ifindex;
 	__u32 pad; /* zero */
 };
+
+/* psnic-agent --split protocol: the protocol of a packet, each the index of its counters in
+ * psnic_traffic_split and a value of the exported label "protocol" (tcp, udp, icmp, other). ICMP
+ * is ICMP over IPv4 and ICMPv6 over IPv6. */
+enum psnic_protocol {
+	PSNIC_PROTOCOL_TCP,
+	PSNIC_PROTOCOL_UDP,
+	PSNIC_PROTOCOL_ICMP,
+	PSNIC_PROTOCOL_OTHER,
+	PSNIC_PROTOCOLS,
+};
+
+/* Value of the traffic_proto map (--split protocol), keyed by host ifindex (__u32): one
+ * psnic_traffic per protocol, in one value so that a packet costs one lookup. */
+struct psnic_traffic_split {
+	struct psnic_traffic protocol[PSNIC_PROTOCOLS];
+};

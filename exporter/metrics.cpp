@@ -180,12 +180,23 @@ std::vector<prometheus::MetricFamily> TrafficCollector::Collect() const {
     }
 
     // The host peer's egress is what the container receives, its ingress what it sends.
-    auto add = [&](const std::vector<prometheus::ClientMetric::Label>& labels,
-                   const psnic_traffic& traffic) {
+    auto add_one = [&](const std::vector<prometheus::ClientMetric::Label>& labels,
+                       const psnic_traffic& traffic) {
       add_sample(families[kReceiveBytes], labels, traffic.egress.bytes);
       add_sample(families[kTransmitBytes], labels, traffic.ingress.bytes);
       add_sample(families[kReceivePackets], labels, traffic.egress.packets);
       add_sample(families[kTransmitPackets], labels, traffic.ingress.packets);
+    };
+    // Split counts are four series per family, one per protocol; unsplit ones one.
+    auto add = [&](const std::vector<prometheus::ClientMetric::Label>& labels,
+                   const TrafficCounts& counts) {
+      if (!counts.by_protocol) return add_one(labels, counts.all);
+      std::vector<prometheus::ClientMetric::Label> with_protocol = labels;
+      with_protocol.push_back({"protocol", ""});
+      for (int p = 0; p < PSNIC_PROTOCOLS; ++p) {
+        with_protocol.back().value = std::string(protocol_name(p));
+        add_one(with_protocol, (*counts.by_protocol)[p]);
+      }
     };
     // Held for the whole loop: a range-for over `*retired_->current()` would drop the only
     // reference before the body runs once the agent publishes a new table.
@@ -215,7 +226,7 @@ std::vector<prometheus::MetricFamily> TrafficCollector::Collect() const {
     }
 
     for (uint32_t ifindex : ifindexes) {
-      std::optional<psnic_traffic> traffic;
+      std::optional<TrafficCounts> traffic;
       try {
         traffic = read_(ifindex);
       } catch (const std::exception&) {

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "agent/views.h"
-#include "bpf/traffic.h"
+#include "bpf/traffic_counts.h"
 
 namespace psnic {
 
@@ -75,8 +75,10 @@ class SelfMetrics : public SelfReport {
 class TrafficCollector : public prometheus::Collectable {
  public:
   // The counters of one host ifindex: nullopt when absent, an exception when the read failed.
-  // A TrafficMap does it: [map](uint32_t i) { return map->read(i); }.
-  using Reader = std::function<std::optional<psnic_traffic>(uint32_t ifindex)>;
+  // A TrafficMap does it: [map](uint32_t i) { return map->read_counts(i); }. Counts split by
+  // protocol are exported as four series each, labelled protocol="tcp", "udp", "icmp", "other"
+  // after the six labels above.
+  using Reader = std::function<std::optional<TrafficCounts>(uint32_t ifindex)>;
   // The errors and drops of the host interfaces, once per scrape: `ifindexes` are those the
   // scrape exports (sorted); the table may hold more or fewer. An exception when the read failed.
   using DropsReader = std::function<HostLinkDropsTable(const std::vector<uint32_t>& ifindexes)>;

@@ -58,6 +58,7 @@ void remove_remnants(const TrafficProgram& program, uint32_t ifindex, const PinD
   pins.unpin_link(ifindex, false);
   PeerLink::remove_remnants(program, ifindex, pins);
   remove_tc_filters_of_map(ifindex, program.ids().map);
+  remove_tc_filters_of_map(ifindex, program.ids().idle_map);
 }
 
 CountedInterface CountedInterface::attach(const TrafficProgram& program, uint32_t ifindex,

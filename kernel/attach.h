@@ -41,9 +41,10 @@ class Attachment {
                            AttachMode mode, const PinDir* pins = nullptr);
   // Takes over the pair an earlier pinned agent left on the interface in this mode: both TCX
   // links pinned in `pins` and still attached there, or both tc filters at psnic's handle running
-  // programs that write `program`'s map. Those have counted all along, so the counter continues.
-  // A pair running other code than `program`'s is switched to it in place. nullopt when there
-  // is no such pair.
+  // programs that write one of `program`'s maps. Those have counted all along, so the counter
+  // continues, unless the pair is the other --split setting's: its counter was emptied at load,
+  // and starts anew. A pair running other code than `program`'s is switched to it in place.
+  // nullopt when there is no such pair.
   static std::optional<Attachment> adopt(const TrafficProgram& program, uint32_t ifindex,
                                          const std::string& name, AttachMode mode,
                                          const PinDir& pins);
@@ -72,8 +73,8 @@ class Attachment {
 
 // Removes what an earlier pinned agent left on one interface that cannot be adopted (half a
 // pair, a pair of the other mode): its link pins (the peer's included, with its map entries) and
-// its tc filters (those running a program that writes `program`'s map). Another tool's and
-// another psnic's programs stay.
+// its tc filters (those running a program that writes either of `program`'s maps). Another
+// tool's and another psnic's programs stay.
 void remove_remnants(const TrafficProgram& program, uint32_t ifindex, const PinDir& pins);
 
 // An interface psnic counts: its counter (the traffic map's key) and the program pair that feeds

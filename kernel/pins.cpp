@@ -211,16 +211,24 @@ std::vector<uint32_t> PinDir::pinned_ifindexes() const {
   return {found.begin(), found.end()};
 }
 
-CleanupReport cleanup_pins(const std::string& path) {
+CleanupReport cleanup_pins(const std::string& path, const std::string& rcu_knob) {
   CleanupReport report;
   std::optional<PinDir> pins = PinDir::open_existing(path);
   if (!pins) return report;
+  // First: the host's setting matters more than psnic's leftovers. A record that cannot be
+  // written back stays, and with it the directory.
+  report.rcu_expedited = restore_expedited(rcu_knob, pins->rcu_expedited_record_path());
 
-  // The filters first: while the map is pinned, its id tells psnic's filters from those of
-  // another psnic (a --pid agent) that must stay.
-  if (uint32_t map_id = map_id_of(pins->map_path())) {
+  // The filters first: while the maps are pinned, their ids tell psnic's filters from those of
+  // another psnic (a --pid agent) that must stay. Either map: the pair that ran counted into one
+  // of them, as --split said.
+  std::vector<uint32_t> map_ids;
+  for (const std::string& map : {pins->map_path(), pins->split_map_path()})
+    if (uint32_t id = map_id_of(map)) map_ids.push_back(id);
+  if (!map_ids.empty()) {
     for (const Link& link : NetlinkSocket::open().dump_links())
-      report.tc_filters += remove_tc_filters_of_map(link.ifindex, map_id);
+      for (uint32_t map_id : map_ids)
+        report.tc_filters += remove_tc_filters_of_map(link.ifindex, map_id);
   }
   std::string links_dir = path + kLinksDir;
   for (const std::string& name : entries(links_dir)) {
@@ -230,6 +238,7 @@ CleanupReport cleanup_pins(const std::string& path) {
   report.map = unlink(pins->map_path().c_str()) == 0;
   unlink((pins->path() + "/peers").c_str());
   unlink((pins->path() + "/received_at_peer").c_str());
+  report.split_map = unlink(pins->split_map_path().c_str()) == 0;
   unlink(pins->labels_path().c_str());
   rmdir(links_dir.c_str());
   report.directory = rmdir(path.c_str()) == 0;

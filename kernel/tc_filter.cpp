@@ -81,7 +81,10 @@ std::optional<TcFilters> TcFilters::adopt(const TrafficProgram& program, uint32_
   TcFilters filters(ifindex, kTcHandle);
   for (bool ingress : {true, false}) {
     ProgramFacts facts = program_facts(filter_prog(ifindex, ingress, kTcHandle));
-    if (!facts.writes_map(program.ids().map)) return std::nullopt;
+    // Either map: filters an agent of the other --split setting left are adopted too, and
+    // switched to this pair below (their code differs).
+    if (!facts.writes_map(program.ids().map) && !facts.writes_map(program.ids().idle_map))
+      return std::nullopt;
     (ingress ? filters.ingress_prog_ : filters.egress_prog_) = facts.id;
   }
   filters.attached_ = true;

@@ -25,6 +25,10 @@ static_assert(offsetof(psnic_traffic, egress) == 24);
 static_assert(offsetof(psnic_counters, bytes) == 0);
 static_assert(offsetof(psnic_counters, packets) == 8);
 static_assert(offsetof(psnic_counters, reserved) == 16);
+// traffic_proto's value: four of them, indexed by psnic_protocol.
+static_assert(sizeof(psnic_traffic_split) == PSNIC_PROTOCOLS * sizeof(psnic_traffic));
+static_assert(PSNIC_PROTOCOL_TCP == 0 && PSNIC_PROTOCOL_UDP == 1 && PSNIC_PROTOCOL_ICMP == 2 &&
+              PSNIC_PROTOCOL_OTHER == 3 && PSNIC_PROTOCOLS == 4);
 
 namespace {
 
@@ -38,32 +42,45 @@ TrafficMap::TrafficMap(int map_fd) : fd_(map_fd), cpus_(libbpf_num_possible_cpus
   uint32_t length = sizeof(info);
   if (bpf_obj_get_info_by_fd(fd_, &info, &length) != 0) throw system_error(map_object(fd_), errno);
   // A larger value would make the kernel write past our buffer: check before the first read.
+  split_ = info.value_size == sizeof(psnic_traffic_split);
   if (info.type != BPF_MAP_TYPE_PERCPU_HASH || info.key_size != sizeof(uint32_t) ||
-      info.value_size != sizeof(psnic_traffic)) {
+      (info.value_size != sizeof(psnic_traffic) && !split_)) {
     throw Error(map_object(fd_), EINVAL,
                 "not a per-cpu hash of " + std::to_string(sizeof(uint32_t)) + "-byte keys and " +
-                    std::to_string(sizeof(psnic_traffic)) + "-byte values (type " +
+                    std::to_string(sizeof(psnic_traffic)) + "- or " +
+                    std::to_string(sizeof(psnic_traffic_split)) + "-byte values (type " +
                     std::to_string(info.type) + ", key " + std::to_string(info.key_size) +
                     ", value " + std::to_string(info.value_size) + ")");
   }
 }
 
 std::optional<psnic_traffic> TrafficMap::read(uint32_t ifindex) const {
+  std::optional<TrafficCounts> counts = read_counts(ifindex);
+  if (!counts) return std::nullopt;
+  return counts->all;
+}
+
+std::optional<TrafficCounts> TrafficMap::read_counts(uint32_t ifindex) const {
   // One buffer per scrape thread: a scrape reads every key, each read needs cpus() values.
   thread_local std::vector<psnic_traffic> values;
-  values.resize(static_cast<size_t>(cpus_));
+  const size_t per_cpu = split_ ? PSNIC_PROTOCOLS : 1;
+  values.resize(static_cast<size_t>(cpus_) * per_cpu);
   if (bpf_map_lookup_elem(fd_, &ifindex, values.data()) != 0) {
     if (errno == ENOENT) return std::nullopt;
     throw system_error("traffic map key " + std::to_string(ifindex), errno);
   }
-  psnic_traffic sum{};
-  for (const psnic_traffic& cpu : values) {
-    sum.ingress.bytes += cpu.ingress.bytes;
-    sum.ingress.packets += cpu.ingress.packets;
-    sum.egress.bytes += cpu.egress.bytes;
-    sum.egress.packets += cpu.egress.packets;
+  // CPU c's value is values[c * per_cpu, (c + 1) * per_cpu): one psnic_traffic, or one per
+  // protocol.
+  psnic_traffic_split sum{};
+  for (size_t i = 0; i < values.size(); ++i) {
+    psnic_traffic& to = sum.protocol[i % per_cpu];
+    to.ingress.bytes += values[i].ingress.bytes;
+    to.ingress.packets += values[i].ingress.packets;
+    to.egress.bytes += values[i].egress.bytes;
+    to.egress.packets += values[i].egress.packets;
   }
-  return sum;
+  if (!split_) return TrafficCounts(sum.protocol[0]);
+  return TrafficCounts(sum);
 }
 
 }  // namespace psnic

@@ -107,7 +107,9 @@ class AgentE2eTest : public E2eTest {
   // Starts the agent on `a`, makes traffic between `a` and `b` only, and checks that the agent
   // counted on a's host veth exactly what the kernel did, then stops it with SIGINT and checks
   // that it left nothing attached.
-  void count_exactly(const std::string& mode) {
+  // With `split`, the agent runs with --split protocol: the sums over the protocol label count
+  // exactly.
+  void count_exactly(const std::string& mode, bool split = false) {
     Container a('a');
     Container b('b');
     ASSERT_FALSE(HasFailure());
@@ -115,6 +117,7 @@ class AgentE2eTest : public E2eTest {
     ASSERT_NE(veth, "");
     std::vector<std::string> args{"--pid", a.pid(), "--quiet"};
     if (!mode.empty()) args.insert(args.end(), {"--attach-mode", mode});
+    if (split) args.insert(args.end(), {"--split", "protocol"});
     Agent agent(args);
     const uint16_t port = agent.port();
     // "<pid>: counting eth0 (<id>) on <veth>, <mode>"
@@ -138,16 +141,17 @@ class AgentE2eTest : public E2eTest {
       EXPECT_NE(psnic_tc_filters(veth), "") << "no psnic filter on " << veth;
     }
 
-    const Snapshot baseline = quiet_snapshot(port, veth);
+    const Snapshot baseline = quiet_snapshot(port, veth, split);
     ASSERT_FALSE(HasFailure()) << baseline.metrics;
     // container_name: empty while unknown (psnic reads the cgroup, not dockerd), else the name.
+    // Split, the first of the four series is tcp's.
     const std::string labels = labels_of(baseline.metrics, veth);
+    const std::string end = split ? "\",protocol=\"tcp\"}" : "\"}";
     EXPECT_TRUE(labels == "{container_id=\"" + a.id() + "\",container_name=\"\",pod=\"\"," +
-                              "namespace=\"\",interface=\"eth0\",host_interface=\"" + veth +
-                              "\"}" ||
+                              "namespace=\"\",interface=\"eth0\",host_interface=\"" + veth + end ||
                 labels == "{container_id=\"" + a.id() + "\",container_name=\"" + a.name() +
                               "\",pod=\"\",namespace=\"\",interface=\"eth0\",host_interface=\"" +
-                              veth + "\"}")
+                              veth + end)
         << baseline.metrics;
     EXPECT_EQ(sample(baseline.metrics, "psnic_attached_interfaces", "mode=\"" + attached + "\""),
               1.0);
@@ -155,7 +159,7 @@ class AgentE2eTest : public E2eTest {
     exchange(a, b, 2000000, 1000000);
     ASSERT_FALSE(HasFailure());
 
-    const Snapshot final = quiet_snapshot(port, veth);
+    const Snapshot final = quiet_snapshot(port, veth, split);
     ASSERT_FALSE(HasFailure()) << final.metrics;
     const Counts counted = final.agent - baseline.agent;
     const Counts kernel = final.kernel - baseline.kernel;
@@ -182,6 +186,9 @@ class AgentE2eTest : public E2eTest {
 TEST_F(AgentE2eTest, CountsExactlyWhatTheKernelCountsOnTheHostVeth) { count_exactly(""); }
 
 TEST_F(AgentE2eTest, TcModeCountsExactlyAndRemovesItsFilters) { count_exactly("tc"); }
+
+// --pid takes --split protocol: the four series of each family, summed, count exactly.
+TEST_F(AgentE2eTest, SplitByProtocolCountsExactlyOverItsProtocols) { count_exactly("", true); }
 
 TEST_F(AgentE2eTest, SigintDetachesEverythingAndExitsZero) {
   Container a('c');

@@ -369,27 +369,33 @@ Counts kernel_counts(const std::string& veth) {
 }
 
 std::optional<Counts> agent_counts(const std::string& metrics, const std::string& veth,
-                                   const std::string& id) {
+                                   const std::string& id, bool split) {
   std::map<std::string, std::string> labels{{"host_interface", veth}};
   if (!id.empty()) labels["container_id"] = id;
-  uint64_t values[4];
+  const std::vector<std::string> protocols =
+      split ? std::vector<std::string>{"tcp", "udp", "icmp", "other"}
+            : std::vector<std::string>{""};
+  uint64_t values[4] = {};
   for (int i = 0; i < 4; ++i) {
-    auto v =
-        value_of(metrics, std::string("psnic_container_network_") + kTraffic[i] + "_total", labels);
-    if (!v) return std::nullopt;
-    values[i] = static_cast<uint64_t>(*v);
+    for (const std::string& protocol : protocols) {
+      if (split) labels["protocol"] = protocol;
+      auto v = value_of(metrics, std::string("psnic_container_network_") + kTraffic[i] + "_total",
+                        labels);
+      if (!v) return std::nullopt;
+      values[i] += static_cast<uint64_t>(*v);
+    }
   }
   return Counts{values[0], values[1], values[2], values[3]};
 }
 
-Snapshot quiet_snapshot(uint16_t port, const std::string& veth) {
+Snapshot quiet_snapshot(uint16_t port, const std::string& veth, bool split) {
   for (int attempt = 0; attempt < 20; ++attempt) {
     std::this_thread::sleep_for(300ms);
     const Counts before = kernel_counts(veth);
     std::string metrics = scrape(port);
     const Counts after = kernel_counts(veth);
     if (before != after) continue;
-    std::optional<Counts> agent = agent_counts(metrics, veth);
+    std::optional<Counts> agent = agent_counts(metrics, veth, "", split);
     if (!agent) {
       ADD_FAILURE() << "no series of " << veth << ":\n" << metrics;
       return {};

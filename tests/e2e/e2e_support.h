@@ -257,8 +257,10 @@ Counts kernel_counts(const std::string& veth);
 
 // The exported counts of `veth` (of container `id` when given); nullopt unless each of the four
 // series is there exactly once.
+// With `split` (psnic-agent --split protocol), each is the sum of the four series of its
+// protocols (tcp, udp, icmp, other), each there exactly once.
 std::optional<Counts> agent_counts(const std::string& metrics, const std::string& veth,
-                                   const std::string& id = "");
+                                   const std::string& id = "", bool split = false);
 
 struct Snapshot {
   Counts agent;
@@ -269,7 +271,7 @@ struct Snapshot {
 // A scrape and the kernel's counters at one quiet moment: read right before and right after the
 // scrape, and equal; tried again while background traffic moves them. A failure (and an empty
 // snapshot) unless the scrape has the four series of `veth`.
-Snapshot quiet_snapshot(uint16_t port, const std::string& veth);
+Snapshot quiet_snapshot(uint16_t port, const std::string& veth, bool split = false);
 
 // The ids of the BPF programs and links `pid` holds open, from /proc/PID/fdinfo: "prog 7",
 // "link 3".

@@ -100,18 +100,24 @@ std::vector<Series> drops_of(const std::string& metrics, const std::string& veth
   return series_of(metrics, veth, {"_errors_total", "_packets_dropped_total"});
 }
 
-// Whether all four traffic series of `veth` are there and name `c`'s eth0: container_id is its
-// full id, container_name empty (psnic reads the cgroup, not dockerd) or its name.
+// Whether all four traffic series of `veth` are there (four per family with --split protocol) and
+// name `c`'s eth0: container_id is its full id, container_name empty (psnic reads the cgroup,
+// not dockerd) or its name.
 bool named(const std::string& metrics, const std::string& veth, const Container& c) {
   const std::vector<Series> found = traffic_of(metrics, veth);
-  if (found.size() != 4) return false;
+  // With --split protocol, four series per family, each with a protocol label.
+  const auto split = std::count_if(found.begin(), found.end(),
+                                   [](const Series& s) { return s.labels.count("protocol"); });
+  if (!(found.size() == 4 && split == 0) && !(found.size() == 16 && split == 16)) return false;
   for (const Series& s : found) {
+    std::map<std::string, std::string> labels = s.labels;
+    labels.erase("protocol");
     std::map<std::string, std::string> expected{
         {"container_id", c.id()}, {"container_name", ""}, {"pod", ""},
         {"namespace", ""},        {"interface", "eth0"},  {"host_interface", veth}};
-    if (s.labels != expected) {
+    if (labels != expected) {
       expected["container_name"] = c.name();
-      if (s.labels != expected) return false;
+      if (labels != expected) return false;
     }
   }
   return true;
@@ -239,7 +245,8 @@ class HostAgentE2eTest : public E2eTest {
     EXPECT_EQ(cleanup.status, 0) << cleanup.err;
     EXPECT_EQ(cleanup.err.rfind("psnic-agent: removed from " + agent.pin_dir() + ": ", 0), 0u)
         << cleanup.err;
-    EXPECT_NE(cleanup.err.find(", the traffic map\n"), std::string::npos) << cleanup.err;
+    EXPECT_NE(cleanup.err.find(", the traffic map and the traffic_proto map\n"), std::string::npos)
+        << cleanup.err;
     EXPECT_FALSE(std::filesystem::exists(agent.pin_dir())) << agent.pin_dir();
     for (const std::string& id : held) EXPECT_FALSE(still_loaded(id)) << id;
     for (const std::string& veth : veths) {
@@ -409,6 +416,36 @@ TEST_F(HostAgentE2eTest, CountsExactlyWhatTheKernelCountsOnEachHostVeth) {
   }
 
   stop(agent, held, {veth_a, veth_b}, 2);
+}
+
+// The pinned host agent with --split protocol: four series per family, whose sums count exactly
+// what the kernel counts; SIGINT leaves them pinned and --cleanup (in stop()) removes both maps.
+TEST_F(HostAgentE2eTest, SplitByProtocolCountsExactlyAndCleanupRemovesBothMaps) {
+  Container a('s');
+  Container b('t');
+  ASSERT_FALSE(HasFailure());
+  const std::string veth = a.host_veth();
+  ASSERT_FALSE(HasFailure());
+  Agent agent({"--split", "protocol"});
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  expect_named_by(agent, veth, a, agent.started_at() + kAttachBound);
+  const std::set<std::string> held = held_by(agent);
+  const Snapshot base = quiet_snapshot(agent.port(), veth, /*split=*/true);
+  ASSERT_FALSE(HasFailure()) << base.metrics;
+  exchange(a, b, 1000000, 500000);
+  ASSERT_FALSE(HasFailure());
+  const Snapshot final = quiet_snapshot(agent.port(), veth, /*split=*/true);
+  ASSERT_FALSE(HasFailure()) << final.metrics;
+  const Counts counted = expect_counted_as_kernel(base, final);
+  EXPECT_GE(counted.transmit_bytes, 1000000u) << counted;
+  EXPECT_GE(counted.receive_bytes, 500000u) << counted;
+  // The exchange is TCP: most of it is under protocol="tcp".
+  const std::optional<double> tcp =
+      value_of(final.metrics, "psnic_container_network_transmit_bytes_total",
+               {{"host_interface", veth}, {"protocol", "tcp"}});
+  ASSERT_TRUE(tcp) << final.metrics;
+  EXPECT_GE(*tcp, 1000000.0);
+  stop(agent, held, {veth}, 1);
 }
 
 TEST_F(HostAgentE2eTest, RestartedContainerGetsItsNewVethCountedAndTheOldOneRetired) {
@@ -698,6 +735,119 @@ TEST_F(HostAgentE2eTest, KilledAgentsSuccessorCountsOnWithTheTrafficSentMeanwhil
   EXPECT_FALSE(std::filesystem::exists(pins.dir()));
 }
 
+// --expedite-attach in psnic-agent itself, on the host's real /sys/kernel/rcu_expedited. Each
+// test holds the knob at 0 (RcuExpeditedAt gives the machine's value back whatever happens), and
+// TearDown checks that it was.
+class ExpediteE2eTest : public HostAgentE2eTest {
+ protected:
+  static constexpr size_t kVeths = 150;  // a backlog well above kExpediteAbove (50)
+
+  void SetUp() override {
+    HostAgentE2eTest::SetUp();
+    if (IsSkipped()) return;
+    machine_value_ = rcu_expedited();
+    ASSERT_FALSE(machine_value_.empty()) << "/sys/kernel/rcu_expedited cannot be read";
+  }
+  void TearDown() override {
+    if (machine_value_.empty()) return;
+    const std::string now = rcu_expedited();
+    EXPECT_EQ(now, machine_value_) << "/sys/kernel/rcu_expedited not given back its value";
+    if (now != machine_value_) set_rcu_expedited(machine_value_);
+  }
+
+  // Starts an agent with --expedite-attach on `pin_dir` while more than kExpediteAbove veths
+  // wait, and kills it (SIGKILL) as soon as the knob reads 1: what a crash leaves.
+  void kill_while_expediting(const std::string& pin_dir) {
+    Agent agent({"--pin-dir", pin_dir, "--expedite-attach"});
+    bool set = false;
+    for (auto end = Clock::now() + 20s; !set && Clock::now() < end;) {
+      set = rcu_expedited() == "1";
+      if (!set) std::this_thread::sleep_for(200us);
+    }
+    kill(agent.pid(), SIGKILL);
+    EXPECT_EQ(agent.wait_exit(5s), 128 + SIGKILL);
+    ASSERT_TRUE(set) << agent.err();
+    EXPECT_EQ(rcu_expedited(), "1");
+    std::error_code error;
+    EXPECT_EQ(std::filesystem::read_symlink(pin_dir + "/rcu_expedited", error).string(), "0")
+        << error.message() << "\n"
+        << agent.err();
+  }
+  static bool knob_logged(const LogRecord& line, const std::string& what,
+                          const std::string& value) {
+    return line.at("msg").starts_with("/sys/kernel/rcu_expedited " + what) && line.count("value") &&
+           line.at("value") == value;
+  }
+
+  std::string machine_value_;
+};
+
+TEST_F(ExpediteE2eTest, TheNextAgentGivesBackWhatAKilledOneLeft) {
+  RcuExpeditedAt ordinary("0");
+  PinsCleanup pins("/sys/fs/bpf/" + unique_name('j'));
+  TestNetns ns('k');  // gone before the pins: --cleanup has no links left to detach
+  make_host_veths(ns, kVeths);
+  ASSERT_FALSE(HasFailure());
+  kill_while_expediting(pins.dir());
+  ASSERT_FALSE(HasFailure());
+
+  Agent next({"--pin-dir", pins.dir()});
+  const std::optional<LogRecord> restored = next.wait_for_log_where(
+      [](const LogRecord& line) { return knob_logged(line, "restored to 0", "0"); });
+  EXPECT_TRUE(restored) << next.err();
+  EXPECT_EQ(rcu_expedited(), "0");
+  EXPECT_FALSE(std::filesystem::is_symlink(pins.dir() + "/rcu_expedited"));
+  EXPECT_EQ(next.interrupt(), 0) << next.err();
+}
+
+TEST_F(ExpediteE2eTest, CleanupGivesBackWhatAKilledAgentLeft) {
+  RcuExpeditedAt ordinary("0");
+  PinsCleanup pins("/sys/fs/bpf/" + unique_name('h'));
+  TestNetns ns('g');
+  make_host_veths(ns, kVeths);
+  ASSERT_FALSE(HasFailure());
+  kill_while_expediting(pins.dir());
+  ASSERT_FALSE(HasFailure());
+
+  const test::CommandResult cleanup = run_cleanup(pins.dir());
+  EXPECT_EQ(cleanup.status, 0) << cleanup.err;
+  EXPECT_NE(cleanup.err.find("; /sys/kernel/rcu_expedited restored to 0\n"), std::string::npos)
+      << cleanup.err;
+  EXPECT_EQ(rcu_expedited(), "0");
+  EXPECT_FALSE(std::filesystem::exists(pins.dir()));
+}
+
+// An ephemeral agent: set for its cold start and for its exit's detaching, one line each time
+// it is set and restored; the directory made for the record goes with it.
+TEST_F(ExpediteE2eTest, AnUnpinnedAgentExpeditesItsStartAndItsExit) {
+  RcuExpeditedAt ordinary("0");
+  const std::string records = "/sys/fs/bpf/" + unique_name('f');
+  PinsCleanup pins(records);
+  TestNetns ns('e');
+  const std::vector<std::string> veths = make_host_veths(ns, kVeths);
+  ASSERT_FALSE(HasFailure());
+  Agent agent({"--no-pin", "--pin-dir", records, "--expedite-attach"});
+  const std::optional<LogRecord> started = agent.wait_for_log_where(
+      [](const LogRecord& line) { return knob_logged(line, "restored to 0", "0"); }, 20s);
+  ASSERT_TRUE(started) << agent.err();
+  EXPECT_EQ(rcu_expedited(), "0");
+  for (const std::string& veth : veths) EXPECT_EQ(psnic_programs(veth), 2u) << veth;
+
+  kill(agent.pid(), SIGTERM);
+  EXPECT_EQ(agent.wait_exit(30s), 0) << agent.err();
+  EXPECT_EQ(rcu_expedited(), "0");
+  size_t set = 0;
+  size_t restored = 0;
+  for (const LogRecord& line : agent.log()) {
+    set += knob_logged(line, "set to 1 (was 0)", "1") && line.at("previous") == "0";
+    restored += knob_logged(line, "restored to 0", "0");
+  }
+  EXPECT_EQ(set, 2u) << agent.err();
+  EXPECT_EQ(restored, 2u) << agent.err();
+  for (const std::string& veth : veths) EXPECT_EQ(psnic_programs(veth), 0u) << veth;
+  EXPECT_FALSE(std::filesystem::exists(records));
+}
+
 TEST_F(HostAgentE2eTest, CleanupWhileAnAgentRunsIsRefusedInOneLine) {
   Agent agent;
   ASSERT_TRUE(agent.serving()) << agent.err();
@@ -754,7 +904,7 @@ TEST_F(HostAgentE2eTest, BadArgumentsAreRefusedBeforeAnythingIsPinned) {
   const std::vector<std::pair<std::string, std::string>> bad{
       {"--retire-after", "abc"}, {"--retire-after", "1m30"}, {"--reconcile-interval", "0"},
       {"--health-timeout", "x"}, {"--listen", "foo"},        {"--log-level", "verbose"},
-      {"--log-format", "text"},
+      {"--log-format", "text"},  {"--split", "foo"},         {"--split", "Protocol"},
   };
   for (const auto& [flag, value] : bad) {
     const std::string listen = flag == "--listen" ? "" : " --listen 127.0.0.1:0";
@@ -764,6 +914,9 @@ TEST_F(HostAgentE2eTest, BadArgumentsAreRefusedBeforeAnythingIsPinned) {
     EXPECT_EQ(r.err.rfind("psnic-agent: " + flag + ": " + value + ": ", 0), 0u) << r.err;
     EXPECT_FALSE(std::filesystem::exists(pins.dir())) << flag << " " << value;
   }
+  // The allowed values are named.
+  EXPECT_EQ(run(agent + " --listen 127.0.0.1:0 --split foo").err,
+            "psnic-agent: --split: foo: not one of none, protocol (see --help)\n");
   // The rate table is --pid's: without it, its flags would do nothing.
   for (const std::string flag : {"--interval 2", "--quiet"}) {
     test::CommandResult r = run(agent + " --listen 127.0.0.1:0 " + flag);

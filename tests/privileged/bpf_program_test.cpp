@@ -595,3 +595,252 @@ TEST_F(BpfProgramContextTest, IfindexOfNoDeviceIsRefused) {
 
 }  // namespace
 }  // namespace psnic
+
+// ---------------------------------------------------------------------------------------------
+// --split protocol: psnic_split_in and psnic_split_eg count each packet into the slot of its
+// protocol in traffic_proto (psnic_traffic_split), and nothing anywhere else.
+
+namespace psnic {
+namespace {
+
+constexpr uint16_t kEtherTypeQinQ = 0x88a8;
+constexpr uint8_t kProtocolIcmp = 1;
+constexpr uint8_t kProtocolGre = 47;
+constexpr uint8_t kProtocolRouting = 43;
+constexpr uint8_t kProtocolFragment = 44;
+constexpr uint8_t kProtocolIcmpv6 = 58;
+
+// An echo request: type, code, checksum, identifier, sequence, data.
+Bytes icmp_echo(uint8_t type, const Bytes& data) {
+  Bytes message = {type, 0, 0, 0, 0x12, 0x34, 0, 1};
+  put(message, data);
+  set16(message, 2, internet_checksum({&message}));
+  return message;
+}
+
+Bytes ipv4_frame(uint8_t protocol, const Bytes& l4) {
+  Bytes frame = ethernet_header(kEtherTypeIpv4);
+  put(frame, ipv4_packet(protocol, l4));
+  return frame;
+}
+
+Bytes ipv4_udp_frame(size_t data_size) {
+  return ipv4_frame(kProtocolUdp, udp_datagram(payload(data_size),
+                                               ipv4_pseudo_header(kProtocolUdp, 8 + data_size)));
+}
+
+// A fragment of a UDP datagram that is not the first: no UDP header in it, only the protocol byte
+// says UDP.
+Bytes ipv4_later_fragment_frame() {
+  Bytes frame = ipv4_udp_frame(64);
+  set16(frame, kEthernetHeader + 6, 0x2000 | 185);  // more fragments, offset 185 * 8
+  set16(frame, kEthernetHeader + 10, 0);
+  return frame;
+}
+
+// IPv4 whose header has `words` 4-byte words (options are NOPs): `cut` bytes of the frame removed
+// from the end, so that the header may be cut short.
+Bytes ipv4_options_tcp_frame(uint8_t words, size_t cut = 0) {
+  Bytes frame = ipv4_tcp_frame(64);
+  const Bytes options((words - 5) * 4, 1 /* NOP */);
+  frame.insert(frame.begin() + kEthernetHeader + kIpv4Header, options.begin(), options.end());
+  frame[kEthernetHeader] = static_cast<uint8_t>(0x40 | words);
+  frame.resize(frame.size() - cut);
+  return frame;
+}
+
+// Ethernet + IPv6 + `extensions` (each 8 bytes, chained in order) + an upper-layer packet.
+Bytes ipv6_frame(const std::vector<uint8_t>& extensions, uint8_t protocol, const Bytes& l4) {
+  Bytes chain;
+  for (size_t i = 0; i < extensions.size(); ++i) {
+    const uint8_t next = i + 1 < extensions.size() ? extensions[i + 1] : protocol;
+    if (extensions[i] == kProtocolFragment)
+      put(chain, std::array<uint8_t, 8>{next, 0, 0x05, 0xc8, 0, 0, 0, 7});  // offset 1480
+    else if (extensions[i] == kProtocolRouting)
+      put(chain, std::array<uint8_t, 8>{next, 0, 4 /* type */, 0 /* segments left */});
+    else
+      put(chain, ipv6_options_header(next));
+  }
+  Bytes frame = ethernet_header(kEtherTypeIpv6);
+  put(frame, ipv6_header(extensions.empty() ? protocol : extensions[0], chain.size() + l4.size()));
+  put(frame, chain);
+  put(frame, l4);
+  return frame;
+}
+
+Bytes ipv6_tcp(size_t data_size) {
+  return tcp_segment(payload(data_size), ipv6_pseudo_header(kProtocolTcp, kTcpHeader + data_size));
+}
+Bytes ipv6_udp(size_t data_size) {
+  return udp_datagram(payload(data_size), ipv6_pseudo_header(kProtocolUdp, 8 + data_size));
+}
+
+// 802.1ad outer tag, 802.1Q inner tag, then IPv6 + UDP.
+Bytes qinq_ipv6_udp_frame() {
+  const Bytes untagged = ipv6_frame({}, kProtocolUdp, ipv6_udp(32));
+  Bytes frame = ethernet_header(kEtherTypeQinQ);
+  put16(frame, 200);
+  put16(frame, kEtherTypeVlan);
+  put16(frame, 100);
+  frame.insert(frame.end(), untagged.begin() + 12, untagged.end());
+  return frame;
+}
+
+struct SplitRow {
+  std::string name;
+  std::string description;
+  Bytes packet;
+  int protocol;  // the psnic_protocol slot that must count it
+  uint32_t gso_segs = 0;
+  uint32_t gso_size = 0;
+};
+
+void PrintTo(const SplitRow& row, std::ostream* os) {
+  *os << row.description << " (" << row.packet.size() << " bytes)";
+}
+
+std::vector<SplitRow> split_rows() {
+  const Bytes hop_by_hop_cut = [] {
+    Bytes frame = ipv6_frame({kProtocolHopByHop}, kProtocolUdp, {});
+    frame[kEthernetHeader + 40 + 1] = 4;  // says 40 bytes; 8 are there
+    return frame;
+  }();
+  const Bytes vlan_cut = [] {
+    Bytes frame = ethernet_header(kEtherTypeVlan);
+    put16(frame, 100);  // the TCI, then nothing
+    return frame;
+  }();
+  return {
+      {"Ipv4Tcp", "IPv4 + TCP", ipv4_tcp_frame(64), PSNIC_PROTOCOL_TCP},
+      {"Ipv4Udp", "IPv4 + UDP", ipv4_udp_frame(100), PSNIC_PROTOCOL_UDP},
+      {"Ipv4Icmp", "IPv4 + ICMP echo request", ipv4_frame(kProtocolIcmp, icmp_echo(8, payload(56))),
+       PSNIC_PROTOCOL_ICMP},
+      {"Ipv4Gre", "IPv4 + GRE: another protocol", ipv4_frame(kProtocolGre, payload(40)),
+       PSNIC_PROTOCOL_OTHER},
+      {"Ipv4Icmpv6Number", "IPv4 with protocol 58, ICMPv6's number: not ICMP in IPv4",
+       ipv4_frame(kProtocolIcmpv6, payload(40)), PSNIC_PROTOCOL_OTHER},
+      {"Ipv4Options", "IPv4 with 8 bytes of options + TCP", ipv4_options_tcp_frame(7),
+       PSNIC_PROTOCOL_TCP},
+      {"Ipv4LaterFragment", "IPv4 fragment at offset 1480 of a UDP datagram",
+       ipv4_later_fragment_frame(), PSNIC_PROTOCOL_UDP},
+      {"Ipv4HeaderCut", "IPv4 header saying 60 bytes, 20 there: truncated",
+       ipv4_options_tcp_frame(15, 40 + kTcpHeader + 10), PSNIC_PROTOCOL_OTHER},
+      {"Ipv4TcpGso", "IPv4 + TCP, GSO skb of 4 segments of 536 bytes",
+       ipv4_tcp_frame(kEthernetHeader + kIpv4Header + kTcpHeader + 4 * 536), PSNIC_PROTOCOL_TCP, 4,
+       536},
+      {"Ipv6Tcp", "IPv6 + TCP", ipv6_frame({}, kProtocolTcp, ipv6_tcp(20)), PSNIC_PROTOCOL_TCP},
+      {"Ipv6Udp", "IPv6 + UDP", ipv6_frame({}, kProtocolUdp, ipv6_udp(20)), PSNIC_PROTOCOL_UDP},
+      {"Ipv6Icmpv6", "IPv6 + ICMPv6 echo request",
+       ipv6_frame({}, kProtocolIcmpv6, icmp_echo(128, payload(56))), PSNIC_PROTOCOL_ICMP},
+      {"Ipv6IcmpNumber", "IPv6 with next header 1, ICMP's number: not ICMPv6",
+       ipv6_frame({}, kProtocolIcmp, payload(16)), PSNIC_PROTOCOL_OTHER},
+      {"Ipv6HopByHopUdp", "IPv6 + Hop-by-Hop Options + UDP", ipv6_udp_frame(kProtocolHopByHop, 32),
+       PSNIC_PROTOCOL_UDP},
+      {"Ipv6FourExtensionsTcp", "IPv6 + Hop-by-Hop + Routing + Fragment + Destination + TCP",
+       ipv6_frame(
+           {kProtocolHopByHop, kProtocolRouting, kProtocolFragment, kProtocolDestinationOptions},
+           kProtocolTcp, ipv6_tcp(20)),
+       PSNIC_PROTOCOL_TCP},
+      {"Ipv6LaterFragment", "IPv6 + Fragment (offset 1480) of a UDP datagram, no UDP header",
+       ipv6_frame({kProtocolFragment}, kProtocolUdp, payload(64)), PSNIC_PROTOCOL_UDP},
+      {"Ipv6FiveExtensionsUdp", "IPv6 + 5 extension headers + UDP: the most walked",
+       ipv6_frame({kProtocolHopByHop, kProtocolDestinationOptions, kProtocolRouting,
+                   kProtocolFragment, kProtocolDestinationOptions},
+                  kProtocolUdp, ipv6_udp(8)),
+       PSNIC_PROTOCOL_UDP},
+      {"Ipv6SixExtensionsUdp", "IPv6 + 6 extension headers + UDP: more than are walked",
+       ipv6_frame({kProtocolHopByHop, kProtocolDestinationOptions, kProtocolRouting,
+                   kProtocolFragment, kProtocolDestinationOptions, kProtocolDestinationOptions},
+                  kProtocolUdp, ipv6_udp(8)),
+       PSNIC_PROTOCOL_OTHER},
+      {"Ipv6HopByHopCut", "IPv6 + Hop-by-Hop saying 40 bytes, 8 there: truncated", hop_by_hop_cut,
+       PSNIC_PROTOCOL_OTHER},
+      {"Ipv6FragmentHeaderMissing", "IPv6 saying a Fragment header follows, none there",
+       ipv6_frame({}, kProtocolFragment, {}), PSNIC_PROTOCOL_OTHER},
+      {"VlanIpv4Tcp", "802.1Q tag + IPv4 + TCP", vlan_ipv4_tcp_frame(100, 68), PSNIC_PROTOCOL_TCP},
+      {"QinQIpv6Udp", "802.1ad + 802.1Q tags + IPv6 + UDP", qinq_ipv6_udp_frame(),
+       PSNIC_PROTOCOL_UDP},
+      {"VlanCut", "802.1Q tag cut after its TCI: truncated", vlan_cut, PSNIC_PROTOCOL_OTHER},
+      {"ArpRequest", "ARP request", arp_request_frame(), PSNIC_PROTOCOL_OTHER},
+      {"BareEthernet", "bare Ethernet header, EtherType 0x88b5",
+       ethernet_header(kEtherTypeLocalExperimental), PSNIC_PROTOCOL_OTHER},
+  };
+}
+
+int split_program_fd(const traffic_bpf& skeleton, Direction direction) {
+  return bpf_program__fd(direction == Direction::kIngress ? skeleton.progs.psnic_split_in
+                                                          : skeleton.progs.psnic_split_eg);
+}
+
+// traffic_proto's counters of `ifindex` per protocol, summed over CPUs.
+std::optional<std::array<Traffic, PSNIC_PROTOCOLS>> split_totals(int map_fd, uint32_t ifindex) {
+  std::vector<psnic_traffic_split> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
+  if (bpf_map_lookup_elem(map_fd, &ifindex, per_cpu.data()) < 0) return std::nullopt;
+  std::array<Traffic, PSNIC_PROTOCOLS> sum{};
+  auto add = [](Counters& to, const psnic_counters& from) {
+    to.bytes += from.bytes;
+    to.packets += from.packets;
+    to.reserved += from.reserved;
+  };
+  for (const psnic_traffic_split& cpu : per_cpu)
+    for (int p = 0; p < PSNIC_PROTOCOLS; ++p) {
+      add(sum[p].ingress, cpu.protocol[p].ingress);
+      add(sum[p].egress, cpu.protocol[p].egress);
+    }
+  return sum;
+}
+
+using SplitParam = std::tuple<SplitRow, Direction, int /* repeat */>;
+
+class SplitProgramTest : public WithTrafficProgram<testing::TestWithParam<SplitParam>> {
+ protected:
+  void SetUp() override {
+    WithTrafficProgram::SetUp();
+    split_map_fd_ = bpf_map__fd(skeleton_->maps.traffic_proto);
+  }
+  int split_map_fd_ = -1;
+};
+
+TEST_P(SplitProgramTest, CountsThePacketInItsProtocolAndDirectionOnly) {
+  const auto& [row, direction, repeat] = GetParam();
+  std::vector<psnic_traffic_split> zeroed(static_cast<size_t>(libbpf_num_possible_cpus()));
+  ASSERT_EQ(bpf_map_update_elem(split_map_fd_, &kLoopback, zeroed.data(), BPF_NOEXIST), 0);
+  ASSERT_EQ(insert_key(map_fd_, kLoopback), 0);
+
+  const TestRun run = test_run(split_program_fd(*skeleton_, direction), row.packet,
+                               context(kLoopback, row.gso_segs, row.gso_size), repeat);
+
+  ASSERT_EQ(error_name(run.error), "success") << "BPF_PROG_TEST_RUN";
+  EXPECT_EQ(run.retval, kTcActUnspec);
+  EXPECT_EQ(first_difference(run.data_out, row.packet), "none") << "data out differs from in";
+  const std::optional<std::array<Traffic, PSNIC_PROTOCOLS>> counted =
+      split_totals(split_map_fd_, kLoopback);
+  ASSERT_TRUE(counted) << "the key for the loopback is gone";
+  const uint64_t runs = static_cast<uint64_t>(repeat);
+  for (int p = 0; p < PSNIC_PROTOCOLS; ++p) {
+    SCOPED_TRACE("protocol " + std::to_string(p) + " (tcp, udp, icmp, other)");
+    Traffic expected;
+    if (p == row.protocol)
+      (direction == Direction::kIngress ? expected.ingress : expected.egress) = {
+          .bytes = row.packet.size() * runs, .packets = runs};
+    EXPECT_EQ((*counted)[p], expected);
+  }
+  // The unsplit map is not counted into as well.
+  EXPECT_EQ(totals(map_fd_, kLoopback), Traffic{});
+  EXPECT_EQ(keys(split_map_fd_), std::set<uint32_t>{kLoopback}) << "the program made a key";
+}
+
+std::string split_param_name(const testing::TestParamInfo<SplitParam>& info) {
+  const auto& [row, direction, repeat] = info.param;
+  return row.name + (direction == Direction::kIngress ? "_Ingress" : "_Egress") + "_x" +
+         std::to_string(repeat);
+}
+
+INSTANTIATE_TEST_SUITE_P(Packets, SplitProgramTest,
+                         testing::Combine(testing::ValuesIn(split_rows()),
+                                          testing::Values(Direction::kIngress, Direction::kEgress),
+                                          testing::Values(1, 100)),
+                         split_param_name);
+
+}  // namespace
+}  // namespace psnic

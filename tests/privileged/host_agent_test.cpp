@@ -4,9 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <filesystem>
+#include <functional>
 #include <optional>
 #include <thread>
 
+#include "kernel/expedite.h"
 #include "tests/support/support.h"
 
 namespace psnic {
@@ -110,8 +114,8 @@ TEST_F(HostAgentTest, VanishedInterfaceKeepsItsFinalValuesThenGoes) {
   EXPECT_EQ(live(host), std::nullopt);
   const std::optional<RetiredSeries> series = retired(host);
   ASSERT_TRUE(series.has_value());
-  EXPECT_GE(series->final.egress.bytes, 20u * 500u);
-  EXPECT_LE(series->final.egress.bytes, sent);
+  EXPECT_GE(series->final.all.egress.bytes, 20u * 500u);
+  EXPECT_LE(series->final.all.egress.bytes, sent);
   EXPECT_EQ(series->labels.interface, "eth0");
   agent->expire_retired(HostAgent::Clock::now() + std::chrono::seconds(61));
   EXPECT_EQ(retired(host), std::nullopt);
@@ -161,6 +165,90 @@ TEST_F(HostAgentTest, ALinkGoneBeforeItIsAttachedIsNoError) {
   agent.handle_all({event}, HostAgent::Clock::now());
   EXPECT_EQ(agent.attached(), 0u);
   EXPECT_EQ(errors->count, 0);
+}
+
+// --expedite-attach on the host's real /sys/kernel/rcu_expedited. The machine's value is put
+// back whatever happens: by the RcuExpeditedAt each test holds, and checked (and put back once
+// more) here.
+class ExpeditedHostAgentTest : public HostAgentTest {
+ protected:
+  void SetUp() override {
+    HostAgentTest::SetUp();
+    if (IsSkipped()) return;
+    machine_value_ = test::rcu_expedited();
+    ASSERT_FALSE(machine_value_.empty()) << kRcuExpeditedKnob << " cannot be read";
+    char dir[] = "/tmp/psnictest-record-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    record_dir_ = dir;
+  }
+  void TearDown() override {
+    if (!record_dir_.empty()) std::filesystem::remove_all(record_dir_);
+    if (machine_value_.empty()) return;
+    const std::string now = test::rcu_expedited();
+    EXPECT_EQ(now, machine_value_) << kRcuExpeditedKnob << " not given back its value";
+    if (now != machine_value_) test::set_rcu_expedited(machine_value_);
+  }
+
+  // Runs `step` while a thread reads the knob every 0.1 ms: whether it was ever "1" meanwhile.
+  static bool knob_set_during(const std::function<void()>& step) {
+    std::atomic<bool> stop{false};
+    std::atomic<bool> seen{false};
+    std::thread watcher([&] {
+      while (!stop) {
+        if (test::rcu_expedited() == "1") seen = true;
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+    });
+    step();
+    stop = true;
+    watcher.join();
+    return seen;
+  }
+
+  std::string machine_value_;
+  std::string record_dir_;
+};
+
+TEST_F(ExpeditedHostAgentTest, HeldWhileABacklogIsAttachedAndDetachedThenGivenBack) {
+  test::RcuExpeditedAt ordinary("0");
+  test::TestNetns ns('q');
+  const std::vector<std::string> veths = test::make_host_veths(ns, kExpediteAbove + 20);
+  ASSERT_FALSE(HasFailure());
+  const std::string record = record_dir_ + "/rcu_expedited";
+  ExpeditedGracePeriods expedite(kRcuExpeditedKnob, record);
+  ASSERT_TRUE(expedite.usable());
+  HostAgentOptions options;
+  options.retire_after = std::chrono::seconds(60);
+  options.expedite = &expedite;
+  auto agent = std::make_unique<HostAgent>(*program_, options, labels_, retired_, nullptr, nullptr);
+
+  EXPECT_TRUE(knob_set_during([&] { agent->reconcile(); }));
+  EXPECT_EQ(test::rcu_expedited(), "0");
+  EXPECT_FALSE(std::filesystem::is_symlink(record));
+  for (const std::string& veth : veths) EXPECT_EQ(test::psnic_programs(veth), 2u) << veth;
+
+  // Ephemeral: its exit detaches them all, expedited too.
+  EXPECT_TRUE(knob_set_during([&] { agent.reset(); }));
+  EXPECT_EQ(test::rcu_expedited(), "0");
+  EXPECT_FALSE(std::filesystem::is_symlink(record));
+  for (const std::string& veth : veths) EXPECT_EQ(test::psnic_programs(veth), 0u) << veth;
+}
+
+// A few interfaces (a container's start) never touch the host's knob.
+TEST_F(ExpeditedHostAgentTest, AFewInterfacesLeaveTheKnobAlone) {
+  test::RcuExpeditedAt ordinary("0");
+  TestVeth veth('r');
+  ExpeditedGracePeriods expedite(kRcuExpeditedKnob, record_dir_ + "/rcu_expedited");
+  HostAgentOptions options;
+  options.expedite = &expedite;
+  auto agent = std::make_unique<HostAgent>(*program_, options, labels_, retired_, nullptr, nullptr);
+  // Other tests' veths may be on the host: only a host with few is this test's case.
+  bool set = knob_set_during([&] { agent->reconcile(); });
+  if (agent->attached() <= kExpediteAbove) {
+    EXPECT_FALSE(set);
+  }
+  EXPECT_EQ(test::psnic_programs(veth.host), 2u);
+  EXPECT_EQ(test::rcu_expedited(), "0");
 }
 
 }  // namespace

@@ -55,9 +55,10 @@ class PinnedAgentTest : public ::testing::TestWithParam<AttachMode> {
 
   // What `psnic-agent` does on start: lock the directory, load the program on the pinned map,
   // one full pass.
-  void start(AttachMode mode) {
+  void start(AttachMode mode, Split split = Split::none) {
     pins_.emplace(PinDir::open(path_));
-    program_ = std::make_unique<TrafficProgram>(TrafficProgram::load(pins_->map_path()));
+    program_ = std::make_unique<TrafficProgram>(
+        TrafficProgram::load(pins_->map_path(), split, pins_->split_map_path()));
     labels_ = std::make_shared<LabelSnapshot>();
     retired_ = std::make_shared<RetiredSnapshot>();
     HostAgentOptions options;
@@ -155,8 +156,8 @@ TEST_P(PinnedAgentTest, InterfaceGoneWhileNoAgentRanIsRetiredWithItsFinalValuesA
   ASSERT_TRUE(series.has_value()) << host << " not exported for its grace period";
   EXPECT_EQ(series->labels.container_name, ns);
   EXPECT_EQ(series->labels.interface, "eth0");
-  EXPECT_GE(series->final.egress.bytes, 15u * 600u);
-  EXPECT_LE(series->final.egress.bytes, sent);
+  EXPECT_GE(series->final.all.egress.bytes, 15u * 600u);
+  EXPECT_LE(series->final.all.egress.bytes, sent);
   // Nothing of it stays: no counter, no pin.
   EXPECT_FALSE(tracked(ifindex));
   std::vector<uint32_t> pinned = pins_->pinned_ifindexes();
@@ -194,7 +195,7 @@ TEST_P(PinnedAgentTest, IfindexReusedWhileNoAgentRanStartsItsOwnCounter) {
   // The first one's counter is exported under its own name for the grace period.
   const std::optional<RetiredSeries> old = retired(first);
   ASSERT_TRUE(old.has_value());
-  EXPECT_GE(old->final.egress.packets, 5u);
+  EXPECT_GE(old->final.all.egress.packets, 5u);
 }
 
 TEST_P(PinnedAgentTest, NextAgentInTheOtherModeReplacesThePairWithoutCountingTwice) {
@@ -276,6 +277,51 @@ TEST_P(PinnedAgentTest, SecondAgentOnTheSameDirectoryIsRefused) {
   } catch (const Error& e) {
     EXPECT_EQ(e.errnum(), EBUSY);
   }
+}
+
+// --split is the agent's choice at each start. Restarted with the same setting, an agent adopts
+// the counters and they continue; with the other, it switches the pinned links (or filters) to
+// the other program pair and starts the counters anew in the other map (series of another label
+// set), the one left behind emptied: never a stale counter continued, never a map nobody
+// counts into read.
+TEST_P(PinnedAgentTest, TheOtherSplitSettingStartsTheCountersAnewTheSameContinuesThem) {
+  TestVeth veth('q', /*addressed=*/true);
+  const uint32_t ifindex = test::host_ifindex(veth.host);
+  agent_->reconcile();
+  ASSERT_TRUE(counted(veth.host));
+  ASSERT_TRUE(test::send_udp(veth.inside_address, 9, 500, 20));
+  std::this_thread::sleep_for(kSettle);
+  const uint64_t unsplit = read(veth.host).psnic.egress.bytes;
+  ASSERT_GE(unsplit, 20u * 500u);
+
+  stop();
+  start(GetParam(), Split::protocol);
+  ASSERT_TRUE(counted(veth.host));
+  EXPECT_EQ(test::psnic_programs(veth.host), 2u) << "attached twice, or not at all";
+  EXPECT_FALSE(TrafficMap(program_->idle_map_fd()).read(ifindex)) << "the unsplit counter stays";
+  EXPECT_LT(read(veth.host).psnic.egress.bytes, unsplit) << "continued the unsplit counter";
+  expect_counted_exactly(veth, 300, 10);  // by the split programs: the links were switched
+  std::optional<TrafficCounts> split = TrafficMap(program_->map_fd()).read_counts(ifindex);
+  ASSERT_TRUE(split && split->by_protocol);
+  EXPECT_GE((*split->by_protocol)[PSNIC_PROTOCOL_UDP].egress.bytes, 10u * 300u);
+
+  // The same setting again: the split counters continue.
+  stop();
+  start(GetParam(), Split::protocol);
+  ASSERT_TRUE(counted(veth.host));
+  EXPECT_GE(read(veth.host).psnic.egress.bytes, split->all.egress.bytes);
+  expect_counted_exactly(veth, 200, 5);
+  const uint64_t split_total = read(veth.host).psnic.egress.bytes;
+
+  // Back to unsplit: a counter of its own from zero, not the first run's, and the split one gone.
+  stop();
+  start(GetParam());
+  ASSERT_TRUE(counted(veth.host));
+  EXPECT_EQ(test::psnic_programs(veth.host), 2u);
+  EXPECT_LT(read(veth.host).psnic.egress.bytes, std::min(unsplit, split_total));
+  EXPECT_FALSE(TrafficMap(program_->idle_map_fd()).read(ifindex)) << "the split counter stays";
+  expect_counted_exactly(veth, 400, 5);
+  // TearDown's cleanup_pins removes the directory: both map pins went.
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PinnedAgentTest, ::testing::Values(AttachMode::tcx, AttachMode::tc),

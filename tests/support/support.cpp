@@ -275,4 +275,57 @@ size_t psnic_programs(const std::string& name) {
   return found;
 }
 
+namespace {
+constexpr const char* kRcuExpedited = "/sys/kernel/rcu_expedited";
+}  // namespace
+
+void set_rcu_expedited(const std::string& value) {
+  std::ofstream knob(kRcuExpedited);
+  knob << value << "\n";
+  knob.flush();
+  EXPECT_TRUE(knob.good()) << "writing " << value << " to " << kRcuExpedited;
+}
+
+std::string rcu_expedited() {
+  std::ifstream knob(kRcuExpedited);
+  std::string value;
+  knob >> value;
+  return value;
+}
+
+RcuExpeditedAt::RcuExpeditedAt(const std::string& value) : saved_(rcu_expedited()) {
+  EXPECT_FALSE(saved_.empty()) << kRcuExpedited << " cannot be read";
+  set_rcu_expedited(value);
+}
+
+RcuExpeditedAt::~RcuExpeditedAt() {
+  if (!saved_.empty()) set_rcu_expedited(saved_);
+}
+
+std::vector<std::string> make_host_veths(const TestNetns& ns, size_t count) {
+  static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  // IFNAMSIZ leaves 6 characters after "psnictest": the PID's last 4 base-36 digits, then 2.
+  std::string base = "psnictest";
+  for (unsigned pid = static_cast<unsigned>(getpid()) % (36 * 36 * 36 * 36), n = 0; n < 4;
+       ++n, pid /= 36)
+    base.insert(base.begin() + 9, digits[pid % 36]);
+  std::vector<std::string> names;
+  std::string batch;
+  for (size_t i = 0; i < count && i < 36 * 36; ++i) {
+    names.push_back(base + digits[i / 36] + digits[i % 36]);
+    batch += "link add " + names.back() + " type veth peer name e" + std::to_string(i) + " netns " +
+             ns.name() + "\n";
+  }
+  char path[] = "/tmp/psnictest-batch-XXXXXX";
+  const int fd = mkstemp(path);
+  EXPECT_GE(fd, 0);
+  if (fd >= 0) {
+    EXPECT_EQ(write(fd, batch.data(), batch.size()), static_cast<ssize_t>(batch.size()));
+    close(fd);
+    must(std::string("ip -batch ") + path);
+    unlink(path);
+  }
+  return names;
+}
+
 }  // namespace psnic::test

@@ -127,4 +127,27 @@ std::string agent_binary();
 // host's own links only).
 unsigned host_ifindex(const std::string& name);
 
+// The host's /sys/kernel/rcu_expedited, which --expedite-attach sets while a backlog is
+// attached, as it reads ("0"). A test that changes it holds an RcuExpeditedAt.
+std::string rcu_expedited();
+// Writes `value` to it (a test's TearDown giving the machine its value back).
+void set_rcu_expedited(const std::string& value);
+
+// Holds the host's rcu_expedited at `value` (for a test that needs ordinary grace periods to see
+// psnic set the knob), then gives it back the exact value it had, also when the test fails.
+class RcuExpeditedAt {
+ public:
+  explicit RcuExpeditedAt(const std::string& value);
+  RcuExpeditedAt(const RcuExpeditedAt&) = delete;
+  RcuExpeditedAt& operator=(const RcuExpeditedAt&) = delete;
+  ~RcuExpeditedAt();
+
+ private:
+  std::string saved_;
+};
+
+// `count` host veths (named psnictest<PID's last 4 base-36 digits><2 more>), each paired with an
+// interface in `ns` (gone with it), made by one `ip -batch`. Their names.
+std::vector<std::string> make_host_veths(const TestNetns& ns, size_t count);
+
 }  // namespace psnic::test

@@ -252,6 +252,95 @@ TEST(ExporterCollector, EverySampleHasAllSixLabelsEmptyWhereUnknown) {
       << text;
 }
 
+// --split protocol: per protocol, one psnic_traffic made of `base` scaled (tcp 1x, udp 2x, ...).
+TrafficCounts split_counts(uint64_t base) {
+  psnic_traffic_split split{};
+  for (int p = 0; p < PSNIC_PROTOCOLS; ++p)
+    split.protocol[p] = traffic(base * (p + 1), p + 1, 10 * base * (p + 1), 10 * (p + 1));
+  return TrafficCounts(split);
+}
+
+TEST(ExporterCollectorSplit, FourSeriesPerFamilyWithAProtocolLabelAfterTheSix) {
+  std::map<uint32_t, TrafficCounts> entries = {{7, split_counts(100)}};
+  TrafficCollector collector(
+      [&](uint32_t ifindex) -> std::optional<TrafficCounts> { return entries.at(ifindex); },
+      snapshot_of({{7, labels("veth7")}}), nullptr);
+  auto families = collector.Collect();
+  ASSERT_EQ(families.size(), 4u);
+  const std::vector<std::string> names = {"container_id", "container_name", "pod",     "namespace",
+                                          "interface",    "host_interface", "protocol"};
+  for (const auto& family : families) {
+    ASSERT_EQ(family.metric.size(), 4u) << family.name;
+    std::vector<std::string> protocols;
+    for (const auto& metric : family.metric) {
+      std::vector<std::string> got;
+      for (const auto& label : metric.label) got.push_back(label.name);
+      EXPECT_EQ(got, names) << family.name;
+      protocols.push_back(label_value(metric, "protocol"));
+      EXPECT_EQ(label_value(metric, "host_interface"), "veth7");
+    }
+    EXPECT_EQ(protocols, (std::vector<std::string>{"tcp", "udp", "icmp", "other"})) << family.name;
+  }
+  // Receive is the host's egress, per protocol as unsplit.
+  const std::string text = serialize(families);
+  const std::string labels7 =
+      "container_id=\"" + std::string(64, 'a') +
+      "\",container_name=\"web\",pod=\"web-7d4b9\",namespace=\"shop\",interface=\"eth0\","
+      "host_interface=\"veth7\"";
+  auto value = [&](const char* family, const char* protocol) {
+    return value_in(text, std::string(family) + "{" + labels7 + ",protocol=\"" + protocol + "\"}");
+  };
+  EXPECT_EQ(value("psnic_container_network_receive_bytes_total", "tcp"), 1000);
+  EXPECT_EQ(value("psnic_container_network_transmit_bytes_total", "udp"), 200);
+  EXPECT_EQ(value("psnic_container_network_receive_packets_total", "icmp"), 30);
+  EXPECT_EQ(value("psnic_container_network_transmit_packets_total", "other"), 4);
+  // No unsplit series beside them.
+  EXPECT_EQ(value_in(text, "psnic_container_network_receive_bytes_total{" + labels7 + "}"), -1);
+  test::CommandResult check = promtool_check(text);
+  EXPECT_EQ(check.status, 0) << check.out << check.err << "\non:\n" << text;
+}
+
+TEST(ExporterCollectorSplit, SplitCountsSumToTheirAll) {
+  const TrafficCounts counts = split_counts(100);
+  ASSERT_TRUE(counts.by_protocol);
+  EXPECT_EQ(counts.all.ingress.bytes, 100u + 200 + 300 + 400);
+  EXPECT_EQ(counts.all.ingress.packets, 1u + 2 + 3 + 4);
+  EXPECT_EQ(counts.all.egress.bytes, 1000u + 2000 + 3000 + 4000);
+  EXPECT_EQ(counts.all.egress.packets, 10u + 20 + 30 + 40);
+  EXPECT_FALSE(TrafficCounts(traffic(1, 1, 1, 1)).by_protocol);
+  EXPECT_EQ(protocol_name(PSNIC_PROTOCOL_TCP), "tcp");
+  EXPECT_EQ(protocol_name(PSNIC_PROTOCOL_UDP), "udp");
+  EXPECT_EQ(protocol_name(PSNIC_PROTOCOL_ICMP), "icmp");
+  EXPECT_EQ(protocol_name(PSNIC_PROTOCOL_OTHER), "other");
+}
+
+TEST(ExporterCollectorSplit, RetiredSplitSeriesKeepTheirProtocolsAndDropsStayUnsplit) {
+  auto retired = std::make_shared<RetiredSnapshot>();
+  retired->publish(std::make_shared<RetiredTable>(
+      RetiredTable{RetiredSeries{labels("veth9"), split_counts(5)}}));
+  std::map<uint32_t, TrafficCounts> entries = {{7, split_counts(100)}};
+  TrafficCollector collector(
+      [&](uint32_t ifindex) -> std::optional<TrafficCounts> { return entries.at(ifindex); },
+      snapshot_of({{7, labels("veth7")}}), nullptr, retired,
+      [](const std::vector<uint32_t>&) {
+        return HostLinkDropsTable{{7, HostLinkDrops{1, 2, 3, 4}}};
+      });
+  auto families = collector.Collect();
+  ASSERT_EQ(families.size(), 8u);
+  for (size_t f = 0; f < 4; ++f) {
+    ASSERT_EQ(families[f].metric.size(), 8u) << families[f].name;  // retired first, then live
+    EXPECT_EQ(label_value(families[f].metric[0], "host_interface"), "veth9");
+    EXPECT_EQ(label_value(families[f].metric[3], "protocol"), "other");
+    EXPECT_EQ(label_value(families[f].metric[4], "host_interface"), "veth7");
+  }
+  EXPECT_EQ(families[0].metric[1].counter.value, 100);  // veth9 receive bytes, udp: 10 * 5 * 2
+  // The kernel's errors and drops are per interface: one series each, no protocol label.
+  for (size_t f = 4; f < 8; ++f) {
+    ASSERT_EQ(families[f].metric.size(), 1u) << families[f].name;
+    EXPECT_EQ(label_value(families[f].metric[0], "protocol"), "<missing>");
+  }
+}
+
 TEST(ExporterCollector, LabelValuesAreEscapedInTheTextFormat) {
   FakeMap map;
   map.entries[7] = traffic(1, 2, 3, 4);

@@ -5,8 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -48,6 +52,7 @@ class FakeCounters : public Counters {
     for (const AttachRequest& r : requests) {
       now_ += attach_cost;
       calls.push_back("attach " + r.name);
+      if (!knob.empty()) knob_at_attach.push_back(read_knob());
       if (auto it = failing.find(r.ifindex); it != failing.end()) {
         errors.push_back(Error(r.name + ": tcx ingress link", it->second, "failed"));
         continue;
@@ -85,7 +90,7 @@ class FakeCounters : public Counters {
     at_peers.insert(p.host_ifindex);
   }
   bool at_peer(uint32_t ifindex) const override { return at_peers.count(ifindex) != 0; }
-  std::optional<psnic_traffic> read(uint32_t ifindex) const override {
+  std::optional<TrafficCounts> read(uint32_t ifindex) const override {
     auto it = counters.find(ifindex);
     if (it == counters.end()) return std::nullopt;
     return it->second;
@@ -127,9 +132,18 @@ class FakeCounters : public Counters {
     if (pinned_dir) stored[ifindex] = labels;
   }
 
+  std::string read_knob() const {
+    std::ifstream in(knob);
+    std::string value;
+    in >> value;
+    return value;
+  }
+
   Clock::time_point& now_;
   Clock::duration attach_cost = 0ms;
-  std::optional<std::string> pinned_dir;  // set: a pinned agent
+  std::string knob;                         // set: the RCU knob's file, read at each attach
+  std::vector<std::string> knob_at_attach;  // what it read then
+  std::optional<std::string> pinned_dir;    // set: a pinned agent
   std::map<uint32_t, std::string> hooked;
   std::map<uint32_t, psnic_traffic> counters;
   std::map<uint32_t, InterfaceLabels> stored;
@@ -184,7 +198,7 @@ class InventoryTest : public ::testing::Test {
           if (discover_error_) throw Error("netlink", EIO, "input/output error");
           return host_;
         },
-        Inventory::Options{30s, retire_after}, labels_, retired_, self_,
+        Inventory::Options{30s, retire_after, 2s, expedite_}, labels_, retired_, self_,
         [this](OwnerRequest request) {
           if (queue_full_) return false;
           questions_.push_back(std::move(request));
@@ -286,6 +300,7 @@ class InventoryTest : public ::testing::Test {
   std::shared_ptr<RetiredSnapshot> retired_ = std::make_shared<RetiredSnapshot>();
   std::shared_ptr<OwnerSnapshot> owners_ = std::make_shared<OwnerSnapshot>();
   std::shared_ptr<FakeSelf> self_ = std::make_shared<FakeSelf>();
+  ExpeditedGracePeriods* expedite_ = nullptr;
   std::optional<Inventory> inventory_;
 };
 
@@ -407,8 +422,8 @@ TEST_F(InventoryTest, VanishedInterfaceIsExportedWithItsFinalValuesForItsGracePe
   EXPECT_EQ(counters_.calls.back(), "detach 7");
   ASSERT_EQ(retired().size(), 1u);
   EXPECT_EQ(retired()[0].labels.container_id, kIdA);
-  EXPECT_EQ(retired()[0].final.ingress.bytes, 500u);
-  EXPECT_EQ(retired()[0].final.egress.bytes, 1000u);
+  EXPECT_EQ(retired()[0].final.all.ingress.bytes, 500u);
+  EXPECT_EQ(retired()[0].final.all.egress.bytes, 1000u);
   EXPECT_EQ(inventory.next_deadline(), gone_at + 10s);
 
   inventory.expire_retired(gone_at + 10s - 1ms);
@@ -485,7 +500,7 @@ TEST_F(InventoryTest, IfindexReusedByANewInterfaceStartsItsOwnSeries) {
   EXPECT_EQ(live("vethnew")->container_id, kIdB);
   ASSERT_EQ(retired().size(), 1u);
   EXPECT_EQ(retired()[0].labels.host_interface, "veth7");
-  EXPECT_EQ(retired()[0].final.ingress.bytes, 500u);
+  EXPECT_EQ(retired()[0].final.all.ingress.bytes, 500u);
 }
 
 TEST_F(InventoryTest, HooksAnotherToolRemovedAreAttachedAgainAndTheCounterContinues) {
@@ -854,7 +869,7 @@ TEST_F(InventoryTest, AnInterfaceGoneWithinItsWaitIsExportedRetiredWithWhatIsKno
   ASSERT_EQ(retired().size(), 1u);  // what it counted is not lost
   EXPECT_EQ(retired()[0].labels.container_id, kIdA);
   EXPECT_EQ(retired()[0].labels.interface, "eth0");
-  EXPECT_EQ(retired()[0].final.ingress.bytes, 100u);
+  EXPECT_EQ(retired()[0].final.all.ingress.bytes, 100u);
 }
 
 // ---- Receive counted at the container-side peer (bpf_redirect_peer) -----------------------------
@@ -1035,7 +1050,7 @@ TEST_F(PinnedInventoryTest, IfindexReusedWhileNoAgentRanRetiresTheOldCounter) {
   EXPECT_EQ(counters_.counters.at(7).ingress.bytes, 0u);
   ASSERT_EQ(retired().size(), 1u);
   EXPECT_EQ(retired()[0].labels.host_interface, "vethold");
-  EXPECT_EQ(retired()[0].final.ingress.bytes, 500u);
+  EXPECT_EQ(retired()[0].final.all.ingress.bytes, 500u);
   answer_all();
   EXPECT_EQ(live("vethnew")->container_id, kIdB);
 }
@@ -1056,7 +1071,7 @@ TEST_F(PinnedInventoryTest, CountersAndPinsOfInterfacesGoneWhileNoAgentRanAreDro
             (std::vector<std::string>{"adopt veth7", "unpin 8", "forget 8", "forget 9"}));
   ASSERT_EQ(retired().size(), 1u);
   EXPECT_EQ(retired()[0].labels.host_interface, "veth8");
-  EXPECT_EQ(retired()[0].final.ingress.bytes, 800u);
+  EXPECT_EQ(retired()[0].final.all.ingress.bytes, 800u);
   // Only on the first pass.
   counters_.calls.clear();
   counters_.counters[12] = traffic(1);
@@ -1082,6 +1097,130 @@ TEST_F(PinnedInventoryTest, APairAdoptedWithoutItsPeerLinkIsHookedAtItsPeer) {
   inventory.reconcile();
   EXPECT_EQ(counters_.peer_calls.size(), 1u);
   EXPECT_TRUE(counters_.at_peer(7));
+}
+
+// --expedite-attach, on a knob that is a file of the test's: which attaches ran with expedited
+// grace periods.
+class ExpeditedInventoryTest : public InventoryTest {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/psnictest-expedite-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    counters_.knob = dir_ + "/rcu_expedited";
+    std::ofstream(counters_.knob) << "0\n";
+    grace_periods_.emplace(counters_.knob, dir_ + "/record");
+    expedite_ = &*grace_periods_;
+  }
+  void TearDown() override {
+    inventory_.reset();
+    grace_periods_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void add_veths(uint32_t first, uint32_t count) {
+    for (uint32_t i = first; i < first + count; ++i) add_to_host(i, "veth" + std::to_string(i), "");
+  }
+  // How many attaches saw the knob at `value`.
+  size_t attaches_at(const std::string& value) const {
+    return static_cast<size_t>(
+        std::count(counters_.knob_at_attach.begin(), counters_.knob_at_attach.end(), value));
+  }
+  bool recorded() const { return std::filesystem::is_symlink(dir_ + "/record"); }
+
+  std::string dir_;
+  std::optional<ExpeditedGracePeriods> grace_periods_;
+};
+
+TEST_F(ExpeditedInventoryTest, AColdStartAboveTheThresholdIsAttachedExpeditedThenRestored) {
+  add_veths(1, kExpediteAbove + 1);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_EQ(inventory.attached(), kExpediteAbove + 1);
+  EXPECT_EQ(attaches_at("1"), kExpediteAbove + 1);
+  EXPECT_EQ(counters_.read_knob(), "0");
+  EXPECT_FALSE(recorded());
+}
+
+TEST_F(ExpeditedInventoryTest, ABacklogAtTheThresholdIsNot) {
+  add_veths(1, kExpediteAbove);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_EQ(inventory.attached(), kExpediteAbove);
+  EXPECT_EQ(attaches_at("0"), kExpediteAbove);
+}
+
+// Attached in slices, the knob is held from the first slice until the backlog is empty, not
+// given back and taken again between slices; a later pass with a small backlog leaves it alone.
+TEST_F(ExpeditedInventoryTest, TheKnobIsHeldAcrossSlicesUntilTheBacklogIsEmpty) {
+  add_veths(1, 80);
+  counters_.attach_cost = 25ms;
+  Inventory& inventory = make();
+  inventory.reconcile(100ms);
+  EXPECT_GT(inventory.backlog(), 0u);
+  EXPECT_EQ(counters_.read_knob(), "1");
+  EXPECT_TRUE(recorded());
+  inventory.handle_all({added(200, "veth200")}, now_);  // one new link on the way: still held
+  EXPECT_EQ(counters_.read_knob(), "1");
+  while (inventory.backlog() > 0) inventory.attach_backlog(now_ + 100ms);
+  EXPECT_EQ(attaches_at("1"), 81u);
+  EXPECT_EQ(counters_.read_knob(), "0");
+  EXPECT_FALSE(recorded());
+
+  add_veths(300, 3);
+  counters_.knob_at_attach.clear();
+  inventory.reconcile();
+  EXPECT_EQ(attaches_at("0"), 3u);
+}
+
+TEST_F(ExpeditedInventoryTest, ABurstOfNewLinksIsAttachedExpedited) {
+  Inventory& inventory = make();
+  inventory.reconcile();
+  std::vector<LinkEvent> burst;
+  for (uint32_t i = 1; i <= kExpediteAbove + 1; ++i)
+    burst.push_back(added(i, "veth" + std::to_string(i)));
+  inventory.handle_all(burst, now_);
+  EXPECT_EQ(attaches_at("1"), kExpediteAbove + 1);
+  EXPECT_EQ(counters_.read_knob(), "0");
+  // A few: not.
+  counters_.knob_at_attach.clear();
+  inventory.handle_all({added(500, "veth500"), added(501, "veth501")}, now_);
+  EXPECT_EQ(attaches_at("0"), 2u);
+}
+
+// The backlog's links all deleted before their turn: nothing left to wait for, the knob goes
+// back at once.
+TEST_F(ExpeditedInventoryTest, ABacklogEmptiedByDeletionsGivesTheKnobBack) {
+  add_veths(1, 60);
+  counters_.attach_cost = 25ms;
+  Inventory& inventory = make();
+  inventory.reconcile(100ms);
+  ASSERT_EQ(counters_.read_knob(), "1");
+  std::vector<LinkEvent> gone;
+  for (uint32_t i = 1; i <= 60; ++i) gone.push_back(deleted(i, "veth" + std::to_string(i)));
+  inventory.handle_all(gone, now_);
+  EXPECT_EQ(inventory.backlog(), 0u);
+  EXPECT_EQ(counters_.read_knob(), "0");
+}
+
+// Stopped in the middle of a cold start (SIGTERM): the knob goes back with the inventory.
+TEST_F(ExpeditedInventoryTest, StoppingMidBacklogRestoresTheKnob) {
+  add_veths(1, 60);
+  counters_.attach_cost = 25ms;
+  make().reconcile(100ms);
+  ASSERT_EQ(counters_.read_knob(), "1");
+  inventory_.reset();
+  EXPECT_EQ(counters_.read_knob(), "0");
+  EXPECT_FALSE(recorded());
+}
+
+TEST_F(ExpeditedInventoryTest, AKnobSetByTheAdministratorIsLeftSet) {
+  std::ofstream(counters_.knob) << "1\n";
+  add_veths(1, 60);
+  make().reconcile();
+  EXPECT_EQ(attaches_at("1"), 60u);
+  inventory_.reset();
+  EXPECT_EQ(counters_.read_knob(), "1");
+  EXPECT_FALSE(recorded());
 }
 
 }  // namespace
