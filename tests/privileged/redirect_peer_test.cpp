@@ -456,21 +456,31 @@ class AgentRedirectPeerTest : public PinnedRedirectPeerTest {
  protected:
   // The exported receive of the container's host veth, and eth0's rx statistics, moved by one
   // send, with the agent's scrape read after the traffic settled.
-  void expect_exported_receive_exact(test::e2e::Agent& agent, bool redirected_path) {
+  // With `split` (--split protocol) the exported receive is the sum over the protocol label.
+  void expect_exported_receive_exact(test::e2e::Agent& agent, bool redirected_path,
+                                     bool split = false) {
     settle();
     const InsideStatistics inside_before = InsideStatistics::read(container_.ns, "eth0");
     const std::optional<test::e2e::Counts> before =
-        test::e2e::agent_counts(test::e2e::scrape(agent.port()), container_.host);
+        test::e2e::agent_counts(test::e2e::scrape(agent.port()), container_.host, "", split);
     ASSERT_TRUE(before.has_value());
     const uint64_t redirected_before = redirected();
     const uint64_t host_tx_before = test::link_statistic(container_.host, "tx_bytes");
     EXPECT_EQ(redirected_path ? send_from_outside() : send_from_host(), kDatagrams);
     settle();
     const InsideStatistics inside_after = InsideStatistics::read(container_.ns, "eth0");
+    const std::string metrics = test::e2e::scrape(agent.port());
     const std::optional<test::e2e::Counts> after =
-        test::e2e::agent_counts(test::e2e::scrape(agent.port()), container_.host);
+        test::e2e::agent_counts(metrics, container_.host, "", split);
     ASSERT_TRUE(after.has_value());
     const test::e2e::Counts exported = *after - *before;
+    if (split) {  // the datagrams are UDP: the udp series has at least them
+      const std::optional<double> udp = test::e2e::value_of(
+          metrics, "psnic_container_network_receive_bytes_total",
+          {{"host_interface", container_.host}, {"protocol", "udp"}});
+      ASSERT_TRUE(udp.has_value());
+      EXPECT_GE(static_cast<uint64_t>(*udp), kDatagrams * kFrame);
+    }
     const uint64_t rx_bytes = inside_after.rx_bytes - inside_before.rx_bytes;
     const uint64_t rx_packets = inside_after.rx_packets - inside_before.rx_packets;
     const uint64_t host_tx = test::link_statistic(container_.host, "tx_bytes") - host_tx_before;
@@ -542,6 +552,19 @@ TEST_F(AgentRedirectPeerTest, ExportedReceiveEqualsTheContainersRxOnBothPathsAcr
   EXPECT_TRUE(test::tcx_chain(host_veth_ifindex_, test::kTcxEgress).empty());
   EXPECT_TRUE(test::tcx_chain(host_veth_ifindex_, test::kTcxIngress).empty());
   EXPECT_NE(access(path_.c_str(), F_OK), 0);
+}
+
+// With --split protocol the peer program of that setting counts the receive, split, and the
+// split egress program leaves the interface alone: exact on both paths, no double count.
+TEST_F(AgentRedirectPeerTest, SplitByProtocolTheExportedReceiveSumsToTheContainersRx) {
+  test::e2e::Agent agent({"--no-pin", "--split", "protocol"});
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  ASSERT_TRUE(agent.wait_for_log(at_peer_line())) << agent.err();
+  expect_agents_link_on_the_peer(agent);
+  expect_exported_receive_exact(agent, /*redirected_path=*/true, /*split=*/true);
+  expect_exported_receive_exact(agent, /*redirected_path=*/false, /*split=*/true);
+  EXPECT_EQ(agent.interrupt(), 0);
+  EXPECT_TRUE(container_ingress_chain().empty());
 }
 
 // An ephemeral agent takes its peer link with it when it stops.
