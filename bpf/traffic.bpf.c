@@ -45,6 +45,24 @@ struct {
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
+/* The fields psnic reads of the kernel's sk_buff, net_device and net, as CO-RE flavours (the
+ * part after "___" is ignored when libbpf matches them to the kernel's types): declared here
+ * rather than taken from vmlinux.h, whose full definitions would put the whole type graph under
+ * them (sk_buff, net_device, net: 650 KB of BTF) into the object and so into psnic-agent. */
+struct net___psnic {
+	__u64 net_cookie;
+} __attribute__((preserve_access_index));
+
+struct net_device___psnic {
+	struct {
+		struct net___psnic *net;
+	} nd_net;
+} __attribute__((preserve_access_index));
+
+struct sk_buff___psnic {
+	struct net_device___psnic *dev;
+} __attribute__((preserve_access_index));
+
 static __always_inline void count(struct psnic_counters *c, struct __sk_buff *skb)
 {
 	/* A GSO skb is one packet of its whole length, as the kernel's interface statistics count
@@ -87,7 +105,7 @@ int psnic_egress(struct __sk_buff *skb)
  * does not count that device. */
 static __always_inline __u32 *peer_host(struct __sk_buff *skb)
 {
-	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	struct sk_buff___psnic *kskb = bpf_cast_to_kern_ctx(skb);
 	struct psnic_peer_key key = {};
 
 	key.netns_cookie = kskb->dev->nd_net.net->net_cookie;
