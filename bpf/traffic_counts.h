@@ -11,6 +11,14 @@
 
 namespace psnic {
 
+// Adds `from`'s bytes and packets, both directions, to `to` (`reserved` is nobody's).
+inline void add_traffic(psnic_traffic& to, const psnic_traffic& from) {
+  to.ingress.bytes += from.ingress.bytes;
+  to.ingress.packets += from.ingress.packets;
+  to.egress.bytes += from.egress.bytes;
+  to.egress.packets += from.egress.packets;
+}
+
 struct TrafficCounts {
   // Everything the interface carried; with the protocol split, the sum over protocols.
   psnic_traffic all{};
@@ -24,12 +32,8 @@ struct TrafficCounts {
   // Split counts; `all` is their sum.
   explicit TrafficCounts(const psnic_traffic_split& split) : by_protocol(std::in_place) {
     for (int p = 0; p < PSNIC_PROTOCOLS; ++p) {
-      const psnic_traffic& one = split.protocol[p];
-      (*by_protocol)[p] = one;
-      all.ingress.bytes += one.ingress.bytes;
-      all.ingress.packets += one.ingress.packets;
-      all.egress.bytes += one.egress.bytes;
-      all.egress.packets += one.egress.packets;
+      (*by_protocol)[p] = split.protocol[p];
+      add_traffic(all, split.protocol[p]);
     }
   }
 };

@@ -72,13 +72,7 @@ std::optional<TrafficCounts> TrafficMap::read_counts(uint32_t ifindex) const {
   // CPU c's value is values[c * per_cpu, (c + 1) * per_cpu): one psnic_traffic, or one per
   // protocol.
   psnic_traffic_split sum{};
-  for (size_t i = 0; i < values.size(); ++i) {
-    psnic_traffic& to = sum.protocol[i % per_cpu];
-    to.ingress.bytes += values[i].ingress.bytes;
-    to.ingress.packets += values[i].ingress.packets;
-    to.egress.bytes += values[i].egress.bytes;
-    to.egress.packets += values[i].egress.packets;
-  }
+  for (size_t i = 0; i < values.size(); ++i) add_traffic(sum.protocol[i % per_cpu], values[i]);
   if (!split_) return TrafficCounts(sum.protocol[0]);
   return TrafficCounts(sum);
 }

@@ -503,7 +503,9 @@ TEST_P(BpfProgramTest, CountsThePacketInItsDirectionAndLetsItGoOn) {
   EXPECT_EQ(counted->in(other(direction)), Counters{}) << "counted in the other direction";
 }
 
-std::string param_name(const testing::TestParamInfo<Param>& info) {
+// "<row>_Ingress|Egress_x<repeat>", for BpfProgramTest's and SplitProgramTest's rows alike.
+template <typename P>
+std::string param_name(const testing::TestParamInfo<P>& info) {
   const auto& [row, direction, repeat] = info.param;
   return row.name + (direction == Direction::kIngress ? "_Ingress" : "_Egress") + "_x" +
          std::to_string(repeat);
@@ -513,7 +515,7 @@ INSTANTIATE_TEST_SUITE_P(Packets, BpfProgramTest,
                          testing::Combine(testing::ValuesIn(rows()),
                                           testing::Values(Direction::kIngress, Direction::kEgress),
                                           testing::Values(1, 1000)),
-                         param_name);
+                         param_name<Param>);
 
 class BpfProgramContextTest : public WithTrafficProgram<testing::Test> {};
 
@@ -830,17 +832,11 @@ TEST_P(SplitProgramTest, CountsThePacketInItsProtocolAndDirectionOnly) {
   EXPECT_EQ(keys(split_map_fd_), std::set<uint32_t>{kLoopback}) << "the program made a key";
 }
 
-std::string split_param_name(const testing::TestParamInfo<SplitParam>& info) {
-  const auto& [row, direction, repeat] = info.param;
-  return row.name + (direction == Direction::kIngress ? "_Ingress" : "_Egress") + "_x" +
-         std::to_string(repeat);
-}
-
 INSTANTIATE_TEST_SUITE_P(Packets, SplitProgramTest,
                          testing::Combine(testing::ValuesIn(split_rows()),
                                           testing::Values(Direction::kIngress, Direction::kEgress),
                                           testing::Values(1, 100)),
-                         split_param_name);
+                         param_name<SplitParam>);
 
 }  // namespace
 }  // namespace psnic
