@@ -246,7 +246,8 @@ void Inventory::count_at_peer(const NetnsReport& owner, const InterfacePair& pai
                            owner.pid, owner.netns_name, pair.ifindex, pair.kind, pair.name});
 }
 
-void Inventory::hook_peers(Clock::time_point until) {
+bool Inventory::hook_peers(Clock::time_point until) {
+  bool hooked = false;
   while (!peer_backlog_.empty() && now_() < until) {
     const PeerRequest request = peer_backlog_.front();
     peer_backlog_.erase(peer_backlog_.begin());
@@ -257,6 +258,7 @@ void Inventory::hook_peers(Clock::time_point until) {
     try {
       counters_.count_at_peer(request);
       tracked.at_peer = true;
+      hooked = true;
       log_info(name + ": receive counted at its peer " + request.name + "'s ingress",
                {{"interface", name}});
     } catch (const Error& e) {
@@ -278,6 +280,7 @@ void Inventory::hook_peers(Clock::time_point until) {
                  {{"interface", name}});
     }
   }
+  return hooked;
 }
 
 bool Inventory::ask_about(const NetnsReport& owner, const InterfaceLabels& known,
@@ -418,7 +421,7 @@ void Inventory::expedite_for(size_t waiting) {
 }
 
 void Inventory::expedite_done() {
-  if (options_.expedite && backlog_.empty()) options_.expedite->end();
+  if (options_.expedite && backlog_.empty() && peer_backlog_.empty()) options_.expedite->end();
 }
 
 void Inventory::attach_backlog(Clock::time_point until) {
@@ -429,10 +432,10 @@ void Inventory::attach_backlog(Clock::time_point until) {
     backlog_.erase(backlog_.begin(), backlog_.begin() + n);
     counted |= count(chunk, nullptr);
   }
-  hook_peers(until);
+  const bool hooked = hook_peers(until);
   expedite_done();
-  if (!counted) return;
-  if (backlog_.empty()) {
+  if (!counted && !hooked) return;
+  if (counted && backlog_.empty()) {
     // All counted: name their owners now rather than at the end of a long backoff.
     identify_backoff_ = kFirstIdentifyDelay;
     next_identify_ = now_();
@@ -494,7 +497,9 @@ void Inventory::reconcile(std::chrono::milliseconds budget) {
           count_at_peer(owner, pair);
           name_owner(owner, pair);
         }
+    expedite_for(peer_backlog_.size());  // each peer is a TCX attach too
     hook_peers(budgeted ? start + budget : Clock::time_point::max());
+    expedite_done();
     if (unidentified() == 0) next_identify_ = {};  // all found by this pass: no lookup is due
   } catch (const Error& e) {
     if (self_) self_->count_error(ErrorOp::kReconcile);
@@ -566,6 +571,7 @@ void Inventory::identify_now() {
           count_at_peer(owner, pair);
           name_owner(owner, pair);
         }
+    expedite_for(peer_backlog_.size());  // hooked by the loop's next turns (attach_backlog)
   } catch (const Error& e) {
     if (self_) self_->count_error(ErrorOp::kIdentify);
     log_error("identify: " + std::string(e.what()));
@@ -641,6 +647,8 @@ void Inventory::publish() {
     self_->set_attached("tcx", tcx ? static_cast<double>(table->size()) : 0);
     self_->set_attached("tc", tcx ? 0 : static_cast<double>(table->size()));
     self_->set_pending_owners(static_cast<double>(pending()));
+    self_->set_received_at_peer(static_cast<double>(std::count_if(
+        tracked_.begin(), tracked_.end(), [](const auto& entry) { return entry.second.at_peer; })));
   }
   labels_->publish(std::move(table));
   if (owners_) owners_->publish(std::move(owners));

@@ -45,7 +45,8 @@ class Inventory {
     // starts at once either way; a hung daemon delays the series, never the counts.
     std::chrono::milliseconds name_wait{2000};
     // --expedite-attach: held while more than kExpediteAbove interfaces wait to be counted (a
-    // cold start, a reconcile's backlog, a burst of new links), until none waits. Null: never.
+    // cold start, a reconcile's backlog, a burst of new links) or to be hooked at their peers,
+    // until none waits. Null: never.
     // Must outlive the inventory.
     ExpeditedGracePeriods* expedite = nullptr;
   };
@@ -150,8 +151,8 @@ class Inventory {
   void count_at_peer(const NetnsReport& owner, const InterfacePair& pair);
   // Hooks the peers queued, until `until` (each is a TCX attach: an RCU grace period). A failure
   // leaves the interface at the host egress, logged once per cause; a namespace that cannot be
-  // opened now is tried again by the next pass.
-  void hook_peers(Clock::time_point until);
+  // opened now is tried again by the next pass. True when any was hooked.
+  bool hook_peers(Clock::time_point until);
   // Asks the runtime about `owner` for `tracked` (joining a question about it already out).
   // False when it cannot be asked.
   bool ask_about(const NetnsReport& owner, const InterfaceLabels& known, Tracked& tracked);
@@ -161,8 +162,8 @@ class Inventory {
   // Gives `tracked` these labels, logging and storing them when they changed.
   void relabel(Tracked& tracked, uint32_t ifindex, InterfaceLabels labels);
   size_t unidentified() const;
-  // Expedited grace periods while more than kExpediteAbove interfaces are about to be counted
-  // (`waiting`); given back once the backlog is empty.
+  // Expedited grace periods while more than kExpediteAbove interfaces are about to be counted or
+  // hooked at their peers (`waiting`); given back once both backlogs are empty.
   void expedite_for(size_t waiting);
   void expedite_done();
   void identify_now();

@@ -82,13 +82,19 @@ int psnic_ingress(struct __sk_buff *skb)
 	return TC_ACT_UNSPEC;
 }
 
+/* The host egress of an interface whose receive is counted at its peer is not counted here.
+ * received_at_peer is looked up first: once the agent has hooked the peers, nearly every
+ * interface is in it, so the common case is one lookup, not two. */
 SEC("tc")
 int psnic_egress(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
-	struct psnic_traffic *t = bpf_map_lookup_elem(&traffic, &ifindex);
+	struct psnic_traffic *t;
 
-	if (t && !bpf_map_lookup_elem(&received_at_peer, &ifindex))
+	if (bpf_map_lookup_elem(&received_at_peer, &ifindex))
+		return TC_ACT_UNSPEC;
+	t = bpf_map_lookup_elem(&traffic, &ifindex);
+	if (t)
 		count(&t->egress, skb);
 	return TC_ACT_UNSPEC;
 }
@@ -158,9 +164,12 @@ SEC("tc")
 int psnic_split_eg(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
-	struct psnic_traffic_split *t = bpf_map_lookup_elem(&traffic_proto, &ifindex);
+	struct psnic_traffic_split *t;
 
-	if (t && !bpf_map_lookup_elem(&received_at_peer, &ifindex))
+	if (bpf_map_lookup_elem(&received_at_peer, &ifindex)) /* as psnic_egress */
+		return TC_ACT_UNSPEC;
+	t = bpf_map_lookup_elem(&traffic_proto, &ifindex);
+	if (t)
 		count(&t->protocol[psnic_protocol_of(skb)].egress, skb);
 	return TC_ACT_UNSPEC;
 }

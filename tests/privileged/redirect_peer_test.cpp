@@ -511,6 +511,12 @@ class AgentRedirectPeerTest : public PinnedRedirectPeerTest {
     return container_.host + ": receive counted at its peer eth0's ingress";
   }
   std::vector<std::string> pinned_args() const { return {"--pin-dir", path_}; }
+  // psnic_receive_at_peer_interfaces: the container's eth0 among them, and the uplink's peer in
+  // the outside namespace (a veth pair too) when the agent hooked that.
+  static double interfaces_at_peer(const test::e2e::Agent& agent) {
+    return test::e2e::value_of(test::e2e::scrape(agent.port()), "psnic_receive_at_peer_interfaces")
+        .value_or(-1);
+  }
 };
 
 TEST_F(AgentRedirectPeerTest, ExportedReceiveEqualsTheContainersRxOnBothPathsAcrossARestart) {
@@ -522,6 +528,7 @@ TEST_F(AgentRedirectPeerTest, ExportedReceiveEqualsTheContainersRxOnBothPathsAcr
     expect_agents_link_on_the_peer(agent);
     expect_exported_receive_exact(agent, /*redirected_path=*/true);
     expect_exported_receive_exact(agent, /*redirected_path=*/false);
+    EXPECT_GE(interfaces_at_peer(agent), 1);
     const std::optional<test::e2e::Counts> counts =
         test::e2e::agent_counts(test::e2e::scrape(agent.port()), container_.host);
     ASSERT_TRUE(counts.has_value());
@@ -542,6 +549,7 @@ TEST_F(AgentRedirectPeerTest, ExportedReceiveEqualsTheContainersRxOnBothPathsAcr
     EXPECT_TRUE(counts->covers(before_restart)) << *counts << " after " << before_restart;
     EXPECT_FALSE(agent.logged(at_peer_line()));  // not attached anew
     expect_exported_receive_exact(agent, /*redirected_path=*/true);
+    EXPECT_GE(interfaces_at_peer(agent), 1);  // the adopted link is at the peer too
     expect_exported_receive_exact(agent, /*redirected_path=*/false);
     EXPECT_EQ(agent.interrupt(), 0);
   }
@@ -610,6 +618,7 @@ TEST_F(AgentRedirectPeerTest, InTcModeReceiveStaysAtTheHostEgressSaidOnce) {
   const test::e2e::Counts kernel = test::e2e::kernel_counts(container_.host) - kernel_before;
   EXPECT_EQ((*after - *before).receive_bytes, kernel.receive_bytes);
   EXPECT_LT(kernel.receive_bytes, 2 * kDatagrams * kFrame);
+  EXPECT_EQ(interfaces_at_peer(agent), 0);
   EXPECT_EQ(agent.interrupt(), 0);
 }
 

@@ -87,6 +87,7 @@ class FakeCounters : public Counters {
       throw Error(p.host_name + ": peer's ingress", it->second,
                   "failed (" + std::to_string(it->second) + ")");
     now_ += attach_cost;
+    if (!knob.empty()) knob_at_peer.push_back(read_knob());
     at_peers.insert(p.host_ifindex);
   }
   bool at_peer(uint32_t ifindex) const override { return at_peers.count(ifindex) != 0; }
@@ -143,6 +144,7 @@ class FakeCounters : public Counters {
   Clock::duration attach_cost = 0ms;
   std::string knob;                         // set: the RCU knob's file, read at each attach
   std::vector<std::string> knob_at_attach;  // what it read then
+  std::vector<std::string> knob_at_peer;    // and at each peer's attach
   std::optional<std::string> pinned_dir;    // set: a pinned agent
   std::map<uint32_t, std::string> hooked;
   std::map<uint32_t, psnic_traffic> counters;
@@ -163,7 +165,9 @@ class FakeCounters : public Counters {
 struct FakeSelf : SelfReport {
   void set_attached(std::string_view mode, double n) override { attached[std::string(mode)] = n; }
   void count_error(ErrorOp op) override { ++errors[op]; }
+  void set_received_at_peer(double n) override { at_peer = n; }
   std::map<std::string, double> attached;
+  double at_peer = -1;
   std::map<ErrorOp, int> errors;
 };
 
@@ -884,6 +888,7 @@ TEST_F(InventoryTest, ReceiveMovesToThePeerOnceItsNamespaceIsKnownAndOnlyOnce) {
   EXPECT_EQ(counters_.peer_calls,
             std::vector<std::string>{"veth7 -> 2 in netns 4026530097 of 1007"});
   EXPECT_TRUE(counters_.at_peer(7));
+  EXPECT_EQ(self_->at_peer, 1);
   answer_all();
   inventory.reconcile();
   inventory.identify_pending();
@@ -891,6 +896,7 @@ TEST_F(InventoryTest, ReceiveMovesToThePeerOnceItsNamespaceIsKnownAndOnlyOnce) {
   // Gone: detached, its peer link with it.
   inventory.handle_all({deleted(7, "veth7")}, now_);
   EXPECT_FALSE(counters_.at_peer(7));
+  EXPECT_EQ(self_->at_peer, 0);
 }
 
 TEST_F(InventoryTest, ANotifiedPeerIsHookedAtItsPeerWhenItsOwnerIsFound) {
@@ -928,12 +934,15 @@ TEST_F(InventoryTest, PeersAreHookedWithinTheTimeGivenAndTheRestWait) {
   EXPECT_TRUE(counters_.at_peers.empty());
   EXPECT_EQ(inventory.peers_waiting(), 3u);
   EXPECT_EQ(inventory.next_deadline(), now_);
+  EXPECT_EQ(self_->at_peer, 0);
   inventory.attach_backlog(now_ + 15ms);
   EXPECT_EQ(counters_.at_peers, (std::set<uint32_t>{7, 8}));
   EXPECT_EQ(inventory.peers_waiting(), 1u);
+  EXPECT_EQ(self_->at_peer, 2);  // psnic_receive_at_peer_interfaces, published by the step
   inventory.attach_backlog(now_ + 15ms);
   EXPECT_EQ(counters_.at_peers.size(), 3u);
   EXPECT_EQ(inventory.peers_waiting(), 0u);
+  EXPECT_EQ(self_->at_peer, 3);
 }
 
 TEST_F(InventoryTest, APeerThatCannotBeHookedStaysAtTheHostLoggedOncePerCause) {
@@ -965,6 +974,7 @@ TEST_F(InventoryTest, APeerThatCannotBeHookedStaysAtTheHostLoggedOncePerCause) {
   // Each failure that is psnic's is counted; none is tried again by later passes.
   EXPECT_EQ(self_->errors[ErrorOp::kAttach], 3);
   EXPECT_EQ(counters_.peer_calls.size(), 4u);
+  EXPECT_EQ(self_->at_peer, 0);
 }
 
 TEST_F(InventoryTest, ANamespaceThatCannotBeOpenedNowIsTriedAgainByTheNextPass) {
@@ -1137,6 +1147,25 @@ TEST_F(ExpeditedInventoryTest, AColdStartAboveTheThresholdIsAttachedExpeditedThe
   inventory.reconcile();
   EXPECT_EQ(inventory.attached(), kExpediteAbove + 1);
   EXPECT_EQ(attaches_at("1"), kExpediteAbove + 1);
+  EXPECT_EQ(counters_.read_knob(), "0");
+  EXPECT_FALSE(recorded());
+}
+
+// The peers' links are TCX attaches too: a cold start's are hooked with the knob held, which goes
+// back once they are all hooked, also when they are hooked a slice at a time.
+TEST_F(ExpeditedInventoryTest, ThePeersOfAColdStartAreHookedExpeditedThenRestored) {
+  for (uint32_t i = 1; i <= kExpediteAbove + 1; ++i)
+    add_to_host(i, "veth" + std::to_string(i), kIdA);
+  counters_.attach_cost = 1ms;
+  Inventory& inventory = make();
+  inventory.reconcile(100ms);
+  while (inventory.backlog() > 0 || inventory.peers_waiting() > 0) {
+    EXPECT_EQ(counters_.read_knob(), "1");
+    inventory.attach_backlog(now_ + 100ms);
+  }
+  EXPECT_EQ(counters_.at_peers.size(), kExpediteAbove + 1);
+  EXPECT_EQ(std::count(counters_.knob_at_peer.begin(), counters_.knob_at_peer.end(), "1"),
+            static_cast<long>(kExpediteAbove + 1));
   EXPECT_EQ(counters_.read_knob(), "0");
   EXPECT_FALSE(recorded());
 }
