@@ -42,6 +42,7 @@ std::vector<std::optional<Error>> KernelCounters::attach(
 }
 
 void KernelCounters::detach(uint32_t ifindex) {
+  peer_entries_.reset();
   peers_.erase(ifindex);
   counting_.erase(ifindex);
   if (label_store_) label_store_->erase(ifindex);
@@ -58,6 +59,7 @@ bool KernelCounters::intact(uint32_t ifindex) const {
 void KernelCounters::reattach(uint32_t ifindex) {
   // A peer link another tool detached: the host egress counts the receive again (the inventory
   // may hook the peer anew).
+  peer_entries_.reset();
   if (auto peer = peers_.find(ifindex); peer != peers_.end() && !peer->second.intact())
     peers_.erase(peer);
   auto it = counting_.find(ifindex);
@@ -96,6 +98,7 @@ void KernelCounters::count_at_peer(const PeerRequest& peer) {
   if (!PeerLink::supported(program_))
     throw Error(peer.host_name + ": peer's ingress", ENOTSUP,
                 "this kernel lacks the bpf_cast_to_kern_ctx kfunc");
+  peer_entries_.reset();
   Fd netns = open_peer_netns(peer);
   PeerLink link = PeerLink::attach(program_, peer.host_ifindex, peer.host_name,
                                    {netns.get(), peer.ifindex}, pins_);
@@ -107,8 +110,12 @@ bool KernelCounters::adopt(const AttachRequest& request) {
   // The peer link first: if the pair cannot be adopted, it goes with it (detached, its map
   // entries removed) and remove_remnants() finds nothing of it left.
   std::optional<PeerLink> peer;
-  if (mode_ == AttachMode::tcx)
-    peer = PeerLink::adopt(program_, request.ifindex, request.name, *pins_);
+  if (mode_ == AttachMode::tcx) {
+    // The peers map is read once for the adoptions of a start, not once per interface; this
+    // agent's own peer links change it, and drop what was read (count_at_peer, detach).
+    if (!peer_entries_) peer_entries_ = PeerEntries::read(program_);
+    peer = PeerLink::adopt(program_, request.ifindex, request.name, *pins_, *peer_entries_);
+  }
   else
     PeerLink::remove_remnants(program_, request.ifindex, *pins_);
   std::optional<CountedInterface> adopted =
@@ -120,6 +127,7 @@ bool KernelCounters::adopt(const AttachRequest& request) {
 }
 
 void KernelCounters::remove_remnants(uint32_t ifindex) {
+  peer_entries_.reset();
   if (pins_ != nullptr) psnic::remove_remnants(program_, ifindex, *pins_);
 }
 

@@ -484,7 +484,8 @@ int main(int argc, char** argv) {
          "--expedite-attach", options.expedite_attach,
          "TCX only: while more than " + std::to_string(psnic::kExpediteAbove) +
              " interfaces wait to be attached (a cold start, a reconcile's backlog, a burst of "
-             "new veths) or detached (--no-pin's exit), set the host-wide "
+             "new veths), hooked at their container-side peers, or detached (--no-pin's exit), "
+             "set the host-wide "
              "/sys/kernel/rcu_expedited from 0 to 1, and restore it at once after (a non-zero "
              "value is someone else's: left alone). Each TCX attach and detach waits for an RCU "
              "grace period (~12 ms, under the RTNL lock): a cold start with 1100 veths measured "

@@ -60,29 +60,40 @@ MadeInside attach_inside(int prog_fd, const PeerLink::Device& peer, const std::s
   return made;
 }
 
-// The peers keys whose value is `host_ifindex`.
-std::vector<psnic_peer_key> keys_of(int peers_fd, uint32_t host_ifindex) {
-  std::vector<psnic_peer_key> keys;
-  psnic_peer_key key{}, next{};
-  const psnic_peer_key* previous = nullptr;
-  while (bpf_map_get_next_key(peers_fd, previous, &next) == 0) {
-    uint32_t value = 0;
-    if (bpf_map_lookup_elem(peers_fd, &next, &value) == 0 && value == host_ifindex)
-      keys.push_back(next);
-    key = next;
-    previous = &key;
-  }
-  return keys;
-}
-
-void forget_peer(const TrafficProgram& program, uint32_t host_ifindex) {
+// Hands `host_ifindex`'s receive back to its host egress, then removes its `keys` from the peers
+// map, each only while it still names that interface.
+void forget_peer(const TrafficProgram& program, uint32_t host_ifindex,
+                 const std::vector<psnic_peer_key>& keys) {
   // The host egress counts again first: a packet in between is counted twice, never missed.
   bpf_map_delete_elem(program.received_at_peer_fd(), &host_ifindex);
-  for (const psnic_peer_key& key : keys_of(program.peers_fd(), host_ifindex))
-    bpf_map_delete_elem(program.peers_fd(), &key);
+  for (const psnic_peer_key& key : keys) {
+    uint32_t value = 0;
+    if (bpf_map_lookup_elem(program.peers_fd(), &key, &value) == 0 && value == host_ifindex)
+      bpf_map_delete_elem(program.peers_fd(), &key);
+  }
 }
 
 }  // namespace
+
+PeerEntries PeerEntries::read(const TrafficProgram& program) {
+  PeerEntries entries;
+  psnic_peer_key key{}, next{};
+  const psnic_peer_key* previous = nullptr;
+  while (bpf_map_get_next_key(program.peers_fd(), previous, &next) == 0) {
+    uint32_t host_ifindex = 0;
+    if (bpf_map_lookup_elem(program.peers_fd(), &next, &host_ifindex) == 0)
+      entries.by_host_[host_ifindex].push_back(next);
+    key = next;
+    previous = &key;
+  }
+  return entries;
+}
+
+const std::vector<psnic_peer_key>& PeerEntries::of(uint32_t host_ifindex) const {
+  static const std::vector<psnic_peer_key> kNone;
+  auto it = by_host_.find(host_ifindex);
+  return it == by_host_.end() ? kNone : it->second;
+}
 
 bool PeerLink::supported(const TrafficProgram& program) { return program.peer_ingress_fd() >= 0; }
 
@@ -113,14 +124,23 @@ PeerLink PeerLink::attach(const TrafficProgram& program, uint32_t host_ifindex,
 
 std::optional<PeerLink> PeerLink::adopt(const TrafficProgram& program, uint32_t host_ifindex,
                                         const std::string& name, const PinDir& pins) {
+  PeerEntries entries = PeerEntries::read(program);
+  return adopt(program, host_ifindex, name, pins, entries);
+}
+
+std::optional<PeerLink> PeerLink::adopt(const TrafficProgram& program, uint32_t host_ifindex,
+                                        const std::string& name, const PinDir& pins,
+                                        PeerEntries& entries) {
   Fd pinned = pins.pinned_peer_link(host_ifindex);
   if (!pinned.valid()) return std::nullopt;
   const TcxLinkInfo info = link_info(pinned.get());
-  const std::vector<psnic_peer_key> keys = keys_of(program.peers_fd(), host_ifindex);
+  const std::vector<psnic_peer_key>& keys = entries.of(host_ifindex);
   if (!supported(program) || info.type != kBpfLinkTypeTcx || info.ifindex == 0 ||
       info.attach_type != static_cast<uint32_t>(kBpfTcxIngress) || keys.size() != 1 ||
       keys[0].ifindex != info.ifindex) {
-    remove_remnants(program, host_ifindex, pins);
+    forget_peer(program, host_ifindex, keys);
+    pins.unpin_peer_link(host_ifindex);
+    entries.forget(host_ifindex);
     return std::nullopt;
   }
   PeerLink link(program, host_ifindex);
@@ -137,7 +157,7 @@ std::optional<PeerLink> PeerLink::adopt(const TrafficProgram& program, uint32_t 
 
 void PeerLink::remove_remnants(const TrafficProgram& program, uint32_t host_ifindex,
                                const PinDir& pins) {
-  forget_peer(program, host_ifindex);
+  forget_peer(program, host_ifindex, PeerEntries::read(program).of(host_ifindex));
   pins.unpin_peer_link(host_ifindex);
 }
 
@@ -158,7 +178,7 @@ PeerLink& PeerLink::operator=(PeerLink&& other) noexcept {
 bool PeerLink::intact() const { return link_.valid() && link_info(link_.get()).ifindex != 0; }
 
 void PeerLink::detach() {
-  if (program_ != nullptr) forget_peer(*std::exchange(program_, nullptr), host_ifindex_);
+  if (program_ != nullptr) forget_peer(*std::exchange(program_, nullptr), host_ifindex_, {key_});
   if (pins_ != nullptr) std::exchange(pins_, nullptr)->unpin_peer_link(host_ifindex_);
   if (link_.valid()) bpf_link_detach(link_.get());
   link_ = Fd();

@@ -1,8 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/fd.h"
 #include "bpf/traffic.h"
@@ -23,6 +25,20 @@ namespace psnic {
 // caller's namespace). Pinned at PIN_DIR/links/<host ifindex>_peer. When the namespace goes, its
 // device goes and the link with it becomes defunct (ifindex 0). Detaches (and unpins) on
 // destruction. Move-only.
+// The peers map read once, by host ifindex. Adopting a thousand pinned peer links asks it a
+// thousand times: one walk of the map then, not one per interface (quadratic: minutes of
+// syscalls at 1100 interfaces).
+class PeerEntries {
+ public:
+  static PeerEntries read(const TrafficProgram& program);
+  // The keys whose value is `host_ifindex` (normally one).
+  const std::vector<psnic_peer_key>& of(uint32_t host_ifindex) const;
+  void forget(uint32_t host_ifindex) { by_host_.erase(host_ifindex); }
+
+ private:
+  std::map<uint32_t, std::vector<psnic_peer_key>> by_host_;
+};
+
 class PeerLink {
  public:
   // Where the peer is: its namespace (an fd) and its ifindex there.
@@ -44,6 +60,11 @@ class PeerLink {
   // removed).
   static std::optional<PeerLink> adopt(const TrafficProgram& program, uint32_t host_ifindex,
                                        const std::string& name, const PinDir& pins);
+  // The same with the peers map read beforehand (PeerEntries::read), for adopting many; the
+  // entries of a remnant removed here are forgotten in `entries` too.
+  static std::optional<PeerLink> adopt(const TrafficProgram& program, uint32_t host_ifindex,
+                                       const std::string& name, const PinDir& pins,
+                                       PeerEntries& entries);
   // Removes what an earlier agent left for `host_ifindex`: its pin (detaching the link) and the
   // map entries. Another tool's programs stay.
   static void remove_remnants(const TrafficProgram& program, uint32_t host_ifindex,
