@@ -32,7 +32,7 @@ HostAgent::HostAgent(const TrafficProgram& program, HostAgentOptions options,
           counters_,
           [this](const ResolveOptions& resolve) { return resolver_.resolve_all(resolve); },
           Inventory::Options{options_.reconcile_interval, options_.retire_after, options_.name_wait,
-                             options_.expedite},
+                             options_.expedite, options_.receive_at_peer},
           std::move(labels), std::move(retired), std::move(self),
           owners
               ? AskOwner([this](OwnerRequest request) { return worker_->ask(std::move(request)); })

@@ -237,6 +237,7 @@ void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
 }
 
 void Inventory::count_at_peer(const NetnsReport& owner, const InterfacePair& pair) {
+  if (!options_.receive_at_peer) return;
   auto it = tracked_.find(pair.host_ifindex);
   if (it == tracked_.end() || it->second.at_peer || it->second.peer_given_up) return;
   if (std::any_of(peer_backlog_.begin(), peer_backlog_.end(),

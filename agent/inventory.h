@@ -49,6 +49,9 @@ class Inventory {
     // until none waits. Null: never.
     // Must outlive the inventory.
     ExpeditedGracePeriods* expedite = nullptr;
+    // Whether a counted interface's receive moves to its container-side peer's ingress once its
+    // namespace is known (--receive-at peer), or stays at the host interface's egress (host).
+    bool receive_at_peer = true;
   };
 
   // `self`, `owners` and `ask` may be null (no runtime: owners are named by the resolver

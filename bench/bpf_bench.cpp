@@ -439,8 +439,9 @@ int run() {
       programs[kPsnic],
       {"psnic_egress", bpf_program__fd(traffic->progs.psnic_egress)},
       {"psnic_peer_ingress", bpf_program__fd(traffic->progs.psnic_peer_ingress)},
+      {"psnic_peer_split", bpf_program__fd(traffic->progs.psnic_peer_split)},
   };
-  constexpr size_t kEgress = 2, kPeer = 3;
+  constexpr size_t kEgress = 2, kPeer = 3, kPeerSplit = 4;
   const std::vector<std::vector<double>> peer_ns = take_turns(peer_programs, frames[0]);
   if (peer_ns.empty()) return 2;
   const uint64_t peer_table_runs = (kRounds + 1) * uint64_t{kRepeat};  // each program's
@@ -448,7 +449,7 @@ int run() {
       "\nreceive at the container-side peer, %zu B frame: ns per packet, medians of %d rounds\n"
       "%-20s %8s %6s %6s %7s %8s\n",
       frames[0].size(), kRounds, "program", "median", "min", "max", "stddev", "/ empty");
-  Spread peer_of[4];
+  Spread peer_of[kPeerSplit + 1];
   for (size_t p = 0; p < peer_programs.size(); ++p) {
     peer_of[p] = spread(peer_ns[p]);
     std::printf("%-20s %8.1f %6.0f %6.0f %7.2f %7.2fx\n", peer_programs[p].name, peer_of[p].median,
@@ -481,11 +482,20 @@ int run() {
   uint64_t egress_counted = 0;
   if (bpf_map_lookup_elem(map_fd, &kLoopback, loopback.data()) == 0)
     for (const psnic_traffic& cpu : loopback) egress_counted += cpu.egress.packets;
-  const bool peer_counted = egress_counted == 2 * peer_table_runs;  // none in the skip table
-  std::printf("psnic_egress and psnic_peer_ingress counted %llu packets in %llu runs: %s\n",
-              static_cast<unsigned long long>(egress_counted),
-              static_cast<unsigned long long>(2 * peer_table_runs),
-              peer_counted ? "every run took the counting path" : "MISMATCH");
+  // psnic_peer_split counted the TCP frame as the loopback's TCP egress.
+  uint64_t split_egress = 0;
+  if (bpf_map_lookup_elem(split_map_fd, &kLoopback, split_per_cpu.data()) == 0)
+    for (const psnic_traffic_split& cpu : split_per_cpu)
+      split_egress += cpu.protocol[PSNIC_PROTOCOL_TCP].egress.packets;
+  const bool peer_counted = egress_counted == 2 * peer_table_runs &&  // none in the skip table
+                            split_egress == peer_table_runs;
+  std::printf(
+      "psnic_egress and psnic_peer_ingress counted %llu packets in %llu runs, psnic_peer_split "
+      "%llu TCP in %llu: %s\n",
+      static_cast<unsigned long long>(egress_counted),
+      static_cast<unsigned long long>(2 * peer_table_runs),
+      static_cast<unsigned long long>(split_egress), static_cast<unsigned long long>(peer_table_runs),
+      peer_counted ? "every run took the counting path" : "MISMATCH");
 
   // The measured runs must have counted: one packet per run, all on the loopback's key (the
   // segments program's too, in its own map).

@@ -905,6 +905,7 @@ TEST_F(HostAgentE2eTest, BadArgumentsAreRefusedBeforeAnythingIsPinned) {
       {"--retire-after", "abc"}, {"--retire-after", "1m30"}, {"--reconcile-interval", "0"},
       {"--health-timeout", "x"}, {"--listen", "foo"},        {"--log-level", "verbose"},
       {"--log-format", "text"},  {"--split", "foo"},         {"--split", "Protocol"},
+      {"--receive-at", "nowhere"},
   };
   for (const auto& [flag, value] : bad) {
     const std::string listen = flag == "--listen" ? "" : " --listen 127.0.0.1:0";

@@ -511,6 +511,27 @@ class AgentRedirectPeerTest : public PinnedRedirectPeerTest {
     return container_.host + ": receive counted at its peer eth0's ingress";
   }
   std::vector<std::string> pinned_args() const { return {"--pin-dir", path_}; }
+  // Receive counted at the host veth's egress, as before psnic counted at the peer: nothing on
+  // eth0's ingress, the exported receive moving with the host veth's tx, which counts the
+  // ordinary path's datagrams and none of the redirected ones.
+  void expect_receive_at_the_host_egress(const test::e2e::Agent& agent) {
+    EXPECT_TRUE(container_ingress_chain().empty());
+    const std::optional<test::e2e::Counts> before =
+        test::e2e::agent_counts(test::e2e::scrape(agent.port()), container_.host);
+    ASSERT_TRUE(before.has_value());
+    const test::e2e::Counts kernel_before = test::e2e::kernel_counts(container_.host);
+    EXPECT_EQ(send_from_host(), kDatagrams);
+    EXPECT_EQ(send_from_outside(), kDatagrams);
+    settle();
+    const std::optional<test::e2e::Counts> after =
+        test::e2e::agent_counts(test::e2e::scrape(agent.port()), container_.host);
+    ASSERT_TRUE(after.has_value());
+    const test::e2e::Counts kernel = test::e2e::kernel_counts(container_.host) - kernel_before;
+    EXPECT_EQ((*after - *before).receive_bytes, kernel.receive_bytes);
+    EXPECT_GE(kernel.receive_bytes, kDatagrams * kFrame);
+    EXPECT_LT(kernel.receive_bytes, 2 * kDatagrams * kFrame);
+    EXPECT_EQ(interfaces_at_peer(agent), 0);
+  }
   // psnic_receive_at_peer_interfaces: the container's eth0 among them, and the uplink's peer in
   // the outside namespace (a veth pair too) when the agent hooked that.
   static double interfaces_at_peer(const test::e2e::Agent& agent) {
@@ -603,22 +624,25 @@ TEST_F(AgentRedirectPeerTest, InTcModeReceiveStaysAtTheHostEgressSaidOnce) {
   settle();  // the agent's first reconcile has passed both veths
   const std::vector<test::LogRecord> log = agent.log();
   EXPECT_EQ(std::count_if(log.begin(), log.end(), says_tc_mode), 1) << agent.err();
-  EXPECT_TRUE(container_ingress_chain().empty());
-  const std::optional<test::e2e::Counts> before =
-      test::e2e::agent_counts(test::e2e::scrape(agent.port()), container_.host);
-  ASSERT_TRUE(before.has_value());
-  const test::e2e::Counts kernel_before = test::e2e::kernel_counts(container_.host);
-  EXPECT_EQ(send_from_host(), kDatagrams);
-  EXPECT_EQ(send_from_outside(), kDatagrams);
-  settle();
-  const std::optional<test::e2e::Counts> after =
-      test::e2e::agent_counts(test::e2e::scrape(agent.port()), container_.host);
-  ASSERT_TRUE(after.has_value());
-  // The host veth's tx: the ordinary path's datagrams, none of the redirected ones.
-  const test::e2e::Counts kernel = test::e2e::kernel_counts(container_.host) - kernel_before;
-  EXPECT_EQ((*after - *before).receive_bytes, kernel.receive_bytes);
-  EXPECT_LT(kernel.receive_bytes, 2 * kDatagrams * kFrame);
-  EXPECT_EQ(interfaces_at_peer(agent), 0);
+  expect_receive_at_the_host_egress(agent);
+  EXPECT_EQ(agent.interrupt(), 0);
+}
+
+// --receive-at host: the same by choice, in TCX mode, said once at the start.
+TEST_F(AgentRedirectPeerTest, ReceiveAtHostLeavesThePeerAlone) {
+  test::e2e::Agent agent({"--no-pin", "--receive-at", "host"});
+  ASSERT_TRUE(agent.serving()) << agent.err();
+  ASSERT_TRUE(agent.logged(
+      "receive counted at the host interfaces' egress (--receive-at host): traffic moved with "
+      "bpf_redirect_peer is not counted"))
+      << agent.err();
+  const std::string named = container_.host + " is eth0 of ";
+  ASSERT_TRUE(agent.wait_for_log_where([&](const test::LogRecord& r) {
+    return r.at("msg").rfind(named, 0) == 0;
+  })) << agent.err();
+  settle();  // a peer would have been hooked by now
+  EXPECT_FALSE(agent.logged(at_peer_line())) << agent.err();
+  expect_receive_at_the_host_egress(agent);
   EXPECT_EQ(agent.interrupt(), 0);
 }
 

@@ -202,7 +202,8 @@ class InventoryTest : public ::testing::Test {
           if (discover_error_) throw Error("netlink", EIO, "input/output error");
           return host_;
         },
-        Inventory::Options{30s, retire_after, 2s, expedite_}, labels_, retired_, self_,
+        Inventory::Options{30s, retire_after, 2s, expedite_, receive_at_peer_}, labels_,
+        retired_, self_,
         [this](OwnerRequest request) {
           if (queue_full_) return false;
           questions_.push_back(std::move(request));
@@ -305,6 +306,7 @@ class InventoryTest : public ::testing::Test {
   std::shared_ptr<OwnerSnapshot> owners_ = std::make_shared<OwnerSnapshot>();
   std::shared_ptr<FakeSelf> self_ = std::make_shared<FakeSelf>();
   ExpeditedGracePeriods* expedite_ = nullptr;
+  bool receive_at_peer_ = true;
   std::optional<Inventory> inventory_;
 };
 
@@ -896,6 +898,23 @@ TEST_F(InventoryTest, ReceiveMovesToThePeerOnceItsNamespaceIsKnownAndOnlyOnce) {
   // Gone: detached, its peer link with it.
   inventory.handle_all({deleted(7, "veth7")}, now_);
   EXPECT_FALSE(counters_.at_peer(7));
+  EXPECT_EQ(self_->at_peer, 0);
+}
+
+// --receive-at host: counted and named as ever, never hooked at the peer.
+TEST_F(InventoryTest, ReceiveAtHostLeavesEveryPeerAlone) {
+  add_to_host(7, "veth7", kIdA);
+  receive_at_peer_ = false;
+  Inventory& inventory = make();
+  inventory.reconcile();
+  answer_all();
+  inventory.identify_pending();
+  inventory.attach_backlog(now_ + 50ms);
+  EXPECT_EQ(counters_.calls, std::vector<std::string>{"attach veth7"});
+  ASSERT_TRUE(live("veth7"));
+  EXPECT_EQ(live("veth7")->container_id, kIdA);
+  EXPECT_TRUE(counters_.peer_calls.empty());
+  EXPECT_EQ(inventory.peers_waiting(), 0u);
   EXPECT_EQ(self_->at_peer, 0);
 }
 
