@@ -422,7 +422,8 @@ void Inventory::expedite_for(size_t waiting) {
 }
 
 void Inventory::expedite_done() {
-  if (options_.expedite && backlog_.empty() && peer_backlog_.empty()) options_.expedite->end();
+  if (options_.expedite && backlog_.empty() && peer_backlog_.empty() && !expedite_through_naming_)
+    options_.expedite->end();
 }
 
 void Inventory::attach_backlog(Clock::time_point until) {
@@ -433,15 +434,17 @@ void Inventory::attach_backlog(Clock::time_point until) {
     backlog_.erase(backlog_.begin(), backlog_.begin() + n);
     counted |= count(chunk, nullptr);
   }
-  const bool hooked = hook_peers(until);
-  expedite_done();
-  if (!counted && !hooked) return;
   if (counted && backlog_.empty()) {
-    // All counted: name their owners now rather than at the end of a long backoff.
+    // All counted: name their owners now rather than at the end of a long backoff, and keep
+    // grace periods expedited (if they are) for the peers' links that naming queues: one
+    // set-and-restore for a cold start, not one for the host side and one for the peers.
     identify_backoff_ = kFirstIdentifyDelay;
     next_identify_ = now_();
+    expedite_through_naming_ = true;
   }
-  publish();
+  const bool hooked = hook_peers(until);
+  expedite_done();
+  if (counted || hooked) publish();
 }
 
 void Inventory::reconcile(std::chrono::milliseconds budget) {
@@ -498,6 +501,7 @@ void Inventory::reconcile(std::chrono::milliseconds budget) {
           count_at_peer(owner, pair);
           name_owner(owner, pair);
         }
+    expedite_through_naming_ = false;  // this pass named what it could
     expedite_for(peer_backlog_.size());  // each peer is a TCX attach too
     hook_peers(budgeted ? start + budget : Clock::time_point::max());
     expedite_done();
@@ -551,6 +555,8 @@ void Inventory::handle_all(const std::vector<LinkEvent>& events, Clock::time_poi
 
 void Inventory::identify_pending() {
   if (unidentified() > 0) identify_now();
+  expedite_through_naming_ = false;  // what this naming found is queued
+  expedite_done();
   // Retry with backoff until a process shows up in every pending namespace.
   if (unidentified() == 0) {
     next_identify_ = {};

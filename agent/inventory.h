@@ -190,6 +190,9 @@ class Inventory {
   std::map<std::string, uint64_t> asking_;    // owner key -> ticket of the question out about it
   uint64_t last_ticket_ = 0;
   bool first_pass_ = true;
+  // An expedited backlog just worked off: the knob stays held until the naming that follows
+  // has queued the interfaces' peers (identify_pending, or the pass's own naming).
+  bool expedite_through_naming_ = false;
   Clock::time_point next_reconcile_{};
   Clock::time_point next_identify_{};
   std::chrono::milliseconds identify_backoff_{20};

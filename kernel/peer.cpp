@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -40,7 +41,7 @@ struct MadeInside {
 // ifindex is resolved in the caller's namespace).
 MadeInside attach_inside(int prog_fd, const PeerLink::Device& peer, const std::string& name) {
   MadeInside made;
-  std::thread([&] {
+  auto make = [&] {
     try {
       EnteredNetns inside(peer.netns_fd);
       Fd socket_there(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -56,7 +57,12 @@ MadeInside attach_inside(int prog_fd, const PeerLink::Device& peer, const std::s
     } catch (const Error& e) {
       made.error = e;
     }
-  }).join();
+  };
+  try {
+    std::thread(make).join();
+  } catch (const std::system_error& e) {  // no thread to be had (a task limit)
+    made.error = Error(name + ": peer's ingress", e.code().value(), "cannot start a thread");
+  }
   return made;
 }
 

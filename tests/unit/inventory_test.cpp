@@ -1189,6 +1189,50 @@ TEST_F(ExpeditedInventoryTest, ThePeersOfAColdStartAreHookedExpeditedThenRestore
   EXPECT_FALSE(recorded());
 }
 
+// A cold start in slices, whose owners are named by the identification that follows the
+// backlog (no process in their namespaces during the pass): the knob is set once and held from
+// the first host attach to the last peer's, not given back in between (one set, one restore).
+TEST_F(ExpeditedInventoryTest, AColdStartsHostSideAndPeersAreOneExpeditedStretch) {
+  const uint32_t n = kExpediteAbove + 10;
+  add_veths(1, n);
+  counters_.attach_cost = 5ms;
+  test::CapturedStderr stderr_;
+  Inventory& inventory = make();
+  inventory.reconcile(100ms);  // a slice of the host backlog
+  ASSERT_GT(inventory.backlog(), 0u);
+  while (inventory.backlog() > 0) {
+    EXPECT_EQ(counters_.read_knob(), "1");
+    inventory.attach_backlog(now_ + 100ms);
+  }
+  // Their processes are there now; the naming due at once finds them and queues the peers.
+  for (uint32_t i = 1; i <= n; ++i) {
+    remove_from_host(i);
+    add_to_host(i, "veth" + std::to_string(i), kIdA);
+  }
+  EXPECT_EQ(counters_.read_knob(), "1");
+  ASSERT_LE(inventory.next_deadline(), now_);
+  inventory.identify_pending();
+  EXPECT_EQ(inventory.peers_waiting(), n);
+  while (inventory.peers_waiting() > 0) {
+    EXPECT_EQ(counters_.read_knob(), "1");
+    inventory.attach_backlog(now_ + 100ms);
+  }
+  EXPECT_EQ(counters_.at_peers.size(), n);
+  EXPECT_EQ(attaches_at("1"), n);
+  EXPECT_EQ(std::count(counters_.knob_at_peer.begin(), counters_.knob_at_peer.end(), "1"),
+            static_cast<long>(n));
+  EXPECT_EQ(counters_.read_knob(), "0");
+  const std::string printed = stderr_.read();
+  auto count_of = [&](const std::string& text) {
+    size_t c = 0;
+    for (size_t at = printed.find(text); at != std::string::npos; at = printed.find(text, at + 1))
+      ++c;
+    return c;
+  };
+  EXPECT_EQ(count_of("set to 1"), 1u) << printed;
+  EXPECT_EQ(count_of("restored to 0"), 1u) << printed;
+}
+
 TEST_F(ExpeditedInventoryTest, ABacklogAtTheThresholdIsNot) {
   add_veths(1, kExpediteAbove);
   Inventory& inventory = make();
@@ -1211,6 +1255,11 @@ TEST_F(ExpeditedInventoryTest, TheKnobIsHeldAcrossSlicesUntilTheBacklogIsEmpty) 
   EXPECT_EQ(counters_.read_knob(), "1");
   while (inventory.backlog() > 0) inventory.attach_backlog(now_ + 100ms);
   EXPECT_EQ(attaches_at("1"), 81u);
+  // Still held for the naming that follows (it queues the peers' links)...
+  EXPECT_EQ(counters_.read_knob(), "1");
+  EXPECT_EQ(inventory.next_deadline(), now_);
+  // ...which finds no namespace for these: given back.
+  inventory.identify_pending();
   EXPECT_EQ(counters_.read_knob(), "0");
   EXPECT_FALSE(recorded());
 
