@@ -3,6 +3,8 @@
 // program, its map and the pin directory; unit tests drive the inventory with a fake.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,6 +16,20 @@
 #include "kernel/attach.h"
 
 namespace psnic {
+
+// A counted host interface's container-side peer, as the resolver found it: its namespace (to
+// be opened again by PID or by `ip netns` name, and recognised by its inode) and its ifindex,
+// kind and name there.
+struct PeerRequest {
+  uint32_t host_ifindex = 0;
+  std::string host_name;
+  uint64_t netns_inode = 0;
+  pid_t pid = 0;
+  std::string netns_name;
+  uint32_t ifindex = 0;
+  std::string kind;
+  std::string name;
+};
 
 class Counters {
  public:
@@ -38,8 +54,19 @@ class Counters {
   // The interface's counter; nullopt when it has none. Throws Error when the map cannot be read.
   virtual std::optional<TrafficCounts> read(uint32_t ifindex) const = 0;
 
+  // Counts a counted interface's receive at its container-side peer's ingress (PeerLink), on
+  // the ordinary and the bpf_redirect_peer path alike, and no longer at the host egress. Throws
+  // Error, whose errnum says why (ENOTSUP, EOPNOTSUPP: not here, by this agent's mode, kernel or
+  // the peer's kind; ESRCH, ENOENT: the namespace cannot be opened now); the interface is
+  // counted at the host egress then, as before.
+  virtual void count_at_peer(const PeerRequest& peer) = 0;
+  // Whether an interface's receive is counted at its peer (attached or adopted). An interface
+  // whose peer link another tool removed is not intact(); reattach() hands its receive back to
+  // the host egress.
+  virtual bool at_peer(uint32_t ifindex) const = 0;
+
   // A pinned agent's first pass. Takes over what an earlier agent left counting on the
-  // interface: true when it did (the counter continues). Throws Error.
+  // interface, its peer link included: true when it did (the counter continues). Throws Error.
   virtual bool adopt(const AttachRequest& request) = 0;
   // Removes what an earlier agent left on an interface that could not be adopted (half a pair,
   // the other mode's pair); the counter stays until forget().

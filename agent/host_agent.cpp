@@ -32,7 +32,7 @@ HostAgent::HostAgent(const TrafficProgram& program, HostAgentOptions options,
           counters_,
           [this](const ResolveOptions& resolve) { return resolver_.resolve_all(resolve); },
           Inventory::Options{options_.reconcile_interval, options_.retire_after, options_.name_wait,
-                             options_.expedite},
+                             options_.expedite, options_.receive_at_peer},
           std::move(labels), std::move(retired), std::move(self),
           owners
               ? AskOwner([this](OwnerRequest request) { return worker_->ask(std::move(request)); })
@@ -156,7 +156,8 @@ void HostAgent::run() {
       if (owners && !owners_connected && !subscribing && now >= next_owner_connect)
         connect_owners();
       if (inventory_.reconcile_due(now)) inventory_.reconcile(kSlice);
-      if (inventory_.backlog() > 0) inventory_.attach_backlog(Clock::now() + kSlice);
+      if (inventory_.backlog() > 0 || inventory_.peers_waiting() > 0)
+        inventory_.attach_backlog(Clock::now() + kSlice);
       if (inventory_.identify_due(now)) inventory_.identify_pending();
       inventory_.export_overdue(now);
       inventory_.expire_retired(now);

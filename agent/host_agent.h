@@ -38,6 +38,8 @@ struct HostAgentOptions {
   // Inventory::Options::expedite) and, for an ephemeral agent, while it detaches more than
   // kExpediteAbove interfaces as it goes. May be null; must outlive the agent.
   ExpeditedGracePeriods* expedite = nullptr;
+  // --receive-at: Inventory::Options::receive_at_peer.
+  bool receive_at_peer = true;
 };
 
 // `psnic-agent` on its own: counts every host peer (veth, netkit) on the host, follows links as

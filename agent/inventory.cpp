@@ -123,6 +123,7 @@ std::vector<AttachRequest> Inventory::adopt_pinned(const std::vector<AttachReque
     }
     if (adopted) {
       track(request);
+      tracked_.at(request.ifindex).at_peer = counters_.at_peer(request.ifindex);
       // An adopted series goes on with the labels it was exported with.
       std::optional<InterfaceLabels> stored = counters_.stored_labels(request.ifindex);
       if (stored && stored->host_interface == request.name) {
@@ -182,6 +183,7 @@ void Inventory::retire(uint32_t ifindex, Clock::time_point now) {
            {{"interface", labels.host_interface}, {"container_id", labels.container_id}});
   const uint64_t asked = it->second.asked;
   tracked_.erase(it);
+  std::erase_if(peer_backlog_, [&](const PeerRequest& r) { return r.host_ifindex == ifindex; });
   // A question nobody waits for any more is not joined by a later interface (a namespace inode
   // or an ifindex used again): that one asks anew.
   if (asked != 0 && std::none_of(tracked_.begin(), tracked_.end(),
@@ -232,6 +234,54 @@ void Inventory::name_owner(const NetnsReport& owner, const InterfacePair& pair) 
                              (owner.pid > 0 && owner.netns_name.empty());
   if (ask_ && runtimes_know && ask_about(owner, known, tracked)) return;
   settle(tracked, pair.host_ifindex, {known, "", owner.identity.runtime});
+}
+
+void Inventory::count_at_peer(const NetnsReport& owner, const InterfacePair& pair) {
+  if (!options_.receive_at_peer) return;
+  auto it = tracked_.find(pair.host_ifindex);
+  if (it == tracked_.end() || it->second.at_peer || it->second.peer_given_up) return;
+  if (std::any_of(peer_backlog_.begin(), peer_backlog_.end(),
+                  [&](const PeerRequest& r) { return r.host_ifindex == pair.host_ifindex; }))
+    return;
+  peer_backlog_.push_back({pair.host_ifindex, it->second.labels.host_interface, owner.netns_inode,
+                           owner.pid, owner.netns_name, pair.ifindex, pair.kind, pair.name});
+}
+
+bool Inventory::hook_peers(Clock::time_point until) {
+  bool hooked = false;
+  while (!peer_backlog_.empty() && now_() < until) {
+    const PeerRequest request = peer_backlog_.front();
+    peer_backlog_.erase(peer_backlog_.begin());
+    auto it = tracked_.find(request.host_ifindex);
+    if (it == tracked_.end() || it->second.at_peer || it->second.peer_given_up) continue;
+    Tracked& tracked = it->second;
+    const std::string& name = tracked.labels.host_interface;
+    try {
+      counters_.count_at_peer(request);
+      tracked.at_peer = true;
+      hooked = true;
+      log_info(name + ": receive counted at its peer " + request.name + "'s ingress",
+               {{"interface", name}});
+    } catch (const Error& e) {
+      const int errnum = e.errnum();
+      // Not here by design (tc mode, the kernel, the peer's kind), or a namespace that cannot be
+      // opened now (its last process gone, a new one may come): no error of psnic's.
+      const bool by_design = errnum == ENOTSUP || errnum == EOPNOTSUPP;
+      const bool for_now = errnum == ESRCH || errnum == ENOENT || errnum == ENODEV;
+      if (!for_now) tracked.peer_given_up = true;
+      if (!by_design && !for_now && self_) self_->count_error(ErrorOp::kAttach);
+      // Said once per cause, not once per interface and pass: the cause is the message without
+      // the interface's name.
+      std::string cause = e.what();
+      if (cause.starts_with(name + ": ")) cause.erase(0, name.size() + 2);
+      if (peer_causes_logged_.insert(cause).second)
+        log_warn(std::string(e.what()) +
+                     "; receive counted at the host interface's egress, which traffic moved with "
+                     "bpf_redirect_peer skips (said once for this cause)",
+                 {{"interface", name}});
+    }
+  }
+  return hooked;
 }
 
 bool Inventory::ask_about(const NetnsReport& owner, const InterfaceLabels& known,
@@ -372,7 +422,8 @@ void Inventory::expedite_for(size_t waiting) {
 }
 
 void Inventory::expedite_done() {
-  if (options_.expedite && backlog_.empty()) options_.expedite->end();
+  if (options_.expedite && backlog_.empty() && peer_backlog_.empty() && !expedite_through_naming_)
+    options_.expedite->end();
 }
 
 void Inventory::attach_backlog(Clock::time_point until) {
@@ -383,14 +434,17 @@ void Inventory::attach_backlog(Clock::time_point until) {
     backlog_.erase(backlog_.begin(), backlog_.begin() + n);
     counted |= count(chunk, nullptr);
   }
-  expedite_done();
-  if (!counted) return;
-  if (backlog_.empty()) {
-    // All counted: name their owners now rather than at the end of a long backoff.
+  if (counted && backlog_.empty()) {
+    // All counted: name their owners now rather than at the end of a long backoff, and keep
+    // grace periods expedited (if they are) for the peers' links that naming queues: one
+    // set-and-restore for a cold start, not one for the host side and one for the peers.
     identify_backoff_ = kFirstIdentifyDelay;
     next_identify_ = now_();
+    expedite_through_naming_ = true;
   }
-  publish();
+  const bool hooked = hook_peers(until);
+  expedite_done();
+  if (counted || hooked) publish();
 }
 
 void Inventory::reconcile(std::chrono::milliseconds budget) {
@@ -419,6 +473,9 @@ void Inventory::reconcile(std::chrono::milliseconds budget) {
           if (self_) self_->count_error(ErrorOp::kAttach);
           log_warn(e.what(), {{"interface", link.name}});
         }
+        // A peer link removed hands the receive back to the host egress: hooked anew below.
+        Tracked& tracked = tracked_.at(link.ifindex);
+        if (tracked.at_peer && !counters_.at_peer(link.ifindex)) tracked.at_peer = false;
       }
     }
     if (first_pass_ && counters_.pin_path() != nullptr) missing = adopt_pinned(missing);
@@ -440,7 +497,14 @@ void Inventory::reconcile(std::chrono::milliseconds budget) {
 
     for (const NetnsReport& owner : batch.namespaces)
       for (const InterfacePair& pair : owner.interfaces)
-        if (pair.placement == Placement::host_peer) name_owner(owner, pair);
+        if (pair.placement == Placement::host_peer) {
+          count_at_peer(owner, pair);
+          name_owner(owner, pair);
+        }
+    expedite_through_naming_ = false;  // this pass named what it could
+    expedite_for(peer_backlog_.size());  // each peer is a TCX attach too
+    hook_peers(budgeted ? start + budget : Clock::time_point::max());
+    expedite_done();
     if (unidentified() == 0) next_identify_ = {};  // all found by this pass: no lookup is due
   } catch (const Error& e) {
     if (self_) self_->count_error(ErrorOp::kReconcile);
@@ -491,6 +555,8 @@ void Inventory::handle_all(const std::vector<LinkEvent>& events, Clock::time_poi
 
 void Inventory::identify_pending() {
   if (unidentified() > 0) identify_now();
+  expedite_through_naming_ = false;  // what this naming found is queued
+  expedite_done();
   // Retry with backoff until a process shows up in every pending namespace.
   if (unidentified() == 0) {
     next_identify_ = {};
@@ -508,8 +574,11 @@ void Inventory::identify_now() {
       for (const InterfacePair& pair : owner.interfaces)
         if (pair.placement == Placement::host_peer) {
           auto it = tracked_.find(pair.host_ifindex);
-          if (it != tracked_.end() && !it->second.identified) name_owner(owner, pair);
+          if (it == tracked_.end() || it->second.identified) continue;
+          count_at_peer(owner, pair);
+          name_owner(owner, pair);
         }
+    expedite_for(peer_backlog_.size());  // hooked by the loop's next turns (attach_backlog)
   } catch (const Error& e) {
     if (self_) self_->count_error(ErrorOp::kIdentify);
     log_error("identify: " + std::string(e.what()));
@@ -543,7 +612,7 @@ void Inventory::owners_changed(const std::vector<std::string>& container_ids) {
 }
 
 Inventory::Clock::time_point Inventory::next_deadline() const {
-  if (!backlog_.empty()) return now_();
+  if (!backlog_.empty() || !peer_backlog_.empty()) return now_();
   Clock::time_point next = next_reconcile_;
   if (next_identify_ != Clock::time_point{}) next = std::min(next, next_identify_);
   for (const Retired& r : retired_) next = std::min(next, r.expires);
@@ -585,6 +654,8 @@ void Inventory::publish() {
     self_->set_attached("tcx", tcx ? static_cast<double>(table->size()) : 0);
     self_->set_attached("tc", tcx ? 0 : static_cast<double>(table->size()));
     self_->set_pending_owners(static_cast<double>(pending()));
+    self_->set_received_at_peer(static_cast<double>(std::count_if(
+        tracked_.begin(), tracked_.end(), [](const auto& entry) { return entry.second.at_peer; })));
   }
   labels_->publish(std::move(table));
   if (owners_) owners_->publish(std::move(owners));

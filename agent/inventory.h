@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,9 +45,13 @@ class Inventory {
     // starts at once either way; a hung daemon delays the series, never the counts.
     std::chrono::milliseconds name_wait{2000};
     // --expedite-attach: held while more than kExpediteAbove interfaces wait to be counted (a
-    // cold start, a reconcile's backlog, a burst of new links), until none waits. Null: never.
+    // cold start, a reconcile's backlog, a burst of new links) or to be hooked at their peers,
+    // until none waits. Null: never.
     // Must outlive the inventory.
     ExpeditedGracePeriods* expedite = nullptr;
+    // Whether a counted interface's receive moves to its container-side peer's ingress once its
+    // namespace is known (--receive-at peer), or stays at the host interface's egress (host).
+    bool receive_at_peer = true;
   };
 
   // `self`, `owners` and `ask` may be null (no runtime: owners are named by the resolver
@@ -67,7 +72,8 @@ class Inventory {
   // seconds, and the loop must go on hearing of new links and stop signals meanwhile.) A pinned
   // agent's first pass adopts what an earlier agent left.
   void reconcile(std::chrono::milliseconds budget = std::chrono::milliseconds::max());
-  // Counts what reconcile() left in the backlog, until `until`.
+  // Counts what reconcile() left in the backlog, then hooks the container-side peers waiting,
+  // until `until`.
   void attach_backlog(Clock::time_point until);
   // Link notifications received at `seen`, in order; new host peers are counted together.
   void handle_all(const std::vector<LinkEvent>& events, Clock::time_point seen);
@@ -101,6 +107,8 @@ class Inventory {
   size_t unexported() const;
   size_t retired() const { return retired_.size(); }
   size_t backlog() const { return backlog_.size(); }
+  // Counted interfaces whose container-side peer is to be hooked (PeerLink), by attach_backlog.
+  size_t peers_waiting() const { return peer_backlog_.size(); }
 
  private:
   // A counted interface. Its series is exported once its owner is named (or at `export_by`
@@ -119,6 +127,10 @@ class Inventory {
     // While a runtime's answer is awaited: the question's ticket, and what is known without it.
     uint64_t asked = 0;
     InterfaceLabels known;
+    // Where its receive is counted: at its container-side peer's ingress once hooked there;
+    // until then (and for good once that failed for a lasting cause) at the host egress.
+    bool at_peer = false;
+    bool peer_given_up = false;
   };
   struct Retired {
     RetiredSeries series;
@@ -137,6 +149,13 @@ class Inventory {
   // counted, under the labels that agent stored, for the grace period; then drops it.
   void retire_left_behind(uint32_t ifindex, Clock::time_point now);
   void name_owner(const NetnsReport& owner, const InterfacePair& pair);
+  // Queues a counted interface's receive to move to its container-side peer, now that its
+  // namespace is known (PeerLink: bpf_redirect_peer traffic skips the host egress).
+  void count_at_peer(const NetnsReport& owner, const InterfacePair& pair);
+  // Hooks the peers queued, until `until` (each is a TCX attach: an RCU grace period). A failure
+  // leaves the interface at the host egress, logged once per cause; a namespace that cannot be
+  // opened now is tried again by the next pass. True when any was hooked.
+  bool hook_peers(Clock::time_point until);
   // Asks the runtime about `owner` for `tracked` (joining a question about it already out).
   // False when it cannot be asked.
   bool ask_about(const NetnsReport& owner, const InterfaceLabels& known, Tracked& tracked);
@@ -146,8 +165,8 @@ class Inventory {
   // Gives `tracked` these labels, logging and storing them when they changed.
   void relabel(Tracked& tracked, uint32_t ifindex, InterfaceLabels labels);
   size_t unidentified() const;
-  // Expedited grace periods while more than kExpediteAbove interfaces are about to be counted
-  // (`waiting`); given back once the backlog is empty.
+  // Expedited grace periods while more than kExpediteAbove interfaces are about to be counted or
+  // hooked at their peers (`waiting`); given back once both backlogs are empty.
   void expedite_for(size_t waiting);
   void expedite_done();
   void identify_now();
@@ -163,12 +182,17 @@ class Inventory {
   Now now_;
   std::shared_ptr<OwnerSnapshot> owners_;
 
-  std::map<uint32_t, Tracked> tracked_;  // by host ifindex
-  std::vector<AttachRequest> backlog_;   // host peers found by a reconcile, not yet counted
+  std::map<uint32_t, Tracked> tracked_;    // by host ifindex
+  std::vector<AttachRequest> backlog_;     // host peers found by a reconcile, not yet counted
+  std::vector<PeerRequest> peer_backlog_;  // counted interfaces whose peer is to be hooked
   std::vector<Retired> retired_;
-  std::map<std::string, uint64_t> asking_;  // owner key -> ticket of the question out about it
+  std::set<std::string> peer_causes_logged_;  // why receives stay at the host egress, said once
+  std::map<std::string, uint64_t> asking_;    // owner key -> ticket of the question out about it
   uint64_t last_ticket_ = 0;
   bool first_pass_ = true;
+  // An expedited backlog just worked off: the knob stays held until the naming that follows
+  // has queued the interfaces' peers (identify_pending, or the pass's own naming).
+  bool expedite_through_naming_ = false;
   Clock::time_point next_reconcile_{};
   Clock::time_point next_identify_{};
   std::chrono::milliseconds identify_backoff_{20};

@@ -9,16 +9,18 @@
 #include "agent/counters.h"
 #include "agent/label_store.h"
 #include "kernel/attach.h"
+#include "kernel/peer.h"
 #include "kernel/pins.h"
 #include "kernel/program.h"
 #include "kernel/traffic_map.h"
 
 namespace psnic {
 
-// Counters on the real kernel: one CountedInterface (counter and hooks) per interface, the
-// traffic map, and with a pin directory the labels stored beside the counters. When destroyed,
-// an ephemeral one stops counting everything it counted; a pinned one leaves it all counting
-// for the next agent to adopt.
+// Counters on the real kernel: one CountedInterface (counter and hooks) per interface, a
+// PeerLink for those counted at their container-side peer (TCX mode only), the traffic map, and
+// with a pin directory the labels stored beside the counters. When destroyed, an ephemeral one
+// stops counting everything it counted; a pinned one leaves it all counting for the next agent to
+// adopt.
 class KernelCounters final : public Counters {
  public:
   // `pins` may be null (ephemeral); `program` and `pins` must outlive it. Throws Error.
@@ -36,6 +38,8 @@ class KernelCounters final : public Counters {
   std::optional<TrafficCounts> read(uint32_t ifindex) const override {
     return map_.read_counts(ifindex);
   }
+  void count_at_peer(const PeerRequest& peer) override;
+  bool at_peer(uint32_t ifindex) const override { return peers_.count(ifindex) != 0; }
   bool adopt(const AttachRequest& request) override;
   void remove_remnants(uint32_t ifindex) override;
   std::vector<uint32_t> counted() const override { return program_.tracked(); }
@@ -55,6 +59,13 @@ class KernelCounters final : public Counters {
   TrafficMap map_;
   std::optional<LabelStore> label_store_;  // pinned only
   std::map<uint32_t, CountedInterface> counting_;
+  // The peers map as read for adopting what an earlier agent pinned; dropped once this agent
+  // changes the map itself.
+  std::optional<PeerEntries> peer_entries_;
+  // By host ifindex: interfaces whose receive is counted at their container-side peer. Declared
+  // last, so destroyed first: an interface's receive goes back to its host egress before that
+  // egress hook goes.
+  std::map<uint32_t, PeerLink> peers_;
 };
 
 }  // namespace psnic

@@ -65,6 +65,7 @@ struct Options {
   bool no_pin = false;
   bool cleanup = false;
   bool expedite_attach = false;
+  std::string receive_at = "peer";
   std::string log_format = "logfmt";
   std::string log_level = "info";
   std::string web_config_file;
@@ -311,6 +312,11 @@ int run(const Options& options) {
   host_options.name_wait = psnic::parse_duration(options.name_wait);
   host_options.heartbeat = heartbeat.get();
   host_options.expedite = expedite ? &*expedite : nullptr;
+  host_options.receive_at_peer = options.receive_at == "peer";
+  if (!host_options.receive_at_peer && options.pids.empty())
+    psnic::log_info(
+        "receive counted at the host interfaces' egress (--receive-at host): traffic moved with "
+        "bpf_redirect_peer is not counted");
 
   auto labels = std::make_shared<psnic::LabelSnapshot>();
   auto retired = std::make_shared<psnic::RetiredSnapshot>();
@@ -484,7 +490,8 @@ int main(int argc, char** argv) {
          "--expedite-attach", options.expedite_attach,
          "TCX only: while more than " + std::to_string(psnic::kExpediteAbove) +
              " interfaces wait to be attached (a cold start, a reconcile's backlog, a burst of "
-             "new veths) or detached (--no-pin's exit), set the host-wide "
+             "new veths), hooked at their container-side peers, or detached (--no-pin's exit), "
+             "set the host-wide "
              "/sys/kernel/rcu_expedited from 0 to 1, and restore it at once after (a non-zero "
              "value is someone else's: left alone). Each TCX attach and detach waits for an RCU "
              "grace period (~12 ms, under the RTNL lock): a cold start with 1100 veths measured "
@@ -516,6 +523,18 @@ int main(int argc, char** argv) {
                  "auto (TCX when the kernel has it, else tc), tcx, or tc")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "tcx", "tc"}));
+  app.add_option("--receive-at", options.receive_at,
+                 "where a container's receive is counted: peer (the container-side device's "
+                 "ingress, in TCX mode, once its namespace is known: traffic moved there with "
+                 "bpf_redirect_peer, as Cilium's BPF host routing does, is counted too) or host "
+                 "(the host interface's egress, which such traffic skips; one TCX program less "
+                 "per received packet)")
+      ->type_name("WHERE")
+      ->capture_default_str()
+      ->check(one_of(
+          [](const std::string& where) { return where == "peer" || where == "host"; },
+          "peer, host"))
+      ->excludes(pid);
   app.add_option("--split", options.split,
                  "count each interface's traffic split by: none, or protocol (a protocol label, "
                  "tcp, udp, icmp or other, on the four traffic counters: four times the series, "

@@ -123,6 +123,8 @@ class SelfReport {
   virtual void observe_reconcile(double /*seconds*/) {}
   // Counted interfaces whose owner is not identified yet.
   virtual void set_pending_owners(double /*n*/) {}
+  // Counted interfaces whose receive is counted at their container-side peer's ingress.
+  virtual void set_received_at_peer(double /*n*/) {}
   // Containers in the host's network namespace: no interface of their own, so no series.
   virtual void set_host_network_containers(double /*n*/) {}
   // Whether a container runtime answers on `socket` (psnic_runtime_up{runtime,socket}).

@@ -3,7 +3,10 @@
 // kernel with BPF_PROG_TEST_RUN on the same 64-byte and 1500-byte Ethernet + IPv4 + TCP frames.
 // Then --split protocol's table: per frame kind (IPv4/IPv6 TCP, UDP, ICMP, a fragment, a VLAN
 // tag, a truncated header, a GSO skb), the empty program, psnic unsplit, psnic split, and the
-// split parsed with bpf_skb_load_bytes (bench/split_load_bytes.bpf.c), taking turns.
+// split parsed with bpf_skb_load_bytes (bench/split_load_bytes.bpf.c), taking turns. Last, the
+// receive at the container-side peer: psnic_egress with its received_at_peer lookup against
+// psnic_ingress (the same program without it) and psnic_peer_ingress, which keys by skb->dev's
+// namespace cookie.
 //
 // psnic_ingress runs with the loopback's key inserted, so every run takes the counting path (the
 // bench checks the counters at the end; the segments program likewise). Each call runs a program
@@ -17,6 +20,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -193,17 +197,57 @@ std::string load_average() {
   return one + " " + five + " " + fifteen;
 }
 
+// Inserts the loopback's entry `key` -> `value` in the map `name`; false, said on stderr, when
+// it cannot.
+bool insert(const char* name, int map_fd, const void* key, const void* value) {
+  if (bpf_map_update_elem(map_fd, key, value, BPF_NOEXIST) == 0) return true;
+  std::fprintf(stderr, "bpf_bench: %s: cannot insert the loopback: %s\n", name,
+               std::strerror(errno));
+  return false;
+}
+
 // Inserts the loopback's key, with the zeroed per-CPU `values`, in each map: the programs count
 // only keys user space made.
 bool insert_loopback_key(std::initializer_list<int> map_fds, const void* values) {
-  for (int fd : map_fds) {
-    if (bpf_map_update_elem(fd, &kLoopback, values, BPF_NOEXIST) < 0) {
-      std::fprintf(stderr, "bpf_bench: map: cannot insert the loopback's key: %s\n",
-                   std::strerror(errno));
-      return false;
+  for (int fd : map_fds)
+    if (!insert("traffic", fd, &kLoopback, values)) return false;
+  return true;
+}
+
+struct Program {
+  const char* name;
+  int fd;
+};
+
+// Runs `programs` on `frame` once each (warm-up, not kept), then kRounds rounds, the first one
+// changing every round: [program][round] ns per packet; empty when a run failed (said on stderr).
+std::vector<std::vector<double>> take_turns(const std::vector<Program>& programs, const Bytes& frame,
+                                            uint32_t gso_segs = 0, uint32_t gso_size = 0) {
+  std::vector<std::vector<double>> ns(programs.size());
+  for (const Program& program : programs)
+    if (ns_per_run(program.fd, frame, program.name, gso_segs, gso_size) < 0) return {};
+  for (int round = 0; round < kRounds; ++round) {
+    for (size_t i = 0; i < programs.size(); ++i) {
+      const size_t p = (static_cast<size_t>(round) + i) % programs.size();
+      const double result = ns_per_run(programs[p].fd, frame, programs[p].name, gso_segs, gso_size);
+      if (result < 0) return {};
+      ns[p].push_back(result);
     }
   }
-  return true;
+  return ns;
+}
+
+// The network namespace cookie of the caller's namespace, which BPF_PROG_TEST_RUN's skb->dev
+// (the loopback) belongs to; 0 when it cannot be read.
+uint64_t own_netns_cookie() {
+  constexpr int kSoNetnsCookie = 71;  // SO_NETNS_COOKIE, Linux >= 5.14
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  uint64_t cookie = 0;
+  socklen_t size = sizeof(cookie);
+  if (getsockopt(fd, SOL_SOCKET, kSoNetnsCookie, &cookie, &size) < 0) cookie = 0;
+  close(fd);
+  return cookie;
 }
 
 int run() {
@@ -228,10 +272,6 @@ int run() {
   std::vector<psnic_traffic> per_cpu(cpus);
   if (!insert_loopback_key({map_fd, segments_map_fd}, per_cpu.data())) return 2;
 
-  struct Program {
-    const char* name;
-    int fd;
-  };
   constexpr size_t kEmpty = 0, kPsnic = 1, kSegments = 2, kPrograms = 3;
   const Program programs[kPrograms] = {
       {"psnic_empty", bpf_program__fd(empty->progs.psnic_empty)},
@@ -332,7 +372,7 @@ int run() {
       // (EINVAL), so the GSO row is the largest one it takes, as a GSO skb of 2 segments.
       {"GSO TCP 3.5KB", ipv4_tcp_frame(3500), PSNIC_PROTOCOL_TCP, 2, 1448},
   };
-  const Program split_programs[] = {
+  const std::vector<Program> split_programs = {
       programs[kEmpty],
       programs[kPsnic],
       {"psnic_split_in", bpf_program__fd(traffic->progs.psnic_split_in)},
@@ -350,24 +390,13 @@ int run() {
   uint64_t psnic_split_table_runs = 0;
   bool split_met = true;
   for (const SplitFrame& f : split_frames) {
-    std::vector<double> ns_of[kSplitPrograms];
-    for (const Program& program : split_programs)  // warm-up, not reported
-      if (ns_per_run(program.fd, f.frame, program.name, f.gso_segs, f.gso_size) < 0) return 2;
-    split_runs += kRepeat;
-    split_expected[f.protocol] += kRepeat;
-    psnic_split_table_runs += kRepeat;  // psnic_ingress is in this table too
-    for (int round = 0; round < kRounds; ++round) {
-      for (size_t i = 0; i < kSplitPrograms; ++i) {
-        const size_t p = (static_cast<size_t>(round) + i) % kSplitPrograms;
-        const double result = ns_per_run(split_programs[p].fd, f.frame, split_programs[p].name,
-                                         f.gso_segs, f.gso_size);
-        if (result < 0) return 2;
-        ns_of[p].push_back(result);
-      }
-      split_runs += kRepeat;
-      split_expected[f.protocol] += kRepeat;
-      psnic_split_table_runs += kRepeat;
-    }
+    const std::vector<std::vector<double>> ns_of =
+        take_turns(split_programs, f.frame, f.gso_segs, f.gso_size);
+    if (ns_of.empty()) return 2;
+    // Each program ran once to warm up and once a round; psnic_ingress is in this table too.
+    split_runs += (kRounds + 1) * uint64_t{kRepeat};
+    split_expected[f.protocol] += (kRounds + 1) * uint64_t{kRepeat};
+    psnic_split_table_runs += (kRounds + 1) * uint64_t{kRepeat};
     Spread of[kSplitPrograms];
     for (size_t p = 0; p < kSplitPrograms; ++p) of[p] = spread(ns_of[p]);
     char cell[kSplitPrograms][32];
@@ -393,15 +422,91 @@ int run() {
   std::printf("psnic_split_in counted %llu runs, each in its frame's protocol: %s\n",
               static_cast<unsigned long long>(split_runs), split_counted ? "yes" : "MISMATCH");
 
+  // Receive at the container-side peer (bpf_redirect_peer): what the host egress program pays
+  // for its received_at_peer lookup (psnic_ingress is the same program without it, as
+  // psnic_egress was before), and the peer program, which reads skb->dev's namespace cookie and
+  // looks {cookie, ifindex} up in `peers` before the traffic map. The loopback is its own "peer"
+  // here, mapped to its own key; it is not in received_at_peer, so psnic_egress counts too.
+  const uint64_t cookie = own_netns_cookie();
+  if (cookie == 0) {
+    std::fprintf(stderr, "bpf_bench: SO_NETNS_COOKIE: %s\n", std::strerror(errno));
+    return 2;
+  }
+  const psnic_peer_key loopback_peer{cookie, kLoopback, 0};
+  if (!insert("peers", bpf_map__fd(traffic->maps.peers), &loopback_peer, &kLoopback)) return 2;
+  const std::vector<Program> peer_programs = {
+      programs[kEmpty],
+      programs[kPsnic],
+      {"psnic_egress", bpf_program__fd(traffic->progs.psnic_egress)},
+      {"psnic_peer_ingress", bpf_program__fd(traffic->progs.psnic_peer_ingress)},
+      {"psnic_peer_split", bpf_program__fd(traffic->progs.psnic_peer_split)},
+  };
+  constexpr size_t kEgress = 2, kPeer = 3, kPeerSplit = 4;
+  const std::vector<std::vector<double>> peer_ns = take_turns(peer_programs, frames[0]);
+  if (peer_ns.empty()) return 2;
+  const uint64_t peer_table_runs = (kRounds + 1) * uint64_t{kRepeat};  // each program's
+  std::printf(
+      "\nreceive at the container-side peer, %zu B frame: ns per packet, medians of %d rounds\n"
+      "%-20s %8s %6s %6s %7s %8s\n",
+      frames[0].size(), kRounds, "program", "median", "min", "max", "stddev", "/ empty");
+  Spread peer_of[kPeerSplit + 1];
+  for (size_t p = 0; p < peer_programs.size(); ++p) {
+    peer_of[p] = spread(peer_ns[p]);
+    std::printf("%-20s %8.1f %6.0f %6.0f %7.2f %7.2fx\n", peer_programs[p].name, peer_of[p].median,
+                peer_of[p].min, peer_of[p].max, peer_of[p].stddev,
+                peer_of[p].median / peer_of[kEmpty].median);
+  }
+  std::printf(
+      "the received_at_peer lookup on the host egress (psnic_egress - psnic_ingress): %+.1f ns; "
+      "the peer program over the host one (psnic_peer_ingress - psnic_ingress): %+.1f ns "
+      "(medians of the per-round differences)\n",
+      median_difference(peer_ns[kEgress], peer_ns[kPsnic]),
+      median_difference(peer_ns[kPeer], peer_ns[kPsnic]));
+  // Then the loopback as an interface counted at its peer: psnic_egress skips it (the host egress
+  // of every interface the agent has hooked at its peer).
+  const uint8_t present = 1;
+  if (!insert("received_at_peer", bpf_map__fd(traffic->maps.received_at_peer), &kLoopback,
+              &present))
+    return 2;
+  const std::vector<Program> skip_programs = {
+      programs[kEmpty], programs[kPsnic], {"psnic_egress", peer_programs[kEgress].fd}};
+  const std::vector<std::vector<double>> skip_ns = take_turns(skip_programs, frames[0]);
+  if (skip_ns.empty()) return 2;
+  const Spread skip = spread(skip_ns[kEgress]);
+  std::printf(
+      "%-20s %8.1f %6.0f %6.0f %7.2f %7.2fx  (its interface at the peer: skipped; psnic_ingress "
+      "%.1f alongside)\n",
+      "psnic_egress, skip", skip.median, skip.min, skip.max, skip.stddev,
+      skip.median / spread(skip_ns[kEmpty]).median, spread(skip_ns[kPsnic]).median);
+  std::vector<psnic_traffic> loopback(cpus);
+  uint64_t egress_counted = 0;
+  if (bpf_map_lookup_elem(map_fd, &kLoopback, loopback.data()) == 0)
+    for (const psnic_traffic& cpu : loopback) egress_counted += cpu.egress.packets;
+  // psnic_peer_split counted the TCP frame as the loopback's TCP egress.
+  uint64_t split_egress = 0;
+  if (bpf_map_lookup_elem(split_map_fd, &kLoopback, split_per_cpu.data()) == 0)
+    for (const psnic_traffic_split& cpu : split_per_cpu)
+      split_egress += cpu.protocol[PSNIC_PROTOCOL_TCP].egress.packets;
+  const bool peer_counted = egress_counted == 2 * peer_table_runs &&  // none in the skip table
+                            split_egress == peer_table_runs;
+  std::printf(
+      "psnic_egress and psnic_peer_ingress counted %llu packets in %llu runs, psnic_peer_split "
+      "%llu TCP in %llu: %s\n",
+      static_cast<unsigned long long>(egress_counted),
+      static_cast<unsigned long long>(2 * peer_table_runs),
+      static_cast<unsigned long long>(split_egress), static_cast<unsigned long long>(peer_table_runs),
+      peer_counted ? "every run took the counting path" : "MISMATCH");
+
   // The measured runs must have counted: one packet per run, all on the loopback's key (the
   // segments program's too, in its own map).
-  bool all_counted = true;
+  bool all_counted = peer_counted;
   for (const auto& [name, fd] :
        {std::pair{"psnic_ingress", map_fd}, std::pair{"psnic_segments", segments_map_fd}}) {
     uint64_t counted = 0;
     if (bpf_map_lookup_elem(fd, &kLoopback, per_cpu.data()) == 0)
       for (const psnic_traffic& cpu : per_cpu) counted += cpu.ingress.packets;
-    const uint64_t runs = psnic_runs + (fd == map_fd ? psnic_split_table_runs : 0);
+    const uint64_t runs =
+        psnic_runs + (fd == map_fd ? psnic_split_table_runs + 2 * peer_table_runs : 0);
     std::printf("%s%s counted %llu packets in %llu runs: %s\n", fd == map_fd ? "\n" : "", name,
                 static_cast<unsigned long long>(counted), static_cast<unsigned long long>(runs),
                 counted == runs ? "every run took the counting path" : "MISMATCH");

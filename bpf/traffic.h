@@ -26,6 +26,16 @@ struct psnic_traffic {
 	struct psnic_counters egress;
 };
 
+/* Key of the peers map: a container-side device (a veth's or netkit's peer) as its TCX ingress
+ * program sees it. Its ifindex alone does not name it (every container's eth0 may be ifindex 2),
+ * its network namespace's cookie (never 0, never reused while the kernel runs) with it does. The
+ * value is the host ifindex whose counter the device's receive goes to. */
+struct psnic_peer_key {
+	__u64 netns_cookie;
+	__u32 ifindex;
+	__u32 pad; /* zero */
+};
+
 /* psnic-agent --split protocol: the protocol of a packet, each the index of its counters in
  * psnic_traffic_split and a value of the exported label "protocol" (tcp, udp, icmp, other). ICMP
  * is ICMP over IPv4 and ICMPv6 over IPv6. */

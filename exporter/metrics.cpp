@@ -78,6 +78,13 @@ SelfMetrics::SelfMetrics()
                           .Help("Counted interfaces whose owner is not identified yet")
                           .Register(*registry_)
                           .Add({})),
+      received_at_peer_(prometheus::BuildGauge()
+                            .Name("psnic_receive_at_peer_interfaces")
+                            .Help("Counted interfaces whose receive is counted at the "
+                                  "container-side peer's ingress, bpf_redirect_peer traffic "
+                                  "included; the others' at the host interface's egress")
+                            .Register(*registry_)
+                            .Add({})),
       host_network_containers_(
           prometheus::BuildGauge()
               .Name("psnic_host_network_containers")
@@ -119,6 +126,7 @@ void SelfMetrics::count_error(ErrorOp op) { errors_by_op_.at(op)->Increment(); }
 void SelfMetrics::observe_attach_latency(double seconds) { attach_latency_.Observe(seconds); }
 void SelfMetrics::observe_reconcile(double seconds) { reconcile_duration_.Observe(seconds); }
 void SelfMetrics::set_pending_owners(double n) { pending_owners_.Set(n); }
+void SelfMetrics::set_received_at_peer(double n) { received_at_peer_.Set(n); }
 void SelfMetrics::set_host_network_containers(double n) { host_network_containers_.Set(n); }
 void SelfMetrics::set_runtime_up(std::string_view runtime, std::string_view socket, bool up) {
   runtime_up_.Add({{"runtime", std::string(runtime)}, {"socket", std::string(socket)}})

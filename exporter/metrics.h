@@ -43,6 +43,7 @@ class SelfMetrics : public SelfReport {
   void observe_attach_latency(double seconds) override;
   void observe_reconcile(double seconds) override;
   void set_pending_owners(double n) override;
+  void set_received_at_peer(double n) override;
   void set_host_network_containers(double n) override;
   void set_runtime_up(std::string_view runtime, std::string_view socket, bool up) override;
 
@@ -57,6 +58,7 @@ class SelfMetrics : public SelfReport {
   prometheus::Histogram& attach_latency_;
   prometheus::Histogram& reconcile_duration_;
   prometheus::Gauge& pending_owners_;
+  prometheus::Gauge& received_at_peer_;
   prometheus::Gauge& host_network_containers_;
   prometheus::Family<prometheus::Gauge>& runtime_up_;
   mutable std::mutex attached_mutex_;

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "base/error.h"
+#include "kernel/peer.h"
 
 namespace psnic {
 
@@ -55,6 +56,7 @@ void Attachment::release() {
 void remove_remnants(const TrafficProgram& program, uint32_t ifindex, const PinDir& pins) {
   pins.unpin_link(ifindex, true);
   pins.unpin_link(ifindex, false);
+  PeerLink::remove_remnants(program, ifindex, pins);
   remove_tc_filters_of_map(ifindex, program.ids().map);
   remove_tc_filters_of_map(ifindex, program.ids().idle_map);
 }

@@ -72,8 +72,9 @@ class Attachment {
 };
 
 // Removes what an earlier pinned agent left on one interface that cannot be adopted (half a
-// pair, a pair of the other mode): its link pins and its tc filters (those running a program
-// that writes either of `program`'s maps). Another tool's and another psnic's programs stay.
+// pair, a pair of the other mode): its link pins (the peer's included, with its map entries) and
+// its tc filters (those running a program that writes either of `program`'s maps). Another
+// tool's and another psnic's programs stay.
 void remove_remnants(const TrafficProgram& program, uint32_t ifindex, const PinDir& pins);
 
 // An interface psnic counts: its counter (the traffic map's key) and the program pair that feeds

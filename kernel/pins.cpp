@@ -29,6 +29,7 @@ namespace {
 constexpr const char* kLinksDir = "/links";
 constexpr const char* kIngress = "_ingress";
 constexpr const char* kEgress = "_egress";
+constexpr const char* kPeer = "_peer";
 
 bool exists(const std::string& path) {
   struct stat st {};
@@ -109,12 +110,13 @@ std::string normal_path(const std::string& path) {
   return normal;
 }
 
-// "<ifindex>_ingress" -> ifindex; 0 for any other name.
+// "<ifindex>_ingress", "<ifindex>_egress", "<ifindex>_peer" -> ifindex; 0 for any other name.
 uint32_t ifindex_of_pin(std::string_view name) {
   uint32_t ifindex = 0;
   auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), ifindex);
   std::string_view rest(end, static_cast<size_t>(name.data() + name.size() - end));
-  if (ec != std::errc() || (rest != kIngress && rest != kEgress)) return 0;
+  if (ec != std::errc() || (rest != kIngress && rest != kEgress && rest != kPeer))
+    return 0;
   return ifindex;
 }
 
@@ -186,6 +188,22 @@ void PinDir::unpin_link(uint32_t ifindex, bool ingress) const {
   detach_and_unpin(link_path(ifindex, ingress));
 }
 
+std::string PinDir::peer_link_path(uint32_t ifindex) const {
+  return path_ + kLinksDir + "/" + std::to_string(ifindex) + kPeer;
+}
+
+void PinDir::pin_peer_link(int link_fd, uint32_t ifindex) const {
+  std::string path = peer_link_path(ifindex);
+  unlink(path.c_str());
+  if (bpf_obj_pin(link_fd, path.c_str()) < 0) throw system_error(path, errno);
+}
+
+Fd PinDir::pinned_peer_link(uint32_t ifindex) const {
+  return Fd(bpf_obj_get(peer_link_path(ifindex).c_str()));
+}
+
+void PinDir::unpin_peer_link(uint32_t ifindex) const { detach_and_unpin(peer_link_path(ifindex)); }
+
 std::vector<uint32_t> PinDir::pinned_ifindexes() const {
   std::set<uint32_t> found;
   for (const std::string& name : entries(path_ + kLinksDir))
@@ -218,6 +236,8 @@ CleanupReport cleanup_pins(const std::string& path, const std::string& rcu_knob)
     if (detach_and_unpin(links_dir + "/" + name)) ++report.links;
   }
   report.map = unlink(pins->map_path().c_str()) == 0;
+  unlink((pins->path() + "/peers").c_str());
+  unlink((pins->path() + "/received_at_peer").c_str());
   report.split_map = unlink(pins->split_map_path().c_str()) == 0;
   unlink(pins->labels_path().c_str());
   rmdir(links_dir.c_str());

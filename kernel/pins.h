@@ -16,6 +16,8 @@ namespace psnic {
 //   PIN_DIR/traffic_proto                    the traffic map split by protocol (--split protocol)
 //   PIN_DIR/labels                           the labels of each counter (agent/label_store.h)
 //   PIN_DIR/links/<ifindex>_ingress|_egress  the TCX links (tc filters outlive their agent anyway)
+//   PIN_DIR/links/<ifindex>_peer             the TCX link on the peer's ingress (kernel/peer.h)
+//   PIN_DIR/peers, PIN_DIR/received_at_peer  the maps that link's program reads
 //   PIN_DIR/rcu_expedited                    while --expedite-attach holds the host's knob: its
 //                                            value before (kernel/expedite.h)
 // Only psnic writes there. The directory is locked while an agent or --cleanup uses it.
@@ -49,6 +51,11 @@ class PinDir {
   Fd pinned_link(uint32_t ifindex, bool ingress) const;
   // Detaches a pinned link and removes its pin.
   void unpin_link(uint32_t ifindex, bool ingress) const;
+  // The same for the link on the peer's ingress of host interface `ifindex`.
+  std::string peer_link_path(uint32_t ifindex) const;
+  void pin_peer_link(int link_fd, uint32_t ifindex) const;
+  Fd pinned_peer_link(uint32_t ifindex) const;
+  void unpin_peer_link(uint32_t ifindex) const;
   // The ifindexes that have a pinned link in either direction, in ascending order.
   std::vector<uint32_t> pinned_ifindexes() const;
 
@@ -66,9 +73,9 @@ bool on_bpffs(const std::string& path);
 
 // What `psnic-agent --cleanup` removed.
 struct CleanupReport {
-  size_t links = 0;        // TCX link pins
+  size_t links = 0;        // TCX link pins (the peers' included)
   size_t tc_filters = 0;   // cls_bpf filters running a program that writes the pinned map
-  bool map = false;        // the traffic map's pin
+  bool map = false;        // the traffic map's pin (the peer maps' go with it)
   bool split_map = false;  // the traffic_proto map's pin
   bool directory = false;  // PIN_DIR itself
   // The value given back to the RCU knob, which an agent that died while expediting grace

@@ -1,11 +1,13 @@
 #include "kernel/program.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -44,6 +46,26 @@ void TrafficProgram::Destroy::operator()(traffic_bpf* skeleton) const {
   traffic_bpf__destroy(skeleton);
 }
 
+namespace {
+
+// Whether the running kernel has the kfunc psnic_peer_ingress calls (Linux >= 6.3), looked up in
+// its BTF: a program calling a kfunc the kernel lacks fails the whole object's load.
+bool kernel_has_kfunc(const char* name) {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (vmlinux == nullptr) return false;
+  bool found = btf__find_by_name_kind(vmlinux, name, BTF_KIND_FUNC) > 0;
+  btf__free(vmlinux);
+  return found;
+}
+
+// A pin beside the traffic map's: same directory, its own name.
+std::string sibling_pin(const std::string& map_pin, const char* name) {
+  size_t slash = map_pin.find_last_of('/');
+  return (slash == std::string::npos ? std::string() : map_pin.substr(0, slash + 1)) + name;
+}
+
+}  // namespace
+
 TrafficProgram TrafficProgram::load(const std::string& map_pin, Split split,
                                     const std::string& split_map_pin) {
   // libbpf prints its own diagnostics; psnic reports one line of its own instead.
@@ -59,12 +81,21 @@ TrafficProgram TrafficProgram::load(const std::string& map_pin, Split split,
   bpf_program__set_autoload(opened->progs.psnic_split_eg, split_on);
   // libbpf reuses a map pinned at this path after checking its type, sizes and flags, or pins
   // the new one there.
-  for (auto [map, pin] : {std::pair{opened->maps.traffic, &map_pin},
-                          std::pair{opened->maps.traffic_proto, &split_map_pin}}) {
-    if (pin->empty()) continue;
-    int err = bpf_map__set_pin_path(map, pin->c_str());
-    if (err < 0) throw system_error(*pin, -err);
+  for (auto [map, pin] :
+       {std::pair{opened->maps.traffic, map_pin},
+        std::pair{opened->maps.traffic_proto, split_map_pin},
+        std::pair{opened->maps.peers, map_pin.empty() ? map_pin : sibling_pin(map_pin, "peers")},
+        std::pair{opened->maps.received_at_peer,
+                  map_pin.empty() ? map_pin : sibling_pin(map_pin, "received_at_peer")}}) {
+    if (pin.empty()) continue;
+    int err = bpf_map__set_pin_path(map, pin.c_str());
+    if (err < 0) throw system_error(pin, -err);
   }
+  // One peer program, the one of the loaded pair's setting, and only where the kernel has its
+  // kfunc.
+  const bool peer = kernel_has_kfunc("bpf_cast_to_kern_ctx");
+  bpf_program__set_autoload(opened->progs.psnic_peer_ingress, peer && split == Split::none);
+  bpf_program__set_autoload(opened->progs.psnic_peer_split, peer && split == Split::protocol);
   int err = traffic_bpf__load(opened);
   if (err < 0) {
     err = -err;
@@ -81,15 +112,17 @@ TrafficProgram TrafficProgram::load(const std::string& map_pin, Split split,
   program.ids_.map = map_id(program.map_fd());
   program.ids_.idle_map = map_id(program.idle_map_fd());
   empty_map(program.idle_map_fd());
-  for (bool ingress : {true, false}) {
+  Ids& ids = program.ids_;
+  for (auto [fd, id, tag] :
+       {std::tuple{program.ingress_fd(), &ids.ingress, &ids.ingress_tag},
+        std::tuple{program.egress_fd(), &ids.egress, &ids.egress_tag},
+        std::tuple{program.peer_ingress_fd(), &ids.peer_ingress, &ids.peer_ingress_tag}}) {
+    if (fd < 0) continue;  // the peer program, not loaded on this kernel
     bpf_prog_info info{};
     uint32_t length = sizeof info;
-    if (bpf_obj_get_info_by_fd(ingress ? program.ingress_fd() : program.egress_fd(), &info,
-                               &length) != 0)
-      throw system_error("bpf program", errno);
-    (ingress ? program.ids_.ingress : program.ids_.egress) = info.id;
-    std::memcpy((ingress ? program.ids_.ingress_tag : program.ids_.egress_tag).data(), info.tag,
-                sizeof info.tag);
+    if (bpf_obj_get_info_by_fd(fd, &info, &length) != 0) throw system_error("bpf program", errno);
+    *id = info.id;
+    std::memcpy(tag->data(), info.tag, sizeof info.tag);
   }
   return program;
 }
@@ -109,6 +142,14 @@ int TrafficProgram::map_fd() const {
 int TrafficProgram::idle_map_fd() const {
   return bpf_map__fd(split_ == Split::protocol ? skeleton_->maps.traffic
                                                : skeleton_->maps.traffic_proto);
+}
+int TrafficProgram::peer_ingress_fd() const {
+  return bpf_program__fd(split_ == Split::protocol ? skeleton_->progs.psnic_peer_split
+                                                   : skeleton_->progs.psnic_peer_ingress);
+}
+int TrafficProgram::peers_fd() const { return bpf_map__fd(skeleton_->maps.peers); }
+int TrafficProgram::received_at_peer_fd() const {
+  return bpf_map__fd(skeleton_->maps.received_at_peer);
 }
 
 void TrafficProgram::track(uint32_t ifindex) const {

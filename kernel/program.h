@@ -21,7 +21,11 @@ std::optional<Split> parse_split(std::string_view text);
 // The loaded counter: one program pair and its map, shared by every interface psnic counts.
 // Per-interface state is a map key, not a program. Unsplit, psnic_ingress/psnic_egress count into
 // the traffic map (psnic_traffic values); split by protocol, psnic_split_in/psnic_split_eg count
-// into traffic_proto (psnic_traffic_split values). Both maps exist either way.
+// into traffic_proto (psnic_traffic_split values). Both maps exist either way. A container-side
+// device (kernel/peer.h) gets the peer program of the same setting (psnic_peer_ingress or
+// psnic_peer_split), which reads two more maps, pinned beside the traffic map (peers,
+// received_at_peer); it is loaded only where the kernel has the bpf_cast_to_kern_ctx kfunc,
+// elsewhere peer_ingress_fd() is negative.
 class TrafficProgram {
  public:
   // Opens and loads the skeleton with the pair `split` names (the other pair is not loaded).
@@ -41,14 +45,18 @@ class TrafficProgram {
   int map_fd() const;
   // The other one, which counts nothing.
   int idle_map_fd() const;
+  // The peer program of the loaded setting, or negative when this kernel could not load it.
+  int peer_ingress_fd() const;
+  int peers_fd() const;
+  int received_at_peer_fd() const;
 
   // What the kernel calls the loaded objects, read once at load: their ids, and the programs'
   // tags (a hash of their code: the same code loaded twice has the same tag).
   using Tag = std::array<uint8_t, 8>;
   struct Ids {
-    uint32_t map = 0, ingress = 0, egress = 0;
+    uint32_t map = 0, ingress = 0, egress = 0, peer_ingress = 0;  // peer_ingress 0: not loaded
     uint32_t idle_map = 0;  // idle_map_fd()'s: an earlier agent's programs may write it
-    Tag ingress_tag{}, egress_tag{};
+    Tag ingress_tag{}, egress_tag{}, peer_ingress_tag{};
   };
   const Ids& ids() const { return ids_; }
 

@@ -10,28 +10,10 @@
 
 #include "base/error.h"
 #include "program_facts.h"
+#include "tcx_uapi.h"
 
 namespace psnic {
 namespace {
-
-// Debian 12's uapi headers (Linux 6.1) predate TCX (Linux 6.6); values from linux/bpf.h.
-constexpr int kBpfTcxIngress = 46;         // BPF_TCX_INGRESS
-constexpr int kBpfTcxEgress = 47;          // BPF_TCX_EGRESS
-constexpr uint32_t kBpfFBefore = 1U << 3;  // BPF_F_BEFORE: with no relative program, the head
-constexpr uint32_t kBpfLinkTypeTcx = 11;   // BPF_LINK_TYPE_TCX
-
-// bpf_link_info as the kernel fills it for a TCX link: the same header as every link, then
-// tcx.ifindex (0 once the interface is gone or the link was detached) and tcx.attach_type.
-struct TcxLinkInfo {
-  uint32_t type = 0;
-  uint32_t id = 0;
-  uint32_t prog_id = 0;
-  uint32_t padding = 0;
-  uint32_t ifindex = 0;
-  uint32_t attach_type = 0;
-  std::array<uint8_t, sizeof(bpf_link_info)> rest{};  // room for what newer kernels add
-};
-static_assert(offsetof(TcxLinkInfo, ifindex) == offsetof(bpf_link_info, xdp.ifindex));
 
 int attach_type(bool ingress) { return ingress ? kBpfTcxIngress : kBpfTcxEgress; }
 

@@ -6,12 +6,14 @@
 set -u
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
-# psnic's programs by id: psnic_ingress and psnic_egress, or with --split protocol
-# psnic_split_in and psnic_split_eg (bpf/traffic.bpf.c).
+# psnic's programs by id: psnic_ingress, psnic_egress and psnic_peer_ingress, or with --split
+# protocol psnic_split_in and psnic_split_eg (bpf/traffic.bpf.c; the kernel keeps 15 characters
+# of a name).
 foreign() {
   bpftool prog show -j 2>/dev/null |
     jq -r '.[] | select(.name == "psnic_ingress" or .name == "psnic_egress" or
-                            .name == "psnic_split_in" or .name == "psnic_split_eg") | .id'
+                            .name == "psnic_peer_ingr" or .name == "psnic_split_in" or
+                            .name == "psnic_split_eg") | .id'
 }
 
 # The kernel frees a program detached by an earlier run's cleanup in a work queue, after an RCU

@@ -80,10 +80,12 @@ std::string psnic_tc_filters(const std::string& veth) {
   return found;
 }
 
-// The ids of the loaded BPF programs named psnic_ingress or psnic_egress.
+// The ids of the loaded BPF programs named psnic_ingress, psnic_egress or psnic_peer_ingress (the
+// kernel keeps 15 characters of a program's name).
 std::set<std::string> loaded_psnic_programs() {
   std::set<std::string> ids;
-  static const std::regex program(R"(^(\d+): \S+ +name (psnic_ingress|psnic_egress) )");
+  static const std::regex program(
+      R"(^(\d+): \S+ +name (psnic_ingress|psnic_egress|psnic_peer_ingr) )");
   std::istringstream in(must("bpftool prog show"));
   for (std::string line; std::getline(in, line);) {
     std::smatch m;
@@ -128,10 +130,12 @@ class AgentE2eTest : public E2eTest {
     if (!mode.empty()) {
       EXPECT_EQ(attached, mode);
     }
+    // One program set for every interface: the pair, and psnic_peer_ingress for container-side
+    // devices (kernel/peer.h; loaded where the kernel has its kfunc, as this one does).
     const std::set<std::string> held = bpf_ids(agent.pid());
     EXPECT_EQ(std::count_if(held.begin(), held.end(),
                             [](const std::string& id) { return id.rfind("prog", 0) == 0; }),
-              2)
+              3)
         << ::testing::PrintToString(held);
     if (attached == "tc") {
       EXPECT_NE(psnic_tc_filters(veth), "") << "no psnic filter on " << veth;
@@ -196,7 +200,8 @@ TEST_F(AgentE2eTest, SigintDetachesEverythingAndExitsZero) {
   ASSERT_TRUE(agent.wait_for_log(counting)) << agent.err();
   ASSERT_TRUE(agent.serving()) << agent.err();
   const std::set<std::string> held = bpf_ids(agent.pid());
-  EXPECT_EQ(held.size(), 4u) << ::testing::PrintToString(held);  // 2 programs, 2 tcx links
+  // 3 programs (the pair and psnic_peer_ingress), 2 tcx links
+  EXPECT_EQ(held.size(), 5u) << ::testing::PrintToString(held);
 
   EXPECT_EQ(agent.interrupt(), 0) << agent.err();
   // These three lines and nothing else, each a log line at level info.

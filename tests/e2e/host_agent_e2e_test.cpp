@@ -832,6 +832,12 @@ TEST_F(ExpediteE2eTest, AnUnpinnedAgentExpeditesItsStartAndItsExit) {
   ASSERT_TRUE(started) << agent.err();
   EXPECT_EQ(rcu_expedited(), "0");
   for (const std::string& veth : veths) EXPECT_EQ(psnic_programs(veth), 2u) << veth;
+  // Given back once, after the peers' links too: their receive is counted at eth0 by then (the
+  // gauge is published by the step that gave the knob back).
+  double at_peer = 0;
+  for (int i = 0; i < 100 && at_peer < kVeths; ++i, std::this_thread::sleep_for(20ms))
+    at_peer = value_of(scrape(agent.port()), "psnic_receive_at_peer_interfaces").value_or(0);
+  EXPECT_GE(at_peer, static_cast<double>(kVeths));
 
   kill(agent.pid(), SIGTERM);
   EXPECT_EQ(agent.wait_exit(30s), 0) << agent.err();
@@ -905,6 +911,7 @@ TEST_F(HostAgentE2eTest, BadArgumentsAreRefusedBeforeAnythingIsPinned) {
       {"--retire-after", "abc"}, {"--retire-after", "1m30"}, {"--reconcile-interval", "0"},
       {"--health-timeout", "x"}, {"--listen", "foo"},        {"--log-level", "verbose"},
       {"--log-format", "text"},  {"--split", "foo"},         {"--split", "Protocol"},
+      {"--receive-at", "nowhere"},
   };
   for (const auto& [flag, value] : bad) {
     const std::string listen = flag == "--listen" ? "" : " --listen 127.0.0.1:0";

@@ -226,7 +226,8 @@ TEST_P(PinnedAgentTest, CleanupRemovesWhatTheAgentLeftAndNothingElse) {
   ASSERT_EQ(test::psnic_programs(veth.host), 2u);
 
   CleanupReport report = cleanup_pins(path_);
-  EXPECT_EQ(report.links, GetParam() == AttachMode::tcx ? 2u : 0u);
+  // TCX: the pair and the link on the peer's ingress (its namespace named by the reconcile).
+  EXPECT_EQ(report.links, GetParam() == AttachMode::tcx ? 3u : 0u);
   EXPECT_EQ(report.tc_filters, GetParam() == AttachMode::tc ? 2u : 0u);
   EXPECT_TRUE(report.map);
   EXPECT_TRUE(report.directory);

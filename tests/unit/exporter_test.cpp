@@ -675,6 +675,7 @@ TEST(ExporterLabelSnapshot, ReadersSeeWholeTablesWhileTheAgentPublishes) {
 TEST(ExporterSelfMetrics, BuildInfoAttachedAndErrors) {
   SelfMetrics self;
   self.set_attached("tcx", 12);
+  self.set_received_at_peer(9);
   self.count_error(ErrorOp::kAttach);
   self.count_error(ErrorOp::kAttach);
   self.count_error(ErrorOp::kDescribe);
@@ -682,6 +683,7 @@ TEST(ExporterSelfMetrics, BuildInfoAttachedAndErrors) {
   EXPECT_EQ(value_in(text, "psnic_build_info{version=\"" PSNIC_VERSION_STRING "\"}"), 1) << text;
   EXPECT_EQ(value_in(text, "psnic_attached_interfaces{mode=\"tcx\"}"), 12) << text;
   EXPECT_EQ(value_in(text, "psnic_attached_interfaces{mode=\"tc\"}"), 0) << text;
+  EXPECT_EQ(value_in(text, "psnic_receive_at_peer_interfaces"), 9) << text;
   EXPECT_EQ(value_in(text, "psnic_errors_total{op=\"read_map\"}"), 0) << text;
   EXPECT_EQ(value_in(text, "psnic_errors_total{op=\"attach\"}"), 2) << text;
   EXPECT_EQ(value_in(text, "psnic_errors_total{op=\"describe\"}"), 1) << text;

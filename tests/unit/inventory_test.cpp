@@ -21,6 +21,7 @@
 #include "agent/counters.h"
 #include "agent/views.h"
 #include "base/error.h"
+#include "tests/support/captured_stderr.h"
 
 namespace psnic {
 namespace {
@@ -65,16 +66,31 @@ class FakeCounters : public Counters {
   void detach(uint32_t ifindex) override {
     calls.push_back("detach " + std::to_string(ifindex));
     hooked.erase(ifindex);
+    at_peers.erase(ifindex);
     counters.erase(ifindex);
     stored.erase(ifindex);
   }
   bool intact(uint32_t ifindex) const override {
-    return hooked.count(ifindex) && !removed_by_another_tool.count(ifindex);
+    return hooked.count(ifindex) && !removed_by_another_tool.count(ifindex) &&
+           !peer_removed_by_another_tool.count(ifindex);
   }
   void reattach(uint32_t ifindex) override {
     calls.push_back("reattach " + std::to_string(ifindex));
     removed_by_another_tool.erase(ifindex);
+    if (peer_removed_by_another_tool.erase(ifindex)) at_peers.erase(ifindex);
   }
+  void count_at_peer(const PeerRequest& p) override {
+    peer_calls.push_back(p.host_name + " -> " + std::to_string(p.ifindex) + " in netns " +
+                         std::to_string(p.netns_inode) + " of " + std::to_string(p.pid));
+    if (!hooked.count(p.host_ifindex)) throw Error(p.host_name, ENODEV, "not counted");
+    if (auto it = peer_failing.find(p.host_ifindex); it != peer_failing.end())
+      throw Error(p.host_name + ": peer's ingress", it->second,
+                  "failed (" + std::to_string(it->second) + ")");
+    now_ += attach_cost;
+    if (!knob.empty()) knob_at_peer.push_back(read_knob());
+    at_peers.insert(p.host_ifindex);
+  }
+  bool at_peer(uint32_t ifindex) const override { return at_peers.count(ifindex) != 0; }
   std::optional<TrafficCounts> read(uint32_t ifindex) const override {
     auto it = counters.find(ifindex);
     if (it == counters.end()) return std::nullopt;
@@ -84,6 +100,7 @@ class FakeCounters : public Counters {
     if (!left_counting.count(r.ifindex)) return false;
     calls.push_back("adopt " + r.name);
     hooked[r.ifindex] = r.name;
+    if (left_at_peer.count(r.ifindex)) at_peers.insert(r.ifindex);
     counters.try_emplace(r.ifindex, psnic_traffic{});
     return true;
   }
@@ -127,6 +144,7 @@ class FakeCounters : public Counters {
   Clock::duration attach_cost = 0ms;
   std::string knob;                         // set: the RCU knob's file, read at each attach
   std::vector<std::string> knob_at_attach;  // what it read then
+  std::vector<std::string> knob_at_peer;    // and at each peer's attach
   std::optional<std::string> pinned_dir;    // set: a pinned agent
   std::map<uint32_t, std::string> hooked;
   std::map<uint32_t, psnic_traffic> counters;
@@ -136,12 +154,20 @@ class FakeCounters : public Counters {
   std::set<uint32_t> pinned_links;
   std::map<uint32_t, int> failing;  // ifindex -> errno of its attach
   std::vector<std::string> calls;
+  // Receive counted at the container-side peer (PeerLink), apart from `calls`.
+  std::set<uint32_t> at_peers;
+  std::set<uint32_t> left_at_peer;  // an earlier pinned agent's peer links, adoptable
+  std::set<uint32_t> peer_removed_by_another_tool;
+  std::map<uint32_t, int> peer_failing;  // host ifindex -> errno of its peer's attach
+  std::vector<std::string> peer_calls;
 };
 
 struct FakeSelf : SelfReport {
   void set_attached(std::string_view mode, double n) override { attached[std::string(mode)] = n; }
   void count_error(ErrorOp op) override { ++errors[op]; }
+  void set_received_at_peer(double n) override { at_peer = n; }
   std::map<std::string, double> attached;
+  double at_peer = -1;
   std::map<ErrorOp, int> errors;
 };
 
@@ -176,7 +202,8 @@ class InventoryTest : public ::testing::Test {
           if (discover_error_) throw Error("netlink", EIO, "input/output error");
           return host_;
         },
-        Inventory::Options{30s, retire_after, 2s, expedite_}, labels_, retired_, self_,
+        Inventory::Options{30s, retire_after, 2s, expedite_, receive_at_peer_}, labels_,
+        retired_, self_,
         [this](OwnerRequest request) {
           if (queue_full_) return false;
           questions_.push_back(std::move(request));
@@ -228,6 +255,7 @@ class InventoryTest : public ::testing::Test {
     if (container_id.empty()) return;
     NetnsReport owner;
     owner.pid = static_cast<pid_t>(1000 + ifindex);
+    owner.netns_inode = 4026530000u + static_cast<uint8_t>(container_id[0]);  // one per container
     owner.identity.id = container_id;
     owner.interfaces.push_back(eth0_peered_with(ifindex, host));
     host_.namespaces.push_back(owner);
@@ -278,6 +306,7 @@ class InventoryTest : public ::testing::Test {
   std::shared_ptr<OwnerSnapshot> owners_ = std::make_shared<OwnerSnapshot>();
   std::shared_ptr<FakeSelf> self_ = std::make_shared<FakeSelf>();
   ExpeditedGracePeriods* expedite_ = nullptr;
+  bool receive_at_peer_ = true;
   std::optional<Inventory> inventory_;
 };
 
@@ -545,6 +574,7 @@ TEST_F(InventoryTest, AHungRuntimeDelaysTheNamesNeverTheCounting) {
   EXPECT_EQ(counters_.calls, std::vector<std::string>{"attach veth7"});  // counted at once
   now_ = inventory.next_deadline();
   inventory.identify_pending();
+  inventory.attach_backlog(now_ + 1ms);  // its peer, queued when its namespace was found
   ASSERT_EQ(questions_.size(), 1u);
   EXPECT_EQ(questions_[0].owner.identity.id, kIdA);
   EXPECT_EQ(questions_[0].labels.interface, "eth0");
@@ -848,6 +878,148 @@ TEST_F(InventoryTest, AnInterfaceGoneWithinItsWaitIsExportedRetiredWithWhatIsKno
   EXPECT_EQ(retired()[0].final.all.ingress.bytes, 100u);
 }
 
+// ---- Receive counted at the container-side peer (bpf_redirect_peer) -----------------------------
+
+TEST_F(InventoryTest, ReceiveMovesToThePeerOnceItsNamespaceIsKnownAndOnlyOnce) {
+  add_to_host(7, "veth7", kIdA);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  // Counted at the host first (attach), then at the peer the pass found: eth0 (ifindex 2) in
+  // the namespace of PID 1007.
+  EXPECT_EQ(counters_.calls, std::vector<std::string>{"attach veth7"});
+  EXPECT_EQ(counters_.peer_calls,
+            std::vector<std::string>{"veth7 -> 2 in netns 4026530097 of 1007"});
+  EXPECT_TRUE(counters_.at_peer(7));
+  EXPECT_EQ(self_->at_peer, 1);
+  answer_all();
+  inventory.reconcile();
+  inventory.identify_pending();
+  EXPECT_EQ(counters_.peer_calls.size(), 1u);
+  // Gone: detached, its peer link with it.
+  inventory.handle_all({deleted(7, "veth7")}, now_);
+  EXPECT_FALSE(counters_.at_peer(7));
+  EXPECT_EQ(self_->at_peer, 0);
+}
+
+// --receive-at host: counted and named as ever, never hooked at the peer.
+TEST_F(InventoryTest, ReceiveAtHostLeavesEveryPeerAlone) {
+  add_to_host(7, "veth7", kIdA);
+  receive_at_peer_ = false;
+  Inventory& inventory = make();
+  inventory.reconcile();
+  answer_all();
+  inventory.identify_pending();
+  inventory.attach_backlog(now_ + 50ms);
+  EXPECT_EQ(counters_.calls, std::vector<std::string>{"attach veth7"});
+  ASSERT_TRUE(live("veth7"));
+  EXPECT_EQ(live("veth7")->container_id, kIdA);
+  EXPECT_TRUE(counters_.peer_calls.empty());
+  EXPECT_EQ(inventory.peers_waiting(), 0u);
+  EXPECT_EQ(self_->at_peer, 0);
+}
+
+TEST_F(InventoryTest, ANotifiedPeerIsHookedAtItsPeerWhenItsOwnerIsFound) {
+  Inventory& inventory = make();
+  inventory.reconcile();
+  add_to_host(7, "veth7", "");
+  inventory.handle_all({added(7, "veth7")}, now_);
+  now_ = inventory.next_deadline();
+  inventory.identify_pending();
+  EXPECT_TRUE(counters_.peer_calls.empty());  // its namespace not known yet
+  remove_from_host(7);
+  add_to_host(7, "veth7", kIdA);
+  now_ = inventory.next_deadline();
+  inventory.identify_pending();
+  // Queued, and hooked by the loop's next turn: a TCX attach each, never all in one step.
+  EXPECT_TRUE(counters_.peer_calls.empty());
+  EXPECT_EQ(inventory.peers_waiting(), 1u);
+  EXPECT_EQ(inventory.next_deadline(), now_);
+  inventory.attach_backlog(now_ + 50ms);
+  EXPECT_EQ(inventory.peers_waiting(), 0u);
+  EXPECT_EQ(counters_.peer_calls,
+            std::vector<std::string>{"veth7 -> 2 in netns 4026530097 of 1007"});
+  EXPECT_TRUE(counters_.at_peer(7));
+}
+
+// Each peer is a TCX attach of its own (an RCU grace period): a pass out of time leaves them
+// queued, for the loop's next turns, a slice at a time.
+TEST_F(InventoryTest, PeersAreHookedWithinTheTimeGivenAndTheRestWait) {
+  for (uint32_t ifindex : {7u, 8u, 9u})
+    add_to_host(ifindex, "veth" + std::to_string(ifindex), kIdA);
+  counters_.attach_cost = 10ms;
+  Inventory& inventory = make();
+  inventory.reconcile(25ms);
+  EXPECT_EQ(inventory.attached(), 3u);  // one chunk, over the budget
+  EXPECT_TRUE(counters_.at_peers.empty());
+  EXPECT_EQ(inventory.peers_waiting(), 3u);
+  EXPECT_EQ(inventory.next_deadline(), now_);
+  EXPECT_EQ(self_->at_peer, 0);
+  inventory.attach_backlog(now_ + 15ms);
+  EXPECT_EQ(counters_.at_peers, (std::set<uint32_t>{7, 8}));
+  EXPECT_EQ(inventory.peers_waiting(), 1u);
+  EXPECT_EQ(self_->at_peer, 2);  // psnic_receive_at_peer_interfaces, published by the step
+  inventory.attach_backlog(now_ + 15ms);
+  EXPECT_EQ(counters_.at_peers.size(), 3u);
+  EXPECT_EQ(inventory.peers_waiting(), 0u);
+  EXPECT_EQ(self_->at_peer, 3);
+}
+
+TEST_F(InventoryTest, APeerThatCannotBeHookedStaysAtTheHostLoggedOncePerCause) {
+  for (uint32_t ifindex : {7u, 8u, 9u}) {
+    add_to_host(ifindex, "veth" + std::to_string(ifindex), kIdA);
+    counters_.peer_failing[ifindex] = EPERM;
+  }
+  add_to_host(10, "veth10", kIdB);
+  counters_.peer_failing[10] = EOPNOTSUPP;  // tc mode, a netkit peer: not an error
+  test::CapturedStderr stderr_;
+  Inventory& inventory = make();
+  inventory.reconcile();
+  inventory.reconcile();
+  const std::string printed = stderr_.read();
+  // Counted, at the host egress, all four.
+  EXPECT_EQ(inventory.attached(), 4u);
+  EXPECT_TRUE(counters_.at_peers.empty());
+  // One line per cause, not per interface and pass.
+  auto lines_with = [&](const std::string& text) {
+    size_t n = 0;
+    for (size_t at = printed.find(text); at != std::string::npos; at = printed.find(text, at + 1))
+      ++n;
+    return n;
+  };
+  EXPECT_EQ(lines_with("peer's ingress: failed (" + std::to_string(EPERM) + ")"), 1u) << printed;
+  EXPECT_EQ(lines_with("peer's ingress: failed (" + std::to_string(EOPNOTSUPP) + ")"), 1u)
+      << printed;
+  EXPECT_EQ(lines_with("bpf_redirect_peer skips"), 2u) << printed;
+  // Each failure that is psnic's is counted; none is tried again by later passes.
+  EXPECT_EQ(self_->errors[ErrorOp::kAttach], 3);
+  EXPECT_EQ(counters_.peer_calls.size(), 4u);
+  EXPECT_EQ(self_->at_peer, 0);
+}
+
+TEST_F(InventoryTest, ANamespaceThatCannotBeOpenedNowIsTriedAgainByTheNextPass) {
+  add_to_host(7, "veth7", kIdA);
+  counters_.peer_failing[7] = ESRCH;  // its process exited, its namespace not named
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_FALSE(counters_.at_peer(7));
+  counters_.peer_failing.clear();
+  inventory.reconcile();
+  EXPECT_TRUE(counters_.at_peer(7));
+  EXPECT_EQ(counters_.peer_calls.size(), 2u);
+  EXPECT_EQ(self_->errors[ErrorOp::kAttach], 0);
+}
+
+TEST_F(InventoryTest, APeerLinkAnotherToolRemovedIsHookedAgainByTheNextPass) {
+  add_to_host(7, "veth7", kIdA);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  counters_.peer_removed_by_another_tool.insert(7);
+  inventory.reconcile();
+  EXPECT_EQ(counters_.calls, (std::vector<std::string>{"attach veth7", "reattach 7"}));
+  EXPECT_EQ(counters_.peer_calls.size(), 2u);
+  EXPECT_TRUE(counters_.at_peer(7));
+}
+
 // ---- A pinned agent's first pass ---------------------------------------------------------------
 
 class PinnedInventoryTest : public InventoryTest {
@@ -936,6 +1108,26 @@ TEST_F(PinnedInventoryTest, CountersAndPinsOfInterfacesGoneWhileNoAgentRanAreDro
   EXPECT_TRUE(counters_.calls.empty());
 }
 
+TEST_F(PinnedInventoryTest, AnAdoptedPeerLinkIsKeptAndNotMadeAgain) {
+  add_to_host(7, "veth7", kIdA);
+  left_counting_veth7("eth0");
+  counters_.left_at_peer.insert(7);
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_EQ(counters_.calls, std::vector<std::string>{"adopt veth7"});
+  EXPECT_TRUE(counters_.at_peer(7));
+  EXPECT_TRUE(counters_.peer_calls.empty());
+}
+
+TEST_F(PinnedInventoryTest, APairAdoptedWithoutItsPeerLinkIsHookedAtItsPeer) {
+  add_to_host(7, "veth7", kIdA);
+  left_counting_veth7("eth0");
+  Inventory& inventory = make();
+  inventory.reconcile();
+  EXPECT_EQ(counters_.peer_calls.size(), 1u);
+  EXPECT_TRUE(counters_.at_peer(7));
+}
+
 // --expedite-attach, on a knob that is a file of the test's: which attaches ran with expedited
 // grace periods.
 class ExpeditedInventoryTest : public InventoryTest {
@@ -978,6 +1170,69 @@ TEST_F(ExpeditedInventoryTest, AColdStartAboveTheThresholdIsAttachedExpeditedThe
   EXPECT_FALSE(recorded());
 }
 
+// The peers' links are TCX attaches too: a cold start's are hooked with the knob held, which goes
+// back once they are all hooked, also when they are hooked a slice at a time.
+TEST_F(ExpeditedInventoryTest, ThePeersOfAColdStartAreHookedExpeditedThenRestored) {
+  for (uint32_t i = 1; i <= kExpediteAbove + 1; ++i)
+    add_to_host(i, "veth" + std::to_string(i), kIdA);
+  counters_.attach_cost = 1ms;
+  Inventory& inventory = make();
+  inventory.reconcile(100ms);
+  while (inventory.backlog() > 0 || inventory.peers_waiting() > 0) {
+    EXPECT_EQ(counters_.read_knob(), "1");
+    inventory.attach_backlog(now_ + 100ms);
+  }
+  EXPECT_EQ(counters_.at_peers.size(), kExpediteAbove + 1);
+  EXPECT_EQ(std::count(counters_.knob_at_peer.begin(), counters_.knob_at_peer.end(), "1"),
+            static_cast<long>(kExpediteAbove + 1));
+  EXPECT_EQ(counters_.read_knob(), "0");
+  EXPECT_FALSE(recorded());
+}
+
+// A cold start in slices, whose owners are named by the identification that follows the
+// backlog (no process in their namespaces during the pass): the knob is set once and held from
+// the first host attach to the last peer's, not given back in between (one set, one restore).
+TEST_F(ExpeditedInventoryTest, AColdStartsHostSideAndPeersAreOneExpeditedStretch) {
+  const uint32_t n = kExpediteAbove + 10;
+  add_veths(1, n);
+  counters_.attach_cost = 5ms;
+  test::CapturedStderr stderr_;
+  Inventory& inventory = make();
+  inventory.reconcile(100ms);  // a slice of the host backlog
+  ASSERT_GT(inventory.backlog(), 0u);
+  while (inventory.backlog() > 0) {
+    EXPECT_EQ(counters_.read_knob(), "1");
+    inventory.attach_backlog(now_ + 100ms);
+  }
+  // Their processes are there now; the naming due at once finds them and queues the peers.
+  for (uint32_t i = 1; i <= n; ++i) {
+    remove_from_host(i);
+    add_to_host(i, "veth" + std::to_string(i), kIdA);
+  }
+  EXPECT_EQ(counters_.read_knob(), "1");
+  ASSERT_LE(inventory.next_deadline(), now_);
+  inventory.identify_pending();
+  EXPECT_EQ(inventory.peers_waiting(), n);
+  while (inventory.peers_waiting() > 0) {
+    EXPECT_EQ(counters_.read_knob(), "1");
+    inventory.attach_backlog(now_ + 100ms);
+  }
+  EXPECT_EQ(counters_.at_peers.size(), n);
+  EXPECT_EQ(attaches_at("1"), n);
+  EXPECT_EQ(std::count(counters_.knob_at_peer.begin(), counters_.knob_at_peer.end(), "1"),
+            static_cast<long>(n));
+  EXPECT_EQ(counters_.read_knob(), "0");
+  const std::string printed = stderr_.read();
+  auto count_of = [&](const std::string& text) {
+    size_t c = 0;
+    for (size_t at = printed.find(text); at != std::string::npos; at = printed.find(text, at + 1))
+      ++c;
+    return c;
+  };
+  EXPECT_EQ(count_of("set to 1"), 1u) << printed;
+  EXPECT_EQ(count_of("restored to 0"), 1u) << printed;
+}
+
 TEST_F(ExpeditedInventoryTest, ABacklogAtTheThresholdIsNot) {
   add_veths(1, kExpediteAbove);
   Inventory& inventory = make();
@@ -1000,6 +1255,11 @@ TEST_F(ExpeditedInventoryTest, TheKnobIsHeldAcrossSlicesUntilTheBacklogIsEmpty) 
   EXPECT_EQ(counters_.read_knob(), "1");
   while (inventory.backlog() > 0) inventory.attach_backlog(now_ + 100ms);
   EXPECT_EQ(attaches_at("1"), 81u);
+  // Still held for the naming that follows (it queues the peers' links)...
+  EXPECT_EQ(counters_.read_knob(), "1");
+  EXPECT_EQ(inventory.next_deadline(), now_);
+  // ...which finds no namespace for these: given back.
+  inventory.identify_pending();
   EXPECT_EQ(counters_.read_knob(), "0");
   EXPECT_FALSE(recorded());
 
