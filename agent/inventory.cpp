@@ -501,7 +501,7 @@ void Inventory::reconcile(std::chrono::milliseconds budget) {
           count_at_peer(owner, pair);
           name_owner(owner, pair);
         }
-    expedite_through_naming_ = false;  // this pass named what it could
+    expedite_through_naming_ = false;    // this pass named what it could
     expedite_for(peer_backlog_.size());  // each peer is a TCX attach too
     hook_peers(budgeted ? start + budget : Clock::time_point::max());
     expedite_done();

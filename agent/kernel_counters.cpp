@@ -115,8 +115,7 @@ bool KernelCounters::adopt(const AttachRequest& request) {
     // agent's own peer links change it, and drop what was read (count_at_peer, detach).
     if (!peer_entries_) peer_entries_ = PeerEntries::read(program_);
     peer = PeerLink::adopt(program_, request.ifindex, request.name, *pins_, *peer_entries_);
-  }
-  else
+  } else
     PeerLink::remove_remnants(program_, request.ifindex, *pins_);
   std::optional<CountedInterface> adopted =
       CountedInterface::adopt(program_, request.ifindex, request.name, mode_, *pins_);

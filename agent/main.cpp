@@ -531,9 +531,8 @@ int main(int argc, char** argv) {
                  "per received packet)")
       ->type_name("WHERE")
       ->capture_default_str()
-      ->check(one_of(
-          [](const std::string& where) { return where == "peer" || where == "host"; },
-          "peer, host"))
+      ->check(one_of([](const std::string& where) { return where == "peer" || where == "host"; },
+                     "peer, host"))
       ->excludes(pid);
   app.add_option("--split", options.split,
                  "count each interface's traffic split by: none, or protocol (a protocol label, "

@@ -221,8 +221,9 @@ struct Program {
 
 // Runs `programs` on `frame` once each (warm-up, not kept), then kRounds rounds, the first one
 // changing every round: [program][round] ns per packet; empty when a run failed (said on stderr).
-std::vector<std::vector<double>> take_turns(const std::vector<Program>& programs, const Bytes& frame,
-                                            uint32_t gso_segs = 0, uint32_t gso_size = 0) {
+std::vector<std::vector<double>> take_turns(const std::vector<Program>& programs,
+                                            const Bytes& frame, uint32_t gso_segs = 0,
+                                            uint32_t gso_size = 0) {
   std::vector<std::vector<double>> ns(programs.size());
   for (const Program& program : programs)
     if (ns_per_run(program.fd, frame, program.name, gso_segs, gso_size) < 0) return {};
@@ -494,7 +495,8 @@ int run() {
       "%llu TCP in %llu: %s\n",
       static_cast<unsigned long long>(egress_counted),
       static_cast<unsigned long long>(2 * peer_table_runs),
-      static_cast<unsigned long long>(split_egress), static_cast<unsigned long long>(peer_table_runs),
+      static_cast<unsigned long long>(split_egress),
+      static_cast<unsigned long long>(peer_table_runs),
       peer_counted ? "every run took the counting path" : "MISMATCH");
 
   // The measured runs must have counted: one packet per run, all on the loopback's key (the

@@ -115,8 +115,7 @@ uint32_t ifindex_of_pin(std::string_view name) {
   uint32_t ifindex = 0;
   auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), ifindex);
   std::string_view rest(end, static_cast<size_t>(name.data() + name.size() - end));
-  if (ec != std::errc() || (rest != kIngress && rest != kEgress && rest != kPeer))
-    return 0;
+  if (ec != std::errc() || (rest != kIngress && rest != kEgress && rest != kPeer)) return 0;
   return ifindex;
 }
 

@@ -908,9 +908,9 @@ TEST_F(HostAgentE2eTest, BadArgumentsAreRefusedBeforeAnythingIsPinned) {
     return !err.empty() && err.find('\n') == err.size() - 1;
   };
   const std::vector<std::pair<std::string, std::string>> bad{
-      {"--retire-after", "abc"}, {"--retire-after", "1m30"}, {"--reconcile-interval", "0"},
-      {"--health-timeout", "x"}, {"--listen", "foo"},        {"--log-level", "verbose"},
-      {"--log-format", "text"},  {"--split", "foo"},         {"--split", "Protocol"},
+      {"--retire-after", "abc"},   {"--retire-after", "1m30"}, {"--reconcile-interval", "0"},
+      {"--health-timeout", "x"},   {"--listen", "foo"},        {"--log-level", "verbose"},
+      {"--log-format", "text"},    {"--split", "foo"},         {"--split", "Protocol"},
       {"--receive-at", "nowhere"},
   };
   for (const auto& [flag, value] : bad) {

@@ -475,9 +475,9 @@ class AgentRedirectPeerTest : public PinnedRedirectPeerTest {
     ASSERT_TRUE(after.has_value());
     const test::e2e::Counts exported = *after - *before;
     if (split) {  // the datagrams are UDP: the udp series has at least them
-      const std::optional<double> udp = test::e2e::value_of(
-          metrics, "psnic_container_network_receive_bytes_total",
-          {{"host_interface", container_.host}, {"protocol", "udp"}});
+      const std::optional<double> udp =
+          test::e2e::value_of(metrics, "psnic_container_network_receive_bytes_total",
+                              {{"host_interface", container_.host}, {"protocol", "udp"}});
       ASSERT_TRUE(udp.has_value());
       EXPECT_GE(static_cast<uint64_t>(*udp), kDatagrams * kFrame);
     }

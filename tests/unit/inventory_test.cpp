@@ -202,8 +202,8 @@ class InventoryTest : public ::testing::Test {
           if (discover_error_) throw Error("netlink", EIO, "input/output error");
           return host_;
         },
-        Inventory::Options{30s, retire_after, 2s, expedite_, receive_at_peer_}, labels_,
-        retired_, self_,
+        Inventory::Options{30s, retire_after, 2s, expedite_, receive_at_peer_}, labels_, retired_,
+        self_,
         [this](OwnerRequest request) {
           if (queue_full_) return false;
           questions_.push_back(std::move(request));
