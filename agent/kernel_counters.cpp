@@ -111,12 +111,10 @@ bool KernelCounters::adopt(const AttachRequest& request) {
   // entries removed) and remove_remnants() finds nothing of it left.
   std::optional<PeerLink> peer;
   if (mode_ == AttachMode::tcx) {
-    // The peers map is read once for the adoptions of a start, not once per interface; this
-    // agent's own peer links change it, and drop what was read (count_at_peer, detach).
-    if (!peer_entries_) peer_entries_ = PeerEntries::read(program_);
-    peer = PeerLink::adopt(program_, request.ifindex, request.name, *pins_, *peer_entries_);
-  } else
-    PeerLink::remove_remnants(program_, request.ifindex, *pins_);
+    peer = PeerLink::adopt(program_, request.ifindex, request.name, *pins_, peer_entries());
+  } else {
+    PeerLink::remove_remnants(program_, request.ifindex, *pins_, peer_entries());
+  }
   std::optional<CountedInterface> adopted =
       CountedInterface::adopt(program_, request.ifindex, request.name, mode_, *pins_);
   if (!adopted) return false;
@@ -126,8 +124,14 @@ bool KernelCounters::adopt(const AttachRequest& request) {
 }
 
 void KernelCounters::remove_remnants(uint32_t ifindex) {
-  peer_entries_.reset();
-  if (pins_ != nullptr) psnic::remove_remnants(program_, ifindex, *pins_);
+  if (pins_ != nullptr) psnic::remove_remnants(program_, ifindex, *pins_, &peer_entries());
+}
+
+PeerEntries& KernelCounters::peer_entries() {
+  // Read once for what a start adopts and removes, not once per interface; this agent's own
+  // peer links change the map, and drop what was read (count_at_peer, detach, reattach).
+  if (!peer_entries_) peer_entries_ = PeerEntries::read(program_);
+  return *peer_entries_;
 }
 
 std::vector<uint32_t> KernelCounters::pinned() const {
@@ -138,7 +142,7 @@ void KernelCounters::unpin(uint32_t ifindex) {
   if (pins_ == nullptr) return;
   pins_->unpin_link(ifindex, true);
   pins_->unpin_link(ifindex, false);
-  PeerLink::remove_remnants(program_, ifindex, *pins_);
+  PeerLink::remove_remnants(program_, ifindex, *pins_, peer_entries());
 }
 
 void KernelCounters::forget(uint32_t ifindex) {

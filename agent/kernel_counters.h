@@ -59,8 +59,9 @@ class KernelCounters final : public Counters {
   TrafficMap map_;
   std::optional<LabelStore> label_store_;  // pinned only
   std::map<uint32_t, CountedInterface> counting_;
-  // The peers map as read for adopting what an earlier agent pinned; dropped once this agent
-  // changes the map itself.
+  // The peers map as read for adopting and removing what an earlier agent pinned; dropped
+  // once this agent changes the map itself.
+  PeerEntries& peer_entries();
   std::optional<PeerEntries> peer_entries_;
   // By host ifindex: interfaces whose receive is counted at their container-side peer. Declared
   // last, so destroyed first: an interface's receive goes back to its host egress before that

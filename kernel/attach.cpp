@@ -53,10 +53,14 @@ void Attachment::release() {
   std::visit([](auto& hooks) { hooks.release(); }, hooks_);
 }
 
-void remove_remnants(const TrafficProgram& program, uint32_t ifindex, const PinDir& pins) {
+void remove_remnants(const TrafficProgram& program, uint32_t ifindex, const PinDir& pins,
+                     PeerEntries* peers) {
   pins.unpin_link(ifindex, true);
   pins.unpin_link(ifindex, false);
-  PeerLink::remove_remnants(program, ifindex, pins);
+  if (peers != nullptr)
+    PeerLink::remove_remnants(program, ifindex, pins, *peers);
+  else
+    PeerLink::remove_remnants(program, ifindex, pins);
   remove_tc_filters_of_map(ifindex, program.ids().map);
   remove_tc_filters_of_map(ifindex, program.ids().idle_map);
 }

@@ -16,6 +16,8 @@
 
 namespace psnic {
 
+class PeerEntries;
+
 // How the program pair is hooked to an interface.
 enum class AttachMode {
   tcx,  // TCX links (kernel >= 6.6), at the head of each chain
@@ -74,8 +76,10 @@ class Attachment {
 // Removes what an earlier pinned agent left on one interface that cannot be adopted (half a
 // pair, a pair of the other mode): its link pins (the peer's included, with its map entries) and
 // its tc filters (those running a program that writes either of `program`'s maps). Another
-// tool's and another psnic's programs stay.
-void remove_remnants(const TrafficProgram& program, uint32_t ifindex, const PinDir& pins);
+// tool's and another psnic's programs stay. `peers`: the peers map read beforehand, for many
+// interfaces (PeerLink::remove_remnants); null: read here.
+void remove_remnants(const TrafficProgram& program, uint32_t ifindex, const PinDir& pins,
+                     PeerEntries* peers = nullptr);
 
 // An interface psnic counts: its counter (the traffic map's key) and the program pair that feeds
 // it, made and dropped together, so that no interface is hooked without a counter nor counted

@@ -144,9 +144,7 @@ std::optional<PeerLink> PeerLink::adopt(const TrafficProgram& program, uint32_t 
   if (!supported(program) || info.type != kBpfLinkTypeTcx || info.ifindex == 0 ||
       info.attach_type != static_cast<uint32_t>(kBpfTcxIngress) || keys.size() != 1 ||
       keys[0].ifindex != info.ifindex) {
-    forget_peer(program, host_ifindex, keys);
-    pins.unpin_peer_link(host_ifindex);
-    entries.forget(host_ifindex);
+    remove_remnants(program, host_ifindex, pins, entries);
     return std::nullopt;
   }
   PeerLink link(program, host_ifindex);
@@ -163,7 +161,14 @@ std::optional<PeerLink> PeerLink::adopt(const TrafficProgram& program, uint32_t 
 
 void PeerLink::remove_remnants(const TrafficProgram& program, uint32_t host_ifindex,
                                const PinDir& pins) {
-  forget_peer(program, host_ifindex, PeerEntries::read(program).of(host_ifindex));
+  PeerEntries entries = PeerEntries::read(program);
+  remove_remnants(program, host_ifindex, pins, entries);
+}
+
+void PeerLink::remove_remnants(const TrafficProgram& program, uint32_t host_ifindex,
+                               const PinDir& pins, PeerEntries& entries) {
+  forget_peer(program, host_ifindex, entries.of(host_ifindex));
+  entries.forget(host_ifindex);
   pins.unpin_peer_link(host_ifindex);
 }
 

@@ -69,6 +69,9 @@ class PeerLink {
   // map entries. Another tool's programs stay.
   static void remove_remnants(const TrafficProgram& program, uint32_t host_ifindex,
                               const PinDir& pins);
+  // The same with the peers map read beforehand, for many; `entries` forgets them too.
+  static void remove_remnants(const TrafficProgram& program, uint32_t host_ifindex,
+                              const PinDir& pins, PeerEntries& entries);
 
   PeerLink(PeerLink&& other) noexcept;
   PeerLink& operator=(PeerLink&& other) noexcept;
